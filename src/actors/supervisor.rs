@@ -1,0 +1,295 @@
+//! A supervisor per aggregate kind: spawns children on demand from their last
+//! snapshot, restarts failed children from it within a restart budget, and
+//! forgets children that stopped (finished or passivated).
+//!
+//! Callers do not message the supervisor for every command: [`call`] first
+//! looks the child up in ractor's registry by name and only asks the
+//! supervisor to spawn it when it is not running.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Display;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use super::CallError;
+use crate::persistence::StoreError;
+
+/// Restarts allowed per supervisor within [`RESTART_WINDOW`] before it escalates.
+pub const RESTARTS_MAX: usize = 20;
+/// The window over which [`RESTARTS_MAX`] is counted.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(10);
+/// How long a caller waits for the supervisor to spawn a child.
+pub const SPAWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts of one call when the child stops under it (passivation, restart).
+pub const CALL_ATTEMPTS_MAX: u32 = 5;
+
+/// What a supervisor knows about the children it looks after.
+pub trait ChildSpec: Send + Sync + 'static {
+    /// The aggregate's id.
+    type Id: Clone + Eq + Hash + Display + Send + Sync + 'static;
+    /// The child actor.
+    type Actor: Actor<Arguments = Self::Args>;
+    /// What a child starts from: a loaded snapshot or a vacant aggregate.
+    type Args: Send + 'static;
+
+    /// The kind's name, for logs.
+    const KIND: &'static str;
+
+    /// The registry name of child `id`.
+    fn name(id: &Self::Id) -> String;
+    /// A fresh actor value (its read-only dependencies).
+    fn actor(&self) -> Self::Actor;
+    /// Loads `id`'s start arguments from its snapshot; `None` when it has none.
+    /// Runs on a blocking thread.
+    ///
+    /// # Errors
+    /// A storage failure or a corrupt snapshot.
+    fn load(&self, id: &Self::Id) -> Result<Option<Self::Args>, StoreError>;
+    /// Start arguments for an aggregate that does not exist yet.
+    fn vacant(&self, id: &Self::Id) -> Self::Args;
+}
+
+/// Why a child could not be spawned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// No snapshot, and the caller did not ask for a vacant aggregate.
+    #[error("not found")]
+    NotFound,
+    /// The snapshot could not be read.
+    #[error("storage failure: {0}")]
+    Store(String),
+    /// ractor refused to spawn.
+    #[error("spawn failed: {0}")]
+    Spawn(String),
+}
+
+/// Messages to a supervisor.
+pub enum SupervisorMsg<S: ChildSpec> {
+    /// Returns the running child `id`, spawning it from its snapshot (or vacant, if `vacant_ok`).
+    Spawn {
+        /// The child.
+        id: S::Id,
+        /// Whether to start a vacant aggregate when there is no snapshot.
+        vacant_ok: bool,
+        /// The answer.
+        reply: RpcReplyPort<Result<ActorRef<<S::Actor as Actor>::Msg>, SpawnError>>,
+    },
+    /// How many children are alive.
+    Count(RpcReplyPort<usize>),
+}
+
+impl<S: ChildSpec> std::fmt::Debug for SupervisorMsg<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SupervisorMsg::Spawn { id, .. } => write!(f, "Spawn({id})"),
+            SupervisorMsg::Count(_) => f.write_str("Count"),
+        }
+    }
+}
+
+/// The supervisor actor of one kind.
+pub struct Supervisor<S: ChildSpec> {
+    spec: Arc<S>,
+}
+
+impl<S: ChildSpec> std::fmt::Debug for Supervisor<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Supervisor<{}>", S::KIND)
+    }
+}
+
+impl<S: ChildSpec> Supervisor<S> {
+    /// A supervisor for `spec`'s children.
+    pub fn new(spec: Arc<S>) -> Self {
+        Self { spec }
+    }
+}
+
+/// A supervisor's bookkeeping.
+#[derive(Debug)]
+pub struct SupervisorState<S: ChildSpec> {
+    children: HashMap<ActorId, S::Id>,
+    restarts: VecDeque<Instant>,
+}
+
+impl<S: ChildSpec> Supervisor<S> {
+    async fn load(&self, id: &S::Id) -> Result<Option<S::Args>, SpawnError> {
+        let spec = self.spec.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || spec.load(&id))
+            .await
+            .map_err(|err| SpawnError::Store(err.to_string()))?
+            .map_err(|err| SpawnError::Store(err.to_string()))
+    }
+
+    async fn start_child(
+        &self,
+        myself: &ActorRef<SupervisorMsg<S>>,
+        state: &mut SupervisorState<S>,
+        id: S::Id,
+        args: S::Args,
+    ) -> Result<ActorRef<<S::Actor as Actor>::Msg>, SpawnError> {
+        let (child, _) = Actor::spawn_linked(Some(S::name(&id)), self.spec.actor(), args, myself.get_cell())
+            .await
+            .map_err(|err| SpawnError::Spawn(err.to_string()))?;
+        state.children.insert(child.get_id(), id);
+        Ok(child)
+    }
+}
+
+impl<S: ChildSpec> Actor for Supervisor<S> {
+    type Msg = SupervisorMsg<S>;
+    type State = SupervisorState<S>;
+    type Arguments = ();
+
+    async fn pre_start(&self, _myself: ActorRef<Self::Msg>, _args: ()) -> Result<Self::State, ActorProcessingErr> {
+        Ok(SupervisorState { children: HashMap::new(), restarts: VecDeque::new() })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SupervisorMsg::Spawn { id, vacant_ok, reply } => {
+                if let Some(cell) = ractor::registry::where_is(S::name(&id)) {
+                    let _ = reply.send(Ok(cell.into()));
+                    return Ok(());
+                }
+                let result = match self.load(&id).await {
+                    Ok(Some(args)) => self.start_child(&myself, state, id, args).await,
+                    Ok(None) if vacant_ok => {
+                        let args = self.spec.vacant(&id);
+                        self.start_child(&myself, state, id, args).await
+                    }
+                    Ok(None) => Err(SpawnError::NotFound),
+                    Err(err) => Err(err),
+                };
+                let _ = reply.send(result);
+            }
+            SupervisorMsg::Count(reply) => {
+                let _ = reply.send(state.children.len());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.children.remove(&cell.get_id());
+            }
+            SupervisionEvent::ActorFailed(cell, cause) => {
+                let Some(id) = state.children.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                let now = Instant::now();
+                while state.restarts.front().is_some_and(|at| now.duration_since(*at) > RESTART_WINDOW) {
+                    state.restarts.pop_front();
+                }
+                state.restarts.push_back(now);
+                if state.restarts.len() > RESTARTS_MAX {
+                    tracing::error!(kind = S::KIND, %id, %cause, "restart budget exhausted; escalating");
+                    return Err(format!("{}: more than {RESTARTS_MAX} restarts in {RESTART_WINDOW:?}", S::KIND).into());
+                }
+                tracing::warn!(kind = S::KIND, %id, %cause, "child failed; restarting from its snapshot");
+                match self.load(&id).await {
+                    Ok(Some(args)) => {
+                        if let Err(err) = self.start_child(&myself, state, id.clone(), args).await {
+                            // The next caller spawns it again on demand.
+                            tracing::warn!(kind = S::KIND, %id, cause = %err, "restart deferred");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(err) => tracing::error!(kind = S::KIND, %id, cause = %err, "cannot reload snapshot"),
+                }
+            }
+            SupervisionEvent::ActorStarted(_) | SupervisionEvent::ProcessGroupChanged(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// The running child `id`, spawned if needed.
+///
+/// # Errors
+/// [`CallError::NotFound`] when it has no snapshot and `vacant_ok` is false.
+pub async fn child<S: ChildSpec>(
+    supervisor: &ActorRef<SupervisorMsg<S>>,
+    id: &S::Id,
+    vacant_ok: bool,
+) -> Result<ActorRef<<S::Actor as Actor>::Msg>, CallError> {
+    if let Some(cell) = ractor::registry::where_is(S::name(id)) {
+        return Ok(cell.into());
+    }
+    let answer = supervisor
+        .call(|reply| SupervisorMsg::Spawn { id: id.clone(), vacant_ok, reply }, Some(SPAWN_TIMEOUT))
+        .await
+        .map_err(|_| CallError::Unavailable)?;
+    match answer {
+        CallResult::Success(Ok(child)) => Ok(child),
+        CallResult::Success(Err(SpawnError::NotFound)) => Err(CallError::NotFound),
+        CallResult::Success(Err(SpawnError::Store(cause))) => Err(CallError::Store(cause)),
+        // A name still registered by a stopping child: the caller retries.
+        CallResult::Success(Err(SpawnError::Spawn(_))) | CallResult::SenderError => Err(CallError::Unavailable),
+        CallResult::Timeout => Err(CallError::Timeout),
+    }
+}
+
+/// Sends a request to child `id` and waits up to `timeout` for its answer,
+/// spawning the child if needed and trying again (up to [`CALL_ATTEMPTS_MAX`])
+/// when it stops before answering.
+///
+/// # Errors
+/// [`CallError`]: timeout, not found, unavailable after retries, storage failure.
+pub async fn call<S: ChildSpec, T: Send + 'static>(
+    supervisor: &ActorRef<SupervisorMsg<S>>,
+    id: &S::Id,
+    vacant_ok: bool,
+    timeout: Duration,
+    build: impl Fn(RpcReplyPort<T>) -> <S::Actor as Actor>::Msg,
+) -> Result<T, CallError> {
+    for attempt in 0..CALL_ATTEMPTS_MAX {
+        let actor = match child(supervisor, id, vacant_ok).await {
+            Ok(actor) => actor,
+            Err(CallError::Unavailable) => {
+                tokio::time::sleep(super::backoff(attempt)).await;
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        match actor.call(&build, Some(timeout)).await {
+            Ok(CallResult::Success(value)) => return Ok(value),
+            Ok(CallResult::Timeout) => return Err(CallError::Timeout),
+            // Stopped before answering: the command was not applied; go again.
+            Ok(CallResult::SenderError) | Err(_) => tokio::task::yield_now().await,
+        }
+    }
+    Err(CallError::Unavailable)
+}
+
+/// Sends a message to child `id` without waiting for an answer, spawning it if needed.
+///
+/// # Errors
+/// As [`child`], or [`CallError::Unavailable`] if the child stopped.
+pub async fn cast<S: ChildSpec>(
+    supervisor: &ActorRef<SupervisorMsg<S>>,
+    id: &S::Id,
+    vacant_ok: bool,
+    message: <S::Actor as Actor>::Msg,
+) -> Result<(), CallError> {
+    let actor = child(supervisor, id, vacant_ok).await?;
+    actor.cast(message).map_err(|_| CallError::Unavailable)
+}

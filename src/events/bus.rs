@@ -1,0 +1,78 @@
+//! How envelopes travel: the [`Bus`] a dispatcher publishes to and the
+//! [`EventSink`] a context receives with.
+//!
+//! The contract is at-least-once: [`Bus::publish`] returns `Ok` only when the
+//! receiver has durably applied (or already had) the event, and a sender keeps
+//! an event in its outbox until then. Receivers deduplicate by event id.
+//! [`InProcessBus`] calls the receiving context directly; a broker-backed bus
+//! (NATS JetStream) implements the same trait.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::EventEnvelope;
+
+/// A boxed, sendable future (object-safe async).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a receiver did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Applied now, durably.
+    Applied,
+    /// Applied before; nothing changed.
+    Duplicate,
+}
+
+/// Why a receiver did not take an event (yet).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// An earlier event of the same order has not arrived: deliver again later.
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// The receiver is busy, restarting or shutting down: deliver again later.
+    #[error("receiver unavailable: {0}")]
+    Unavailable(String),
+    /// The receiver can never apply this event (a bug or a foreign event).
+    #[error("rejected: {0}")]
+    Rejected(String),
+}
+
+/// The receiving side of a context.
+pub trait EventSink: Send + Sync + 'static {
+    /// Applies `envelope` durably (or recognises it as a duplicate).
+    fn deliver(&self, envelope: EventEnvelope) -> BoxFuture<'_, Result<Delivery, DeliveryError>>;
+}
+
+/// The sending side: where a context's dispatcher hands its outbox.
+pub trait Bus: Send + Sync + 'static {
+    /// Delivers `envelope`; `Ok` means the receiver has it durably.
+    fn publish(&self, envelope: EventEnvelope) -> BoxFuture<'_, Result<Delivery, DeliveryError>>;
+}
+
+/// A bus inside one process: publishing calls the receiving context's sink.
+#[derive(Clone)]
+pub struct InProcessBus {
+    target: Arc<dyn EventSink>,
+}
+
+impl std::fmt::Debug for InProcessBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InProcessBus")
+    }
+}
+
+impl InProcessBus {
+    /// A bus delivering to `target`.
+    pub fn new(target: Arc<dyn EventSink>) -> Self {
+        Self { target }
+    }
+}
+
+impl Bus for InProcessBus {
+    fn publish(&self, envelope: EventEnvelope) -> BoxFuture<'_, Result<Delivery, DeliveryError>> {
+        self.target.deliver(envelope)
+    }
+}
