@@ -5,3 +5,4 @@
 pub mod actors;
 pub mod events;
 pub mod persistence;
+pub mod fulfillment;

@@ -12,12 +12,52 @@
 
 pub mod clock;
 pub mod dispatcher;
+pub mod persist;
 pub mod supervisor;
 
 use std::time::Duration;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use supervisor::{call, cast, ChildSpec, SpawnError, Supervisor, SupervisorMsg};
+pub use supervisor::{call, cast, child, ChildSpec, SpawnError, Supervisor, SupervisorMsg};
+
+/// How long a typed call to an aggregate actor waits for its answer.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An aggregate actor's state: the aggregate (`None` while vacant) and when it
+/// last handled a message, for passivation. Nothing else lives here.
+#[derive(Debug)]
+pub struct Live<T> {
+    /// The aggregate, or `None` for one that does not exist yet.
+    pub aggregate: Option<T>,
+    /// When the actor last handled a message.
+    pub touched: std::time::Instant,
+    /// Consecutive failed attempts of the effect being retried.
+    pub attempts: u32,
+    /// Whether an effect is under way (its answer comes back as a message).
+    pub in_flight: bool,
+}
+
+impl<T> Live<T> {
+    /// A live actor state around `aggregate`.
+    pub fn new(aggregate: Option<T>) -> Self {
+        Self { aggregate, touched: std::time::Instant::now(), attempts: 0, in_flight: false }
+    }
+
+    /// Whether the actor has been idle for at least `idle`.
+    pub fn idle_for(&self, idle: Duration) -> bool {
+        self.touched.elapsed() >= idle
+    }
+}
+
+/// A process-unique prefix for one engine's actor names.
+pub fn engine_scope() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("e{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// How often an aggregate actor checks whether it has been idle long enough to passivate.
+pub const IDLE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// First retry delay of a failed effect (payment, delivery).
 pub const BACKOFF_BASE: Duration = Duration::from_millis(20);

@@ -39,8 +39,8 @@ pub trait ChildSpec: Send + Sync + 'static {
     /// The kind's name, for logs.
     const KIND: &'static str;
 
-    /// The registry name of child `id`.
-    fn name(id: &Self::Id) -> String;
+    /// The registry name of child `id` (unique in the process: engines share ractor's registry).
+    fn name(&self, id: &Self::Id) -> String;
     /// A fresh actor value (its read-only dependencies).
     fn actor(&self) -> Self::Actor;
     /// Loads `id`'s start arguments from its snapshot; `None` when it has none.
@@ -134,7 +134,7 @@ impl<S: ChildSpec> Supervisor<S> {
         id: S::Id,
         args: S::Args,
     ) -> Result<ActorRef<<S::Actor as Actor>::Msg>, SpawnError> {
-        let (child, _) = Actor::spawn_linked(Some(S::name(&id)), self.spec.actor(), args, myself.get_cell())
+        let (child, _) = Actor::spawn_linked(Some(self.spec.name(&id)), self.spec.actor(), args, myself.get_cell())
             .await
             .map_err(|err| SpawnError::Spawn(err.to_string()))?;
         state.children.insert(child.get_id(), id);
@@ -159,7 +159,7 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             SupervisorMsg::Spawn { id, vacant_ok, reply } => {
-                if let Some(cell) = ractor::registry::where_is(S::name(&id)) {
+                if let Some(cell) = ractor::registry::where_is(self.spec.name(&id)) {
                     let _ = reply.send(Ok(cell.into()));
                     return Ok(());
                 }
@@ -227,11 +227,12 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
 /// # Errors
 /// [`CallError::NotFound`] when it has no snapshot and `vacant_ok` is false.
 pub async fn child<S: ChildSpec>(
+    spec: &S,
     supervisor: &ActorRef<SupervisorMsg<S>>,
     id: &S::Id,
     vacant_ok: bool,
 ) -> Result<ActorRef<<S::Actor as Actor>::Msg>, CallError> {
-    if let Some(cell) = ractor::registry::where_is(S::name(id)) {
+    if let Some(cell) = ractor::registry::where_is(spec.name(id)) {
         return Ok(cell.into());
     }
     let answer = supervisor
@@ -255,6 +256,7 @@ pub async fn child<S: ChildSpec>(
 /// # Errors
 /// [`CallError`]: timeout, not found, unavailable after retries, storage failure.
 pub async fn call<S: ChildSpec, T: Send + 'static>(
+    spec: &S,
     supervisor: &ActorRef<SupervisorMsg<S>>,
     id: &S::Id,
     vacant_ok: bool,
@@ -262,7 +264,7 @@ pub async fn call<S: ChildSpec, T: Send + 'static>(
     build: impl Fn(RpcReplyPort<T>) -> <S::Actor as Actor>::Msg,
 ) -> Result<T, CallError> {
     for attempt in 0..CALL_ATTEMPTS_MAX {
-        let actor = match child(supervisor, id, vacant_ok).await {
+        let actor = match child(spec, supervisor, id, vacant_ok).await {
             Ok(actor) => actor,
             Err(CallError::Unavailable) => {
                 tokio::time::sleep(super::backoff(attempt)).await;
@@ -285,11 +287,12 @@ pub async fn call<S: ChildSpec, T: Send + 'static>(
 /// # Errors
 /// As [`child`], or [`CallError::Unavailable`] if the child stopped.
 pub async fn cast<S: ChildSpec>(
+    spec: &S,
     supervisor: &ActorRef<SupervisorMsg<S>>,
     id: &S::Id,
     vacant_ok: bool,
     message: <S::Actor as Actor>::Msg,
 ) -> Result<(), CallError> {
-    let actor = child(supervisor, id, vacant_ok).await?;
+    let actor = child(spec, supervisor, id, vacant_ok).await?;
     actor.cast(message).map_err(|_| CallError::Unavailable)
 }

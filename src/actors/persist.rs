@@ -1,0 +1,78 @@
+//! Building the write batch of one aggregate's state change: its snapshot,
+//! whether its saga is still open, its outbox events, its saga steps and the
+//! event it applied — all in one atomic batch (the outbox rule).
+
+use crate::events::{EventEnvelope, EventId, OrderId, SagaStep, Timestamp};
+use crate::persistence::{codec, StoreError, WriteBatch, WriteOp};
+
+use super::dispatcher::outbox_ops;
+
+/// Version byte of an encoded saga step.
+pub const STEP_VERSION: u8 = 1;
+
+/// One aggregate's state change, ready to be written.
+#[derive(Debug)]
+pub struct Change<'a> {
+    /// Record kind of the aggregate.
+    pub kind: &'static str,
+    /// The aggregate's id in text form.
+    pub id: String,
+    /// Its encoded snapshot.
+    pub snapshot: Vec<u8>,
+    /// `Some(true)` when its saga is over, `Some(false)` while it has work left, `None` for non-saga aggregates.
+    pub finished: Option<bool>,
+    /// The order the change concerns (for the saga log).
+    pub order: OrderId,
+    /// Events emitted.
+    pub events: &'a [EventEnvelope],
+    /// Steps taken.
+    pub steps: &'a [SagaStep],
+    /// The event applied, if the change came from one.
+    pub applied: Option<EventId>,
+    /// When.
+    pub now: Timestamp,
+}
+
+/// The atomic batch for `change`.
+///
+/// # Errors
+/// [`StoreError::Encode`] (a programming error).
+pub fn batch(change: Change<'_>) -> Result<WriteBatch, StoreError> {
+    let mut batch = WriteBatch::new();
+    match change.finished {
+        Some(true) => {
+            batch.push(WriteOp::MarkClosed { kind: change.kind, id: change.id.clone() });
+        }
+        Some(false) => {
+            batch.push(WriteOp::MarkOpen { kind: change.kind, id: change.id.clone() });
+        }
+        None => {}
+    }
+    batch.push(WriteOp::PutSnapshot { kind: change.kind, id: change.id, bytes: change.snapshot });
+    outbox_ops(&mut batch, change.events)?;
+    for (n, step) in change.steps.iter().enumerate() {
+        // Step ids sort by time, then by position within the change; the low
+        // bits keep steps of both contexts and of repeated changes apart.
+        let step_id = (u128::from(step.at.as_millis()) << 64)
+            | (u128::from(n as u64) << 48)
+            | (crate::events::ids::fresh_raw(step.at) & 0xFFFF_FFFF_FFFF);
+        batch.push(WriteOp::AppendStep { order: change.order.as_raw(), step: step_id, bytes: codec::encode(STEP_VERSION, step)? });
+    }
+    if let Some(event) = change.applied {
+        batch.push(WriteOp::RecordInbox { key: event.as_raw(), at: change.now.as_millis() });
+    }
+    Ok(batch)
+}
+
+/// Decodes an order's saga steps as read from a store (undecodable rows are skipped and logged).
+pub fn decode_steps(rows: Vec<Vec<u8>>) -> Vec<SagaStep> {
+    rows.into_iter()
+        .filter_map(|bytes| match codec::decode(STEP_VERSION, "saga step", &bytes) {
+            Ok(step) => Some(step),
+            Err(err) => {
+                tracing::error!(cause = %err, "undecodable saga step skipped");
+                None
+            }
+        })
+        .collect()
+}

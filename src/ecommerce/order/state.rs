@@ -1,0 +1,955 @@
+//! The e-commerce order: a pure state machine.
+//!
+//! ```text
+//! Placed -> StockConfirmed -> Paid -> InFulfillment -> PartiallyShipped -> Shipped -> Delivered
+//!    \            \             \_________ (cancel confirmed by fulfillment) ____> Refunded{reason}
+//!     \____________\__ (stock rejected, capture declined, expiry, customer) ____> Cancelled{reason}
+//! ```
+//!
+//! Payment operations the order still owes (capture, void, refund) are kept
+//! in [`Order::pending_payments`] and persisted before the actor performs
+//! them, so a crash never loses one; each carries an idempotency key derived
+//! from the order. The saga is finished when the status is terminal and
+//! nothing is owed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ecommerce::payments::{AuthorizationId, PaymentError};
+use crate::events::{
+    Address, CancelReason, ContextName, CustomerId, EventEnvelope, EventId, EventLine, FulfillmentOrderId,
+    FulfillmentStage, IntegrationEvent, Money, OrderId, Quantity, SagaStep, Sku, SkuUnits, Timestamp, ValueError,
+    EVENT_SCHEMA_VERSION,
+};
+
+/// Most lines in one order.
+pub const ORDER_LINES_MAX: usize = 100;
+
+/// A priced order line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    /// What.
+    pub sku: Sku,
+    /// How many.
+    pub quantity: Quantity,
+    /// Price of one unit, from the catalog at placement.
+    pub unit_price: Money,
+}
+
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Payment authorized; waiting for fulfillment to reserve stock.
+    Placed,
+    /// Stock reserved; capturing the payment.
+    StockConfirmed,
+    /// Payment captured; fulfillment is releasing it to the warehouse.
+    Paid,
+    /// The warehouse is working on it.
+    InFulfillment,
+    /// Some shipments have left.
+    PartiallyShipped,
+    /// Every shipment has left.
+    Shipped,
+    /// Every shipment arrived. Terminal.
+    Delivered,
+    /// Cancelled before any capture. Terminal.
+    Cancelled {
+        /// Why.
+        reason: CancelReason,
+    },
+    /// Cancelled after capture; the payment is refunded. Terminal.
+    Refunded {
+        /// Why.
+        reason: CancelReason,
+    },
+}
+
+impl OrderStatus {
+    /// The status as a stable snake_case code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Placed => "placed",
+            OrderStatus::StockConfirmed => "stock_confirmed",
+            OrderStatus::Paid => "paid",
+            OrderStatus::InFulfillment => "in_fulfillment",
+            OrderStatus::PartiallyShipped => "partially_shipped",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Cancelled { .. } => "cancelled",
+            OrderStatus::Refunded { .. } => "refunded",
+        }
+    }
+
+    /// Whether no further status change can happen.
+    pub fn is_terminal(self) -> bool {
+        match self {
+            OrderStatus::Delivered | OrderStatus::Cancelled { .. } | OrderStatus::Refunded { .. } => true,
+            OrderStatus::Placed
+            | OrderStatus::StockConfirmed
+            | OrderStatus::Paid
+            | OrderStatus::InFulfillment
+            | OrderStatus::PartiallyShipped
+            | OrderStatus::Shipped => false,
+        }
+    }
+}
+
+/// Where the money stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Held, not taken.
+    Authorized,
+    /// Refused at authorization or capture.
+    Declined,
+    /// Taken.
+    Captured,
+    /// The hold was released.
+    Voided,
+    /// Everything taken was given back.
+    Refunded,
+}
+
+/// A payment operation the order owes, performed by the actor after it is persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentOp {
+    /// Take the authorized amount.
+    Capture,
+    /// Release the hold.
+    Void,
+    /// Give back `amount`; `number` makes the idempotency key unique per refund.
+    Refund {
+        /// Which refund of this order, from 1.
+        number: u32,
+        /// How much.
+        amount: Money,
+    },
+}
+
+impl PaymentOp {
+    /// The idempotency key sent to the gateway for this operation of `order`.
+    pub fn key(&self, order: OrderId) -> String {
+        match self {
+            PaymentOp::Capture => format!("capture:{order}"),
+            PaymentOp::Void => format!("void:{order}"),
+            PaymentOp::Refund { number, .. } => format!("refund:{order}:{number}"),
+        }
+    }
+}
+
+/// The payment of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    /// The gateway's authorization (absent when authorization was declined).
+    pub authorization: Option<AuthorizationId>,
+    /// Where it stands.
+    pub status: PaymentStatus,
+    /// Amount captured.
+    pub captured: Money,
+    /// Amount refunded.
+    pub refunded: Money,
+}
+
+/// An order's view of its fulfillment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FulfillmentLink {
+    /// The fulfillment order.
+    pub id: FulfillmentOrderId,
+    /// Shipments planned or created.
+    pub shipments_total: u16,
+    /// Shipments that left.
+    pub shipments_dispatched: u16,
+    /// Shipments that arrived.
+    pub shipments_delivered: u16,
+}
+
+/// What the caller asked to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    /// The order's id (chosen by the caller, so a retry names the same order).
+    pub id: OrderId,
+    /// Who orders.
+    pub customer_id: CustomerId,
+    /// Priced lines.
+    pub lines: Vec<OrderLine>,
+    /// Where to ship.
+    pub ship_to: Address,
+}
+
+/// The gateway's answer to the authorization made before placement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorization {
+    /// Held.
+    Approved(AuthorizationId),
+    /// Refused.
+    Declined(String),
+}
+
+/// A customer's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    id: OrderId,
+    customer_id: CustomerId,
+    lines: Vec<OrderLine>,
+    total: Money,
+    ship_to: Address,
+    status: OrderStatus,
+    payment: Payment,
+    pending_payments: Vec<PaymentOp>,
+    fulfillment: Option<FulfillmentLink>,
+    cancel_requested: bool,
+    refunds_issued: u32,
+    applied: Vec<EventId>,
+    sequence: u32,
+    placed_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+/// A rule the order refused to break.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OrderError {
+    /// An order needs at least one line.
+    #[error("an order needs at least one line")]
+    NoLines,
+    /// More than [`ORDER_LINES_MAX`] lines.
+    #[error("an order has at most {ORDER_LINES_MAX} lines")]
+    TooManyLines,
+    /// The same SKU on two lines.
+    #[error("SKU {0} appears on more than one line")]
+    DuplicateSku(Sku),
+    /// A price or total is invalid (currencies mixed, overflow).
+    #[error("invalid amount: {0}")]
+    Amount(#[from] ValueError),
+    /// The order has shipped (or is past the point of cancelling).
+    #[error("the order can no longer be cancelled (status {status})")]
+    NotCancellable {
+        /// The status it is in.
+        status: &'static str,
+    },
+    /// A snapshot broke an invariant.
+    #[error("invariant violated: {0}")]
+    Invariant(&'static str),
+}
+
+/// The result of a decision: the next state and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The order after the decision.
+    pub next: Order,
+    /// Events to write to the outbox with `next`.
+    pub events: Vec<EventEnvelope>,
+    /// Steps to append to the saga log.
+    pub steps: Vec<SagaStep>,
+}
+
+/// What a cancellation request led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The order is cancelled.
+    Cancelled,
+    /// Fulfillment was asked to stop; the outcome arrives as an event.
+    Requested,
+}
+
+fn step(now: Timestamp, name: &str, detail: String, compensation: bool) -> SagaStep {
+    SagaStep { at: now, context: ContextName::Ecommerce, name: name.to_owned(), detail, compensation }
+}
+
+impl Order {
+    /// Places an order whose payment authorization has been answered.
+    ///
+    /// # Errors
+    /// [`OrderError`] for no lines, too many, duplicate SKUs or a bad total.
+    pub fn place(new: NewOrder, authorization: Authorization, now: Timestamp) -> Result<Transition, OrderError> {
+        let total = Self::total_of(&new.lines)?;
+        let currency = total.currency();
+        let (status, payment_status, authorization_id, detail) = match authorization {
+            Authorization::Approved(id) => {
+                (OrderStatus::Placed, PaymentStatus::Authorized, Some(id), format!("total {total}, payment authorized"))
+            }
+            Authorization::Declined(why) => (
+                OrderStatus::Cancelled { reason: CancelReason::PaymentDeclined },
+                PaymentStatus::Declined,
+                None,
+                format!("payment declined: {why}"),
+            ),
+        };
+        let mut order = Order {
+            id: new.id,
+            customer_id: new.customer_id,
+            lines: new.lines,
+            total,
+            ship_to: new.ship_to,
+            status,
+            payment: Payment {
+                authorization: authorization_id,
+                status: payment_status,
+                captured: Money::zero(currency),
+                refunded: Money::zero(currency),
+            },
+            pending_payments: Vec::new(),
+            fulfillment: None,
+            cancel_requested: false,
+            refunds_issued: 0,
+            applied: Vec::new(),
+            sequence: 0,
+            placed_at: now,
+            updated_at: now,
+        };
+        let name = if status == OrderStatus::Placed { "order_placed" } else { "payment_declined" };
+        let mut events = Vec::new();
+        if status == OrderStatus::Placed {
+            events.push(order.emit(
+                now,
+                IntegrationEvent::OrderPlaced {
+                    customer_id: order.customer_id,
+                    lines: order.lines.iter().map(|l| EventLine { sku: l.sku.clone(), quantity: l.quantity }).collect(),
+                    ship_to: order.ship_to.clone(),
+                },
+            ));
+        }
+        order.check_invariants()?;
+        Ok(Transition { next: order, events, steps: vec![step(now, name, detail, false)] })
+    }
+
+    /// The sum of the lines, checking the line rules.
+    ///
+    /// # Errors
+    /// [`OrderError::NoLines`], [`OrderError::TooManyLines`], [`OrderError::DuplicateSku`], [`OrderError::Amount`].
+    pub fn total_of(lines: &[OrderLine]) -> Result<Money, OrderError> {
+        let first = lines.first().ok_or(OrderError::NoLines)?;
+        if lines.len() > ORDER_LINES_MAX {
+            return Err(OrderError::TooManyLines);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut total = Money::zero(first.unit_price.currency());
+        for line in lines {
+            if !seen.insert(&line.sku) {
+                return Err(OrderError::DuplicateSku(line.sku.clone()));
+            }
+            total = total.checked_add(line.unit_price.times(line.quantity.get())?)?;
+        }
+        Ok(total)
+    }
+
+    fn emit(&mut self, now: Timestamp, event: IntegrationEvent) -> EventEnvelope {
+        self.sequence += 1;
+        EventEnvelope {
+            event_id: EventId::derived(self.id.as_raw(), self.sequence),
+            order_id: self.id,
+            sequence: self.sequence,
+            occurred_at: now,
+            source: ContextName::Ecommerce,
+            schema_version: EVENT_SCHEMA_VERSION,
+            event,
+        }
+    }
+
+    /// Whether event `id` has been applied to this order.
+    pub fn has_applied(&self, id: EventId) -> bool {
+        self.applied.contains(&id)
+    }
+
+    /// Applies an event from fulfillment. Events that no longer matter in the
+    /// current status (a late progress report on a cancelled order) are
+    /// recorded as applied and change nothing else.
+    pub fn apply(&self, envelope: &EventEnvelope, now: Timestamp) -> Transition {
+        let mut next = self.clone();
+        next.applied.push(envelope.event_id);
+        next.updated_at = now;
+        let events = Vec::new();
+        let mut steps = Vec::new();
+        let status = self.status;
+        match (&envelope.event, status) {
+            (IntegrationEvent::StockReserved { fulfillment_order_id, expires_at, shipments_planned }, OrderStatus::Placed) => {
+                next.status = OrderStatus::StockConfirmed;
+                next.fulfillment = Some(FulfillmentLink {
+                    id: *fulfillment_order_id,
+                    shipments_total: *shipments_planned,
+                    shipments_dispatched: 0,
+                    shipments_delivered: 0,
+                });
+                next.pending_payments.push(PaymentOp::Capture);
+                steps.push(step(now, "stock_confirmed", format!("reserved until {}", expires_at.as_millis()), false));
+            }
+            (IntegrationEvent::StockRejected { missing }, OrderStatus::Placed) => {
+                next.cancel(CancelReason::OutOfStock);
+                let detail = missing.iter().map(|m| format!("{} short by {}", m.sku, m.units)).collect::<Vec<_>>().join(", ");
+                steps.push(step(now, "stock_rejected", detail, true));
+                steps.push(step(now, "authorization_void_requested", "out of stock".to_owned(), true));
+            }
+            (IntegrationEvent::ReservationExpired, OrderStatus::Placed | OrderStatus::StockConfirmed) => {
+                next.cancel(CancelReason::ReservationExpired);
+                steps.push(step(now, "reservation_expired", "payment not captured in time".to_owned(), true));
+            }
+            (IntegrationEvent::FulfillmentProgressed { stage, short }, OrderStatus::Paid | OrderStatus::InFulfillment) => {
+                next.status = OrderStatus::InFulfillment;
+                let name = match stage {
+                    FulfillmentStage::Released => "released_to_warehouse",
+                    FulfillmentStage::Picking => "picking",
+                    FulfillmentStage::Packed => "packed",
+                };
+                steps.push(step(now, name, String::new(), false));
+                if let Some(amount) = next.short_amount(short) {
+                    next.refunds_issued += 1;
+                    next.pending_payments.push(PaymentOp::Refund { number: next.refunds_issued, amount });
+                    steps.push(step(now, "partial_refund_requested", format!("{amount} for units not picked"), true));
+                    if next.fulfillment.as_ref().is_some_and(|f| f.shipments_total == 0) && *stage == FulfillmentStage::Packed {
+                        next.status = OrderStatus::Refunded { reason: CancelReason::OutOfStock };
+                    }
+                }
+            }
+            (
+                IntegrationEvent::ShipmentDispatched { shipment_id, tracking_number, shipments_total, shipments_dispatched, .. },
+                OrderStatus::Paid | OrderStatus::InFulfillment | OrderStatus::PartiallyShipped,
+            ) => {
+                if let Some(link) = next.fulfillment.as_mut() {
+                    link.shipments_total = *shipments_total;
+                    link.shipments_dispatched = *shipments_dispatched;
+                }
+                next.status = if shipments_dispatched >= shipments_total {
+                    OrderStatus::Shipped
+                } else {
+                    OrderStatus::PartiallyShipped
+                };
+                next.cancel_requested = false;
+                steps.push(step(now, "shipment_dispatched", format!("{shipment_id} tracking {tracking_number}"), false));
+            }
+            (
+                IntegrationEvent::ShipmentDelivered { shipment_id, shipments_total, shipments_delivered },
+                OrderStatus::PartiallyShipped | OrderStatus::Shipped,
+            ) => {
+                if let Some(link) = next.fulfillment.as_mut() {
+                    link.shipments_total = *shipments_total;
+                    link.shipments_delivered = *shipments_delivered;
+                }
+                if shipments_delivered >= shipments_total && status == OrderStatus::Shipped {
+                    next.status = OrderStatus::Delivered;
+                }
+                steps.push(step(now, "shipment_delivered", shipment_id.to_string(), false));
+            }
+            (IntegrationEvent::CancellationConfirmed { stock }, OrderStatus::Paid | OrderStatus::InFulfillment) => {
+                let refund = next.payment.captured.checked_sub(next.payment.refunded).ok().filter(|m| m.amount() > 0);
+                next.status = OrderStatus::Refunded { reason: CancelReason::CustomerRequest };
+                next.cancel_requested = false;
+                steps.push(step(now, "cancellation_confirmed", format!("stock {stock:?}"), true));
+                if let Some(amount) = refund {
+                    next.refunds_issued += 1;
+                    next.pending_payments.push(PaymentOp::Refund { number: next.refunds_issued, amount });
+                    steps.push(step(now, "refund_requested", amount.to_string(), true));
+                }
+            }
+            (IntegrationEvent::CancellationRejected, _) => {
+                next.cancel_requested = false;
+                steps.push(step(now, "cancellation_rejected", "already dispatched".to_owned(), false));
+            }
+            (event, _) => {
+                steps.push(step(now, "event_ignored", format!("{} while {}", event.kind(), status.as_str()), false));
+            }
+        }
+        if next.status.is_terminal() {
+            next.pending_payments.retain(|op| !matches!(op, PaymentOp::Capture));
+        }
+        debug_assert!(next.check_invariants().is_ok());
+        Transition { next, events, steps }
+    }
+
+    /// Moves to `Cancelled{reason}` and settles the payment: a hold is voided.
+    fn cancel(&mut self, reason: CancelReason) {
+        self.status = OrderStatus::Cancelled { reason };
+        self.pending_payments.retain(|op| !matches!(op, PaymentOp::Capture));
+        if self.payment.status == PaymentStatus::Authorized && !self.pending_payments.contains(&PaymentOp::Void) {
+            self.pending_payments.push(PaymentOp::Void);
+        }
+    }
+
+    fn short_amount(&self, short: &[SkuUnits]) -> Option<Money> {
+        let mut amount = Money::zero(self.total.currency());
+        for item in short {
+            let line = self.lines.iter().find(|l| l.sku == item.sku)?;
+            amount = amount.checked_add(line.unit_price.times(item.units).ok()?).ok()?;
+        }
+        (amount.amount() > 0).then_some(amount)
+    }
+
+    /// The customer (or an operator) asks to cancel.
+    ///
+    /// # Errors
+    /// [`OrderError::NotCancellable`] once a shipment has left.
+    pub fn request_cancel(&self, now: Timestamp) -> Result<(CancelOutcome, Transition), OrderError> {
+        let mut next = self.clone();
+        next.updated_at = now;
+        let mut events = Vec::new();
+        let mut steps = Vec::new();
+        let outcome = match self.status {
+            OrderStatus::Placed | OrderStatus::StockConfirmed => {
+                next.cancel(CancelReason::CustomerRequest);
+                events.push(next.emit(now, IntegrationEvent::OrderCancelled { reason: CancelReason::CustomerRequest }));
+                steps.push(step(now, "cancelled", "customer request before payment".to_owned(), true));
+                CancelOutcome::Cancelled
+            }
+            OrderStatus::Paid | OrderStatus::InFulfillment => {
+                if !self.cancel_requested {
+                    next.cancel_requested = true;
+                    events.push(next.emit(now, IntegrationEvent::OrderCancelled { reason: CancelReason::CustomerRequest }));
+                    steps.push(step(now, "cancellation_requested", "asked fulfillment to stop".to_owned(), true));
+                }
+                CancelOutcome::Requested
+            }
+            OrderStatus::Cancelled { .. } | OrderStatus::Refunded { .. } => CancelOutcome::Cancelled,
+            OrderStatus::PartiallyShipped | OrderStatus::Shipped | OrderStatus::Delivered => {
+                return Err(OrderError::NotCancellable { status: self.status.as_str() })
+            }
+        };
+        Ok((outcome, Transition { next, events, steps }))
+    }
+
+    /// The gateway answered payment operation `op` (the first pending one).
+    pub fn payment_result(&self, op: &PaymentOp, result: Result<(), PaymentError>, now: Timestamp) -> Transition {
+        let mut next = self.clone();
+        next.updated_at = now;
+        let mut events = Vec::new();
+        let mut steps = Vec::new();
+        match next.pending_payments.iter().position(|pending| pending == op) {
+            Some(position) => {
+                next.pending_payments.remove(position);
+            }
+            // A capture answered after a cancel dropped it still took money: handle it below.
+            None if *op == PaymentOp::Capture && result.is_ok() && next.payment.status != PaymentStatus::Captured => {}
+            None => return Transition { next: self.clone(), events, steps },
+        }
+        match (op, result) {
+            (PaymentOp::Capture, Ok(())) => {
+                next.payment.status = PaymentStatus::Captured;
+                next.payment.captured = next.total;
+                if next.status == OrderStatus::StockConfirmed {
+                    next.status = OrderStatus::Paid;
+                    events.push(next.emit(now, IntegrationEvent::PaymentCaptured { amount: next.total }));
+                    steps.push(step(now, "payment_captured", next.total.to_string(), false));
+                } else {
+                    // Captured after the order was cancelled (a capture that raced a cancel): give it back.
+                    next.pending_payments.retain(|pending| *pending != PaymentOp::Void);
+                    next.refunds_issued += 1;
+                    next.pending_payments.push(PaymentOp::Refund { number: next.refunds_issued, amount: next.total });
+                    steps.push(step(now, "late_capture_refund_requested", next.total.to_string(), true));
+                }
+            }
+            (PaymentOp::Capture, Err(err)) => {
+                next.payment.status = PaymentStatus::Declined;
+                if next.status == OrderStatus::StockConfirmed {
+                    next.status = OrderStatus::Cancelled { reason: CancelReason::PaymentDeclined };
+                    events.push(next.emit(now, IntegrationEvent::OrderCancelled { reason: CancelReason::PaymentDeclined }));
+                }
+                next.pending_payments.push(PaymentOp::Void);
+                steps.push(step(now, "capture_declined", err.to_string(), true));
+            }
+            (PaymentOp::Void, Ok(())) => {
+                if next.payment.status != PaymentStatus::Captured {
+                    next.payment.status = PaymentStatus::Voided;
+                }
+                steps.push(step(now, "authorization_voided", String::new(), true));
+            }
+            (PaymentOp::Void, Err(PaymentError::AlreadyCaptured)) => {
+                let refund_owed = !next.pending_payments.iter().any(|p| matches!(p, PaymentOp::Refund { .. }))
+                    && next.payment.refunded.amount() == 0;
+                next.payment.status = PaymentStatus::Captured;
+                next.payment.captured = next.total;
+                if refund_owed {
+                    next.refunds_issued += 1;
+                    next.pending_payments.push(PaymentOp::Refund { number: next.refunds_issued, amount: next.total });
+                    steps.push(step(now, "refund_requested", "authorization was already captured".to_owned(), true));
+                }
+            }
+            (PaymentOp::Void, Err(err)) => {
+                // A declined void leaves nothing held that we could release.
+                steps.push(step(now, "void_failed", err.to_string(), true));
+            }
+            (PaymentOp::Refund { amount, .. }, Ok(())) => {
+                if let Ok(refunded) = next.payment.refunded.checked_add(*amount) {
+                    next.payment.refunded = refunded;
+                }
+                if next.payment.refunded == next.payment.captured {
+                    next.payment.status = PaymentStatus::Refunded;
+                }
+                steps.push(step(now, "refunded", amount.to_string(), true));
+            }
+            (PaymentOp::Refund { amount, .. }, Err(err)) => {
+                steps.push(step(now, "refund_failed", format!("{amount}: {err}; needs manual review"), true));
+            }
+        }
+        debug_assert!(next.check_invariants().is_ok());
+        Transition { next, events, steps }
+    }
+
+    /// Checks the order's invariants (before a write and after a read).
+    ///
+    /// # Errors
+    /// [`OrderError::Invariant`] naming the broken rule.
+    pub fn check_invariants(&self) -> Result<(), OrderError> {
+        if self.lines.is_empty() {
+            return Err(OrderError::Invariant("an order has lines"));
+        }
+        if self.payment.captured.amount() > self.total.amount() {
+            return Err(OrderError::Invariant("captured <= total"));
+        }
+        if self.payment.refunded.amount() > self.payment.captured.amount() {
+            return Err(OrderError::Invariant("refunded <= captured"));
+        }
+        if self.pending_payments.iter().filter(|op| matches!(op, PaymentOp::Capture)).count() > 1 {
+            return Err(OrderError::Invariant("at most one capture pending"));
+        }
+        Ok(())
+    }
+
+    /// Whether the saga is over: terminal status and no payment owed.
+    pub fn is_finished(&self) -> bool {
+        self.status.is_terminal() && self.pending_payments.is_empty()
+    }
+
+    /// The order's id.
+    pub fn id(&self) -> OrderId {
+        self.id
+    }
+    /// Who ordered.
+    pub fn customer_id(&self) -> CustomerId {
+        self.customer_id
+    }
+    /// The priced lines.
+    pub fn lines(&self) -> &[OrderLine] {
+        &self.lines
+    }
+    /// The total.
+    pub fn total(&self) -> Money {
+        self.total
+    }
+    /// Where to ship.
+    pub fn ship_to(&self) -> &Address {
+        &self.ship_to
+    }
+    /// Where it stands.
+    pub fn status(&self) -> OrderStatus {
+        self.status
+    }
+    /// The payment.
+    pub fn payment(&self) -> &Payment {
+        &self.payment
+    }
+    /// Payment operations owed, in order.
+    pub fn pending_payments(&self) -> &[PaymentOp] {
+        &self.pending_payments
+    }
+    /// The fulfillment link, once stock is reserved.
+    pub fn fulfillment(&self) -> Option<&FulfillmentLink> {
+        self.fulfillment.as_ref()
+    }
+    /// Whether a cancellation is waiting for fulfillment's answer.
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel_requested
+    }
+    /// When it was placed.
+    pub fn placed_at(&self) -> Timestamp {
+        self.placed_at
+    }
+    /// When it last changed.
+    pub fn updated_at(&self) -> Timestamp {
+        self.updated_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Currency, ShipmentId, StockOutcome, WarehouseId};
+
+    const NOW: Timestamp = Timestamp::from_millis(1_000);
+
+    fn line(sku: &str, quantity: u32, cents: i64) -> OrderLine {
+        OrderLine {
+            sku: Sku::parse(sku).unwrap(),
+            quantity: Quantity::new(quantity).unwrap(),
+            unit_price: Money::new(cents, Currency::EUR).unwrap(),
+        }
+    }
+
+    fn new_order(lines: Vec<OrderLine>) -> NewOrder {
+        NewOrder {
+            id: OrderId::from_raw(7),
+            customer_id: CustomerId::from_raw(9),
+            lines,
+            ship_to: Address::new("Ada", "1 Main St", "Paris", "75001", "FR").unwrap(),
+        }
+    }
+
+    fn placed() -> Order {
+        Order::place(new_order(vec![line("A", 2, 1000), line("B", 1, 500)]), Authorization::Approved("auth_1".into()), NOW)
+            .unwrap()
+            .next
+    }
+
+    fn from_fulfillment(order: &Order, n: u32, event: IntegrationEvent) -> EventEnvelope {
+        EventEnvelope {
+            event_id: EventId::from_raw(1000 + u128::from(n)),
+            order_id: order.id(),
+            sequence: n,
+            occurred_at: NOW,
+            source: ContextName::Fulfillment,
+            schema_version: EVENT_SCHEMA_VERSION,
+            event,
+        }
+    }
+
+    fn reserved(order: &Order) -> Order {
+        order
+            .apply(
+                &from_fulfillment(
+                    order,
+                    1,
+                    IntegrationEvent::StockReserved {
+                        fulfillment_order_id: FulfillmentOrderId::from_raw(7),
+                        expires_at: NOW,
+                        shipments_planned: 1,
+                    },
+                ),
+                NOW,
+            )
+            .next
+    }
+
+    fn paid() -> Order {
+        let order = reserved(&placed());
+        order.payment_result(&PaymentOp::Capture, Ok(()), NOW).next
+    }
+
+    fn dispatched(order: &Order) -> Order {
+        order
+            .apply(
+                &from_fulfillment(
+                    order,
+                    3,
+                    IntegrationEvent::ShipmentDispatched {
+                        shipment_id: ShipmentId::from_raw(1),
+                        warehouse_id: WarehouseId::parse("wh").unwrap(),
+                        tracking_number: "T1".into(),
+                        shipments_total: 1,
+                        shipments_dispatched: 1,
+                    },
+                ),
+                NOW,
+            )
+            .next
+    }
+
+    #[test]
+    fn placing_prices_the_lines_and_emits_order_placed() {
+        let transition =
+            Order::place(new_order(vec![line("A", 2, 1000), line("B", 1, 500)]), Authorization::Approved("a".into()), NOW).unwrap();
+        assert_eq!(transition.next.total().amount(), 2500);
+        assert_eq!(transition.next.status(), OrderStatus::Placed);
+        assert!(matches!(transition.events[0].event, IntegrationEvent::OrderPlaced { .. }));
+        assert_eq!(transition.events[0].sequence, 1);
+    }
+
+    #[test]
+    fn a_declined_authorization_cancels_without_events() {
+        let transition = Order::place(new_order(vec![line("A", 1, 100)]), Authorization::Declined("no".into()), NOW).unwrap();
+        assert_eq!(transition.next.status(), OrderStatus::Cancelled { reason: CancelReason::PaymentDeclined });
+        assert!(transition.events.is_empty());
+        assert!(transition.next.is_finished());
+    }
+
+    #[test]
+    fn placing_refuses_bad_line_sets() {
+        let approved = || Authorization::Approved("a".into());
+        assert_eq!(Order::place(new_order(vec![]), approved(), NOW).unwrap_err(), OrderError::NoLines);
+        assert!(matches!(
+            Order::place(new_order(vec![line("A", 1, 1), line("A", 2, 1)]), approved(), NOW),
+            Err(OrderError::DuplicateSku(_))
+        ));
+        let many = (0..=ORDER_LINES_MAX).map(|i| line(&format!("S{i}"), 1, 1)).collect();
+        assert_eq!(Order::place(new_order(many), approved(), NOW).unwrap_err(), OrderError::TooManyLines);
+    }
+
+    #[test]
+    fn stock_reserved_confirms_and_owes_a_capture() {
+        let order = reserved(&placed());
+        assert_eq!(order.status(), OrderStatus::StockConfirmed);
+        assert_eq!(order.pending_payments(), &[PaymentOp::Capture]);
+    }
+
+    #[test]
+    fn capture_success_pays_and_emits_payment_captured() {
+        let order = reserved(&placed());
+        let transition = order.payment_result(&PaymentOp::Capture, Ok(()), NOW);
+        assert_eq!(transition.next.status(), OrderStatus::Paid);
+        assert_eq!(transition.next.payment().captured.amount(), 2500);
+        assert!(matches!(transition.events[0].event, IntegrationEvent::PaymentCaptured { .. }));
+    }
+
+    #[test]
+    fn capture_decline_cancels_voids_and_tells_fulfillment() {
+        let order = reserved(&placed());
+        let transition = order.payment_result(&PaymentOp::Capture, Err(PaymentError::Declined("x".into())), NOW);
+        assert_eq!(transition.next.status(), OrderStatus::Cancelled { reason: CancelReason::PaymentDeclined });
+        assert_eq!(transition.next.pending_payments(), &[PaymentOp::Void]);
+        assert!(matches!(transition.events[0].event, IntegrationEvent::OrderCancelled { .. }));
+    }
+
+    #[test]
+    fn stock_rejected_cancels_out_of_stock_and_voids() {
+        let order = placed();
+        let event = from_fulfillment(&order, 1, IntegrationEvent::StockRejected { missing: vec![] });
+        let next = order.apply(&event, NOW).next;
+        assert_eq!(next.status(), OrderStatus::Cancelled { reason: CancelReason::OutOfStock });
+        assert_eq!(next.pending_payments(), &[PaymentOp::Void]);
+        assert!(next.has_applied(event.event_id));
+        let voided = next.payment_result(&PaymentOp::Void, Ok(()), NOW).next;
+        assert_eq!(voided.payment().status, PaymentStatus::Voided);
+        assert!(voided.is_finished());
+    }
+
+    #[test]
+    fn reservation_expiry_cancels_and_drops_the_pending_capture() {
+        let order = reserved(&placed());
+        let next = order.apply(&from_fulfillment(&order, 2, IntegrationEvent::ReservationExpired), NOW).next;
+        assert_eq!(next.status(), OrderStatus::Cancelled { reason: CancelReason::ReservationExpired });
+        assert_eq!(next.pending_payments(), &[PaymentOp::Void]);
+    }
+
+    #[test]
+    fn a_capture_that_lands_after_cancel_is_refunded() {
+        let order = reserved(&placed());
+        let (_, cancelled) = order.request_cancel(NOW).unwrap();
+        // The capture was in flight: put it back as pending to model the race.
+        let mut racing = cancelled.next.clone();
+        racing.pending_payments.insert(0, PaymentOp::Capture);
+        let next = racing.payment_result(&PaymentOp::Capture, Ok(()), NOW).next;
+        assert!(matches!(next.pending_payments().last(), Some(PaymentOp::Refund { .. })));
+        assert_eq!(next.status(), OrderStatus::Cancelled { reason: CancelReason::CustomerRequest });
+    }
+
+    #[test]
+    fn a_late_capture_after_the_cancel_dropped_it_is_refunded_once() {
+        let cancelled = reserved(&placed()).request_cancel(NOW).unwrap().1.next;
+        assert_eq!(cancelled.pending_payments(), &[PaymentOp::Void]);
+        let next = cancelled.payment_result(&PaymentOp::Capture, Ok(()), NOW).next;
+        assert!(matches!(next.pending_payments(), [PaymentOp::Refund { number: 1, .. }]));
+        let again = next.payment_result(&PaymentOp::Void, Err(PaymentError::AlreadyCaptured), NOW).next;
+        assert_eq!(again.pending_payments().len(), 1, "no second refund");
+    }
+
+    #[test]
+    fn void_of_a_captured_authorization_becomes_a_refund() {
+        let order = reserved(&placed());
+        let cancelled = order.request_cancel(NOW).unwrap().1.next;
+        let next = cancelled.payment_result(&PaymentOp::Void, Err(PaymentError::AlreadyCaptured), NOW).next;
+        assert!(matches!(next.pending_payments(), [PaymentOp::Refund { number: 1, .. }]));
+    }
+
+    #[test]
+    fn cancelling_before_payment_cancels_at_once() {
+        let (outcome, transition) = placed().request_cancel(NOW).unwrap();
+        assert_eq!(outcome, CancelOutcome::Cancelled);
+        assert_eq!(transition.next.status(), OrderStatus::Cancelled { reason: CancelReason::CustomerRequest });
+        assert!(matches!(transition.events[0].event, IntegrationEvent::OrderCancelled { .. }));
+    }
+
+    #[test]
+    fn cancelling_a_paid_order_asks_fulfillment_then_refunds_on_confirmation() {
+        let order = paid();
+        let (outcome, transition) = order.request_cancel(NOW).unwrap();
+        assert_eq!(outcome, CancelOutcome::Requested);
+        assert!(transition.next.cancel_requested());
+        let again = transition.next.request_cancel(NOW).unwrap().1;
+        assert!(again.events.is_empty(), "a repeated request emits nothing");
+        let confirmed = transition.next.apply(
+            &from_fulfillment(&order, 5, IntegrationEvent::CancellationConfirmed { stock: StockOutcome::Released }),
+            NOW,
+        );
+        assert_eq!(confirmed.next.status(), OrderStatus::Refunded { reason: CancelReason::CustomerRequest });
+        assert!(matches!(confirmed.next.pending_payments(), [PaymentOp::Refund { number: 1, .. }]));
+        let refunded = confirmed.next.payment_result(&confirmed.next.pending_payments()[0].clone(), Ok(()), NOW).next;
+        assert_eq!(refunded.payment().status, PaymentStatus::Refunded);
+        assert!(refunded.is_finished());
+    }
+
+    #[test]
+    fn cancelling_a_shipped_order_is_rejected() {
+        let order = dispatched(&paid());
+        assert_eq!(order.status(), OrderStatus::Shipped);
+        assert_eq!(order.request_cancel(NOW).unwrap_err(), OrderError::NotCancellable { status: "shipped" });
+    }
+
+    #[test]
+    fn delivery_of_every_shipment_completes_the_order() {
+        let order = dispatched(&paid());
+        let next = order
+            .apply(
+                &from_fulfillment(
+                    &order,
+                    4,
+                    IntegrationEvent::ShipmentDelivered { shipment_id: ShipmentId::from_raw(1), shipments_total: 1, shipments_delivered: 1 },
+                ),
+                NOW,
+            )
+            .next;
+        assert_eq!(next.status(), OrderStatus::Delivered);
+        assert!(next.is_finished());
+    }
+
+    #[test]
+    fn partial_dispatch_is_partially_shipped() {
+        let order = paid();
+        let next = order
+            .apply(
+                &from_fulfillment(
+                    &order,
+                    3,
+                    IntegrationEvent::ShipmentDispatched {
+                        shipment_id: ShipmentId::from_raw(1),
+                        warehouse_id: WarehouseId::parse("wh").unwrap(),
+                        tracking_number: "T".into(),
+                        shipments_total: 2,
+                        shipments_dispatched: 1,
+                    },
+                ),
+                NOW,
+            )
+            .next;
+        assert_eq!(next.status(), OrderStatus::PartiallyShipped);
+    }
+
+    #[test]
+    fn short_picks_are_refunded_for_the_missing_units() {
+        let order = paid();
+        let event = from_fulfillment(
+            &order,
+            3,
+            IntegrationEvent::FulfillmentProgressed {
+                stage: FulfillmentStage::Packed,
+                short: vec![SkuUnits { sku: Sku::parse("A").unwrap(), units: 1 }],
+            },
+        );
+        let next = order.apply(&event, NOW).next;
+        assert_eq!(next.status(), OrderStatus::InFulfillment);
+        match next.pending_payments() {
+            [PaymentOp::Refund { amount, .. }] => assert_eq!(amount.amount(), 1000),
+            other => panic!("expected one refund, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn terminal_orders_absorb_late_events() {
+        let order = placed().request_cancel(NOW).unwrap().1.next;
+        let late = from_fulfillment(
+            &order,
+            9,
+            IntegrationEvent::StockReserved { fulfillment_order_id: FulfillmentOrderId::from_raw(7), expires_at: NOW, shipments_planned: 1 },
+        );
+        let next = order.apply(&late, NOW).next;
+        assert_eq!(next.status(), order.status());
+        assert_eq!(next.pending_payments(), order.pending_payments());
+        assert!(next.has_applied(late.event_id));
+    }
+}

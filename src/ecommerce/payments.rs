@@ -1,0 +1,276 @@
+//! Payments: the [`PaymentGateway`] trait and a simulated gateway.
+//!
+//! Every call carries an idempotency key derived from the order
+//! (`auth:{order}`, `capture:{order}`, `void:{order}`, `refund:{order}:{n}`):
+//! a gateway that sees a key again answers as it did the first time, so a
+//! retried capture never charges twice.
+//!
+//! [`SimulatedGateway`] follows that contract and keeps a ledger that tests
+//! check for double charges. It decides by the payment token:
+//!
+//! | token | behaviour |
+//! |---|---|
+//! | `tok_decline` | authorization declined |
+//! | `tok_decline_capture` | authorized, capture declined |
+//! | `tok_capture_unavailable` | authorized, capture always fails as unavailable (retried) |
+//! | `tok_flaky` | every operation fails as unavailable on its first two attempts |
+//! | anything else | approved |
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::bus::BoxFuture;
+use crate::events::Money;
+
+/// The gateway's reference for an authorization.
+pub type AuthorizationId = String;
+
+/// Why a payment operation did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum PaymentError {
+    /// The gateway said no; retrying will not help.
+    #[error("declined: {0}")]
+    Declined(String),
+    /// A void was asked for after the authorization was captured: refund instead.
+    #[error("already captured")]
+    AlreadyCaptured,
+    /// The gateway did not answer or failed; retry with the same key.
+    #[error("gateway unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A payment service provider.
+pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
+    /// Holds `amount` on the customer's payment method.
+    fn authorize(&self, key: String, token: String, amount: Money) -> BoxFuture<'_, Result<AuthorizationId, PaymentError>>;
+    /// Takes `amount` of a held authorization.
+    fn capture(&self, key: String, authorization: AuthorizationId, amount: Money) -> BoxFuture<'_, Result<(), PaymentError>>;
+    /// Releases a held authorization that was not captured.
+    fn void(&self, key: String, authorization: AuthorizationId) -> BoxFuture<'_, Result<(), PaymentError>>;
+    /// Gives back `amount` of a captured authorization.
+    fn refund(&self, key: String, authorization: AuthorizationId, amount: Money) -> BoxFuture<'_, Result<(), PaymentError>>;
+}
+
+/// One authorization in the simulated gateway's ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LedgerEntry {
+    /// The token it was made with.
+    pub token: String,
+    /// Amount held, in minor units.
+    pub authorized: i64,
+    /// Successful captures (must never exceed 1).
+    pub captures: u32,
+    /// Amount captured, in minor units.
+    pub captured: i64,
+    /// Amount refunded, in minor units.
+    pub refunded: i64,
+    /// Whether it was voided.
+    pub voided: bool,
+}
+
+#[derive(Debug, Default)]
+struct Ledger {
+    entries: HashMap<AuthorizationId, LedgerEntry>,
+    /// First answer per idempotency key, replayed on repeats.
+    answers: HashMap<String, Result<Option<AuthorizationId>, PaymentError>>,
+    /// Attempts per key, for the flaky token.
+    attempts: HashMap<String, u32>,
+    next: u64,
+}
+
+/// An in-memory gateway with the rules in the module docs.
+#[derive(Debug, Default)]
+pub struct SimulatedGateway {
+    ledger: Mutex<Ledger>,
+}
+
+impl SimulatedGateway {
+    /// A gateway with an empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of the ledger, by authorization.
+    pub fn ledger(&self) -> HashMap<AuthorizationId, LedgerEntry> {
+        self.ledger.lock().map(|l| l.entries.clone()).unwrap_or_default()
+    }
+
+    /// Ledger rule breaks: more than one capture, capture above the hold,
+    /// refund above the capture, capture of a voided authorization.
+    pub fn violations(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for (id, entry) in self.ledger() {
+            if entry.captures > 1 {
+                found.push(format!("{id}: captured {} times", entry.captures));
+            }
+            if entry.captured > entry.authorized {
+                found.push(format!("{id}: captured more than authorized"));
+            }
+            if entry.refunded > entry.captured {
+                found.push(format!("{id}: refunded more than captured"));
+            }
+            if entry.voided && entry.captured > 0 {
+                found.push(format!("{id}: voided after capture"));
+            }
+        }
+        found
+    }
+
+    fn run(
+        &self,
+        key: String,
+        operation: impl FnOnce(&mut Ledger) -> Result<Option<AuthorizationId>, PaymentError>,
+        token_of: impl FnOnce(&Ledger) -> Option<String>,
+    ) -> Result<Option<AuthorizationId>, PaymentError> {
+        let Ok(mut ledger) = self.ledger.lock() else {
+            return Err(PaymentError::Unavailable("ledger poisoned".to_owned()));
+        };
+        if let Some(answer) = ledger.answers.get(&key) {
+            return answer.clone();
+        }
+        if token_of(&ledger).as_deref() == Some("tok_flaky") {
+            let attempts = ledger.attempts.entry(key.clone()).or_insert(0);
+            *attempts += 1;
+            if *attempts <= 2 {
+                // Not saved: a transient failure is retried under the same key.
+                return Err(PaymentError::Unavailable("simulated timeout".to_owned()));
+            }
+        }
+        let answer = operation(&mut ledger);
+        if !matches!(answer, Err(PaymentError::Unavailable(_))) {
+            ledger.answers.insert(key, answer.clone());
+        }
+        answer
+    }
+}
+
+impl PaymentGateway for SimulatedGateway {
+    fn authorize(&self, key: String, token: String, amount: Money) -> BoxFuture<'_, Result<AuthorizationId, PaymentError>> {
+        let flaky_token = token.clone();
+        let answer = self.run(
+            key,
+            move |ledger| {
+                if token == "tok_decline" {
+                    return Err(PaymentError::Declined("card declined".to_owned()));
+                }
+                ledger.next += 1;
+                let id = format!("auth_{}", ledger.next);
+                ledger.entries.insert(id.clone(), LedgerEntry { token, authorized: amount.amount(), ..LedgerEntry::default() });
+                Ok(Some(id))
+            },
+            move |_| Some(flaky_token),
+        );
+        Box::pin(async move { answer.and_then(|id| id.ok_or_else(|| PaymentError::Unavailable("no id".to_owned()))) })
+    }
+
+    fn capture(&self, key: String, authorization: AuthorizationId, amount: Money) -> BoxFuture<'_, Result<(), PaymentError>> {
+        let auth = authorization.clone();
+        let answer = self.run(
+            key,
+            move |ledger| {
+                let Some(entry) = ledger.entries.get_mut(&authorization) else {
+                    return Err(PaymentError::Declined("unknown authorization".to_owned()));
+                };
+                match entry.token.as_str() {
+                    "tok_decline_capture" => return Err(PaymentError::Declined("insufficient funds".to_owned())),
+                    "tok_capture_unavailable" => return Err(PaymentError::Unavailable("simulated outage".to_owned())),
+                    _ => {}
+                }
+                if entry.voided {
+                    return Err(PaymentError::Declined("authorization voided".to_owned()));
+                }
+                if amount.amount() > entry.authorized {
+                    return Err(PaymentError::Declined("amount above authorization".to_owned()));
+                }
+                entry.captures += 1;
+                entry.captured += amount.amount();
+                Ok(None)
+            },
+            move |ledger| ledger.entries.get(&auth).map(|e| e.token.clone()),
+        );
+        Box::pin(async move { answer.map(|_| ()) })
+    }
+
+    fn void(&self, key: String, authorization: AuthorizationId) -> BoxFuture<'_, Result<(), PaymentError>> {
+        let auth = authorization.clone();
+        let answer = self.run(
+            key,
+            move |ledger| {
+                let Some(entry) = ledger.entries.get_mut(&authorization) else {
+                    return Ok(None);
+                };
+                if entry.captures > 0 {
+                    return Err(PaymentError::AlreadyCaptured);
+                }
+                entry.voided = true;
+                Ok(None)
+            },
+            move |ledger| ledger.entries.get(&auth).map(|e| e.token.clone()),
+        );
+        Box::pin(async move { answer.map(|_| ()) })
+    }
+
+    fn refund(&self, key: String, authorization: AuthorizationId, amount: Money) -> BoxFuture<'_, Result<(), PaymentError>> {
+        let auth = authorization.clone();
+        let answer = self.run(
+            key,
+            move |ledger| {
+                let Some(entry) = ledger.entries.get_mut(&authorization) else {
+                    return Err(PaymentError::Declined("unknown authorization".to_owned()));
+                };
+                if entry.refunded + amount.amount() > entry.captured {
+                    return Err(PaymentError::Declined("refund above captured amount".to_owned()));
+                }
+                entry.refunded += amount.amount();
+                Ok(None)
+            },
+            move |ledger| ledger.entries.get(&auth).map(|e| e.token.clone()),
+        );
+        Box::pin(async move { answer.map(|_| ()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Currency;
+
+    fn eur(amount: i64) -> Money {
+        Money::new(amount, Currency::EUR).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_repeated_capture_key_charges_once() {
+        let gateway = SimulatedGateway::new();
+        let auth = gateway.authorize("auth:1".into(), "tok_visa".into(), eur(1000)).await.unwrap();
+        gateway.capture("capture:1".into(), auth.clone(), eur(1000)).await.unwrap();
+        gateway.capture("capture:1".into(), auth.clone(), eur(1000)).await.unwrap();
+        assert_eq!(gateway.ledger()[&auth].captures, 1);
+        assert!(gateway.violations().is_empty());
+    }
+
+    #[tokio::test]
+    async fn voiding_a_captured_authorization_asks_for_a_refund() {
+        let gateway = SimulatedGateway::new();
+        let auth = gateway.authorize("auth:2".into(), "tok_visa".into(), eur(500)).await.unwrap();
+        gateway.capture("capture:2".into(), auth.clone(), eur(500)).await.unwrap();
+        assert_eq!(gateway.void("void:2".into(), auth.clone()).await, Err(PaymentError::AlreadyCaptured));
+        gateway.refund("refund:2:1".into(), auth.clone(), eur(500)).await.unwrap();
+        assert!(gateway.refund("refund:2:2".into(), auth, eur(1)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn flaky_token_fails_twice_then_succeeds_under_the_same_key() {
+        let gateway = SimulatedGateway::new();
+        for _ in 0..2 {
+            assert!(matches!(
+                gateway.authorize("auth:3".into(), "tok_flaky".into(), eur(1)).await,
+                Err(PaymentError::Unavailable(_))
+            ));
+        }
+        assert!(gateway.authorize("auth:3".into(), "tok_flaky".into(), eur(1)).await.is_ok());
+    }
+}

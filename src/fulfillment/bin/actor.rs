@@ -1,0 +1,215 @@
+//! The bin actor: one per warehouse bin, the only writer of its stock.
+//!
+//! Each command is decided by [`Bin`]'s pure functions, persisted (one
+//! snapshot write through the group-commit writer), swapped in and then
+//! answered: a reply means the change is durable.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use super::state::{Bin, BinError};
+use crate::actors::{ChildSpec, Live, IDLE_CHECK_INTERVAL};
+use crate::events::{BinId, ReservationId, Sku};
+use crate::fulfillment::fulfillment_order::state::BinOp;
+use crate::fulfillment::Deps;
+use crate::persistence::{codec, StoreError, WriteBatch, WriteOp};
+
+/// Record kind of bin snapshots.
+pub const BIN_KIND: &str = "bin";
+const BIN_VERSION: u8 = 1;
+
+/// Encodes a bin snapshot.
+///
+/// # Errors
+/// [`StoreError::Encode`].
+pub fn encode(bin: &Bin) -> Result<Vec<u8>, StoreError> {
+    codec::encode(BIN_VERSION, bin)
+}
+
+/// Decodes and checks a bin snapshot.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] for bad bytes or a broken invariant.
+pub fn decode(id: &str, bytes: &[u8]) -> Result<Bin, StoreError> {
+    let bin: Bin = codec::decode(BIN_VERSION, &format!("bin {id}"), bytes)?;
+    bin.check_invariants().map_err(|err| StoreError::Corrupt { what: format!("bin {id}"), detail: err.to_string() })?;
+    Ok(bin)
+}
+
+/// Messages to a bin.
+#[derive(Debug)]
+pub enum BinMsg {
+    /// Put units in.
+    Receive {
+        /// SKU.
+        sku: Sku,
+        /// Units.
+        units: u32,
+        /// The bin after the receipt.
+        reply: RpcReplyPort<Result<Bin, BinError>>,
+    },
+    /// Count units in or out.
+    Adjust {
+        /// SKU.
+        sku: Sku,
+        /// Signed units.
+        delta: i32,
+        /// The bin after the adjustment.
+        reply: RpcReplyPort<Result<Bin, BinError>>,
+    },
+    /// Hold units.
+    Reserve {
+        /// The reservation.
+        id: ReservationId,
+        /// SKU.
+        sku: Sku,
+        /// Units.
+        units: u32,
+        /// Whether it is held.
+        reply: RpcReplyPort<Result<(), BinError>>,
+    },
+    /// Resolve a reservation.
+    Resolve {
+        /// The reservation.
+        id: ReservationId,
+        /// How.
+        op: BinOp,
+        /// Whether it is done.
+        reply: RpcReplyPort<Result<(), BinError>>,
+    },
+    /// The bin as it is.
+    Get(RpcReplyPort<Option<Bin>>),
+    /// Passivate if idle.
+    Idle,
+}
+
+/// The bin actor.
+#[derive(Debug)]
+pub struct BinActor {
+    deps: Arc<Deps>,
+}
+
+/// The bin supervisor's view of its children.
+#[derive(Debug)]
+pub struct BinSpec {
+    pub(crate) deps: Arc<Deps>,
+}
+
+impl ChildSpec for BinSpec {
+    type Id = BinId;
+    type Actor = BinActor;
+    type Args = Option<Bin>;
+    const KIND: &'static str = BIN_KIND;
+
+    fn name(&self, id: &BinId) -> String {
+        format!("{}:{}", self.deps.scope, id.actor_name())
+    }
+
+    fn actor(&self) -> BinActor {
+        BinActor { deps: self.deps.clone() }
+    }
+
+    fn load(&self, id: &BinId) -> Result<Option<Option<Bin>>, StoreError> {
+        let key = id.to_string();
+        match self.deps.store.snapshot(BIN_KIND, &key)? {
+            Some(bytes) => Ok(Some(Some(decode(&key, &bytes)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn vacant(&self, id: &BinId) -> Option<Bin> {
+        Some(Bin::new(id.clone()))
+    }
+}
+
+impl BinActor {
+    async fn save(&self, next: &Bin) -> Result<(), ActorProcessingErr> {
+        next.check_invariants()?;
+        let mut batch = WriteBatch::new();
+        batch.push(WriteOp::PutSnapshot { kind: BIN_KIND, id: next.id().to_string(), bytes: encode(next)? });
+        self.deps.store.commit(batch).await?;
+        Ok(())
+    }
+
+    /// Decide, persist (if changed), swap, reply.
+    async fn change<T>(
+        &self,
+        state: &mut Live<Bin>,
+        decided: Result<Bin, BinError>,
+        answer: impl FnOnce(&Bin) -> T,
+        reply: RpcReplyPort<Result<T, BinError>>,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(current) = state.aggregate.as_ref() else {
+            return Err("bin actor without a bin".into());
+        };
+        match decided {
+            Ok(next) => {
+                if &next != current {
+                    self.save(&next).await?;
+                }
+                let value = answer(&next);
+                state.aggregate = Some(next);
+                let _ = reply.send(Ok(value));
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Actor for BinActor {
+    type Msg = BinMsg;
+    type State = Live<Bin>;
+    type Arguments = Option<Bin>;
+
+    async fn pre_start(&self, myself: ActorRef<BinMsg>, bin: Option<Bin>) -> Result<Live<Bin>, ActorProcessingErr> {
+        ractor::time::send_interval(IDLE_CHECK_INTERVAL, myself.get_cell(), || BinMsg::Idle);
+        Ok(Live::new(bin))
+    }
+
+    async fn handle(&self, myself: ActorRef<BinMsg>, message: BinMsg, state: &mut Live<Bin>) -> Result<(), ActorProcessingErr> {
+        if !matches!(message, BinMsg::Idle) {
+            state.touched = std::time::Instant::now();
+        }
+        let Some(bin) = state.aggregate.clone() else {
+            return Err("bin actor without a bin".into());
+        };
+        match message {
+            BinMsg::Receive { sku, units, reply } => {
+                let decided = bin.receive(&sku, units);
+                self.change(state, decided, Bin::clone, reply).await?;
+                self.deps.directory.note_stock(bin.id(), &sku);
+            }
+            BinMsg::Adjust { sku, delta, reply } => {
+                let decided = bin.adjust(&sku, delta);
+                self.change(state, decided, Bin::clone, reply).await?;
+            }
+            BinMsg::Reserve { id, sku, units, reply } => {
+                let decided = bin.reserve(id, &sku, units);
+                self.change(state, decided, |_| (), reply).await?;
+            }
+            BinMsg::Resolve { id, op, reply } => {
+                let decided = match op {
+                    BinOp::Release => Ok(bin.release(id)),
+                    BinOp::Expire => Ok(bin.expire(id)),
+                    BinOp::Pick { units } => bin.pick(id, units),
+                    BinOp::Restock => Ok(bin.restock(id)),
+                    BinOp::Ship => Ok(bin.ship(id)),
+                };
+                self.change(state, decided, |_| (), reply).await?;
+            }
+            BinMsg::Get(reply) => {
+                let _ = reply.send(Some(bin));
+            }
+            BinMsg::Idle => {
+                if state.idle_for(self.deps.config.idle_after) {
+                    myself.stop(Some("passivated".to_owned()));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,434 @@
+//! A warehouse bin's stock: two-phase, per SKU.
+//!
+//! `on_hand` counts the units physically in the bin. A reservation holds
+//! some of them for a fulfillment order; a pick turns the hold into picked
+//! units (still in the bin's care until they ship, or go back to stock).
+//! Per SKU, always: `reserved + picked <= on_hand` — so `available =
+//! on_hand - reserved - picked` never goes below zero: no oversell.
+//!
+//! Every operation on a reservation is keyed by its id and idempotent: a
+//! repeat of reserve answers as the first did; release, expire, pick,
+//! restock and ship of an id the bin no longer holds change nothing (only
+//! the owning fulfillment order resolves its reservations, and it never
+//! resolves one twice in different ways).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{BinId, ReservationId, Sku};
+
+/// Most distinct SKUs in one bin.
+pub const BIN_SKUS_MAX: usize = 1_000;
+/// Most units of one SKU in one bin.
+pub const BIN_UNITS_MAX: u32 = 1_000_000_000;
+
+/// Counters of one SKU in one bin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Level {
+    /// Units physically in the bin.
+    pub on_hand: u32,
+    /// Units held by reservations.
+    pub reserved: u32,
+    /// Units picked and waiting to ship.
+    pub picked: u32,
+    /// Units ever received.
+    pub received: u64,
+    /// Units ever shipped.
+    pub shipped: u64,
+    /// Net units written off (positive) or found (negative) by adjustments and short picks.
+    pub adjusted_out: i64,
+}
+
+impl Level {
+    /// Units free to reserve.
+    pub fn available(&self) -> u32 {
+        self.on_hand.saturating_sub(self.reserved).saturating_sub(self.picked)
+    }
+}
+
+/// A hold on a bin's stock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Hold {
+    /// Reserved, not picked.
+    Reserved {
+        /// The SKU.
+        sku: Sku,
+        /// Units held.
+        units: u32,
+    },
+    /// Picked; the units leave with the shipment or go back to stock.
+    Picked {
+        /// The SKU.
+        sku: Sku,
+        /// Units picked.
+        units: u32,
+    },
+}
+
+/// A bin's stock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bin {
+    id: BinId,
+    levels: BTreeMap<Sku, Level>,
+    holds: BTreeMap<ReservationId, Hold>,
+    expired: u64,
+}
+
+/// A rule the bin refused to break.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BinError {
+    /// Fewer units available than asked for.
+    #[error("insufficient stock of {sku}: {available} available, {requested} requested")]
+    InsufficientStock {
+        /// The SKU.
+        sku: Sku,
+        /// Units free.
+        available: u32,
+        /// Units asked for.
+        requested: u32,
+    },
+    /// The reservation id is held for another SKU or quantity.
+    #[error("reservation {0} already exists with other terms")]
+    ReservationConflict(ReservationId),
+    /// A pick of more units than reserved.
+    #[error("picked {picked} units but only {reserved} were reserved")]
+    OverPick {
+        /// Units reserved.
+        reserved: u32,
+        /// Units said to be picked.
+        picked: u32,
+    },
+    /// An adjustment would take on-hand below what is held, or below zero.
+    #[error("adjustment would leave {sku} below the {held} units held")]
+    AdjustmentBelowHeld {
+        /// The SKU.
+        sku: Sku,
+        /// Units reserved or picked.
+        held: u32,
+    },
+    /// Too many units or SKUs in the bin.
+    #[error("bin capacity exceeded ({BIN_SKUS_MAX} SKUs, {BIN_UNITS_MAX} units each)")]
+    Capacity,
+    /// Zero units.
+    #[error("quantity must be positive")]
+    ZeroQuantity,
+    /// A snapshot broke an invariant.
+    #[error("invariant violated: {0}")]
+    Invariant(&'static str),
+}
+
+impl Bin {
+    /// An empty bin.
+    pub fn new(id: BinId) -> Self {
+        Self { id, levels: BTreeMap::new(), holds: BTreeMap::new(), expired: 0 }
+    }
+
+    /// The bin's id.
+    pub fn id(&self) -> &BinId {
+        &self.id
+    }
+
+    /// Counters per SKU.
+    pub fn levels(&self) -> &BTreeMap<Sku, Level> {
+        &self.levels
+    }
+
+    /// The counters of `sku` (zero if never stocked).
+    pub fn level(&self, sku: &Sku) -> Level {
+        self.levels.get(sku).copied().unwrap_or_default()
+    }
+
+    /// The holds by reservation id.
+    pub fn holds(&self) -> &BTreeMap<ReservationId, Hold> {
+        &self.holds
+    }
+
+    /// Reservations that expired here.
+    pub fn expired(&self) -> u64 {
+        self.expired
+    }
+
+    fn level_mut(&mut self, sku: &Sku) -> Result<&mut Level, BinError> {
+        if !self.levels.contains_key(sku) && self.levels.len() >= BIN_SKUS_MAX {
+            return Err(BinError::Capacity);
+        }
+        Ok(self.levels.entry(sku.clone()).or_default())
+    }
+
+    /// Puts `units` of `sku` into the bin.
+    ///
+    /// # Errors
+    /// [`BinError::ZeroQuantity`], [`BinError::Capacity`].
+    pub fn receive(&self, sku: &Sku, units: u32) -> Result<Bin, BinError> {
+        if units == 0 {
+            return Err(BinError::ZeroQuantity);
+        }
+        let mut next = self.clone();
+        let level = next.level_mut(sku)?;
+        level.on_hand = level.on_hand.checked_add(units).filter(|n| *n <= BIN_UNITS_MAX).ok_or(BinError::Capacity)?;
+        level.received += u64::from(units);
+        next.debug_check();
+        Ok(next)
+    }
+
+    /// Counts `delta` units in (positive) or out (negative) after a stock take.
+    ///
+    /// # Errors
+    /// [`BinError::AdjustmentBelowHeld`] when it would go below the units held.
+    pub fn adjust(&self, sku: &Sku, delta: i32) -> Result<Bin, BinError> {
+        if delta == 0 {
+            return Err(BinError::ZeroQuantity);
+        }
+        let mut next = self.clone();
+        let level = next.level_mut(sku)?;
+        let held = level.reserved + level.picked;
+        let target = i64::from(level.on_hand) + i64::from(delta);
+        if target < i64::from(held) {
+            return Err(BinError::AdjustmentBelowHeld { sku: sku.clone(), held });
+        }
+        level.on_hand = u32::try_from(target).ok().filter(|n| *n <= BIN_UNITS_MAX).ok_or(BinError::Capacity)?;
+        level.adjusted_out -= i64::from(delta);
+        next.debug_check();
+        Ok(next)
+    }
+
+    /// Holds `units` of `sku` under `id`. A repeat with the same terms succeeds and changes nothing.
+    ///
+    /// # Errors
+    /// [`BinError::InsufficientStock`], [`BinError::ReservationConflict`], [`BinError::ZeroQuantity`].
+    pub fn reserve(&self, id: ReservationId, sku: &Sku, units: u32) -> Result<Bin, BinError> {
+        if units == 0 {
+            return Err(BinError::ZeroQuantity);
+        }
+        match self.holds.get(&id) {
+            Some(Hold::Reserved { sku: held_sku, units: held }) if held_sku == sku && *held == units => {
+                return Ok(self.clone())
+            }
+            Some(Hold::Reserved { .. } | Hold::Picked { .. }) => return Err(BinError::ReservationConflict(id)),
+            None => {}
+        }
+        let available = self.level(sku).available();
+        if available < units {
+            return Err(BinError::InsufficientStock { sku: sku.clone(), available, requested: units });
+        }
+        let mut next = self.clone();
+        next.level_mut(sku)?.reserved += units;
+        next.holds.insert(id, Hold::Reserved { sku: sku.clone(), units });
+        next.debug_check();
+        Ok(next)
+    }
+
+    /// Lets a reservation go (void). Unknown ids change nothing.
+    pub fn release(&self, id: ReservationId) -> Bin {
+        let mut next = self.clone();
+        if let Some(Hold::Reserved { sku, units }) = next.holds.get(&id).cloned() {
+            next.holds.remove(&id);
+            if let Some(level) = next.levels.get_mut(&sku) {
+                level.reserved -= units;
+            }
+        }
+        next.debug_check();
+        next
+    }
+
+    /// Lets a reservation go because its time ran out. Unknown ids change nothing.
+    pub fn expire(&self, id: ReservationId) -> Bin {
+        let held = matches!(self.holds.get(&id), Some(Hold::Reserved { .. }));
+        let mut next = self.release(id);
+        if held {
+            next.expired += 1;
+        }
+        next
+    }
+
+    /// Records the pick of a reservation: `picked` of its units were found.
+    /// A short pick writes off the missing units (they were not in the bin).
+    /// Unknown or already picked ids change nothing.
+    ///
+    /// # Errors
+    /// [`BinError::OverPick`] when `picked` exceeds the reservation.
+    pub fn pick(&self, id: ReservationId, picked: u32) -> Result<Bin, BinError> {
+        let Some(Hold::Reserved { sku, units }) = self.holds.get(&id).cloned() else {
+            return Ok(self.clone());
+        };
+        if picked > units {
+            return Err(BinError::OverPick { reserved: units, picked });
+        }
+        let mut next = self.clone();
+        let level = next.level_mut(&sku)?;
+        level.reserved -= units;
+        let missing = units - picked;
+        level.on_hand -= missing;
+        level.adjusted_out += i64::from(missing);
+        level.picked += picked;
+        if picked == 0 {
+            next.holds.remove(&id);
+        } else {
+            next.holds.insert(id, Hold::Picked { sku, units: picked });
+        }
+        next.debug_check();
+        Ok(next)
+    }
+
+    /// Puts picked units back into stock (cancelled after pick). Unknown ids change nothing.
+    pub fn restock(&self, id: ReservationId) -> Bin {
+        let mut next = self.clone();
+        match next.holds.get(&id).cloned() {
+            Some(Hold::Picked { sku, units }) => {
+                next.holds.remove(&id);
+                if let Some(level) = next.levels.get_mut(&sku) {
+                    level.picked -= units;
+                }
+            }
+            Some(Hold::Reserved { .. }) => return self.release(id),
+            None => {}
+        }
+        next.debug_check();
+        next
+    }
+
+    /// The picked units left with their shipment. Unknown ids change nothing.
+    pub fn ship(&self, id: ReservationId) -> Bin {
+        let mut next = self.clone();
+        if let Some(Hold::Picked { sku, units }) = next.holds.get(&id).cloned() {
+            next.holds.remove(&id);
+            if let Some(level) = next.levels.get_mut(&sku) {
+                level.picked -= units;
+                level.on_hand -= units;
+                level.shipped += u64::from(units);
+            }
+        }
+        next.debug_check();
+        next
+    }
+
+    fn debug_check(&self) {
+        debug_assert!(self.check_invariants().is_ok(), "{:?}", self.check_invariants());
+    }
+
+    /// Checks the bin's invariants (before a write and after a read).
+    ///
+    /// # Errors
+    /// [`BinError::Invariant`] naming the broken rule.
+    pub fn check_invariants(&self) -> Result<(), BinError> {
+        let mut reserved: BTreeMap<&Sku, u32> = BTreeMap::new();
+        let mut picked: BTreeMap<&Sku, u32> = BTreeMap::new();
+        for hold in self.holds.values() {
+            match hold {
+                Hold::Reserved { sku, units } => *reserved.entry(sku).or_default() += units,
+                Hold::Picked { sku, units } => *picked.entry(sku).or_default() += units,
+            }
+        }
+        for (sku, level) in &self.levels {
+            if u64::from(level.reserved) + u64::from(level.picked) > u64::from(level.on_hand) {
+                return Err(BinError::Invariant("reserved + picked <= on_hand"));
+            }
+            if reserved.get(sku).copied().unwrap_or(0) != level.reserved {
+                return Err(BinError::Invariant("reserved equals the sum of reservations"));
+            }
+            if picked.get(sku).copied().unwrap_or(0) != level.picked {
+                return Err(BinError::Invariant("picked equals the sum of picked holds"));
+            }
+            let accounted = i128::from(level.on_hand) + i128::from(level.shipped) + i128::from(level.adjusted_out);
+            if accounted != i128::from(level.received) {
+                return Err(BinError::Invariant("received = on_hand + shipped + adjusted_out"));
+            }
+        }
+        if reserved.keys().chain(picked.keys()).any(|sku| !self.levels.contains_key(*sku)) {
+            return Err(BinError::Invariant("holds name stocked SKUs"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sku() -> Sku {
+        Sku::parse("SKU-1").unwrap()
+    }
+
+    fn bin_with(units: u32) -> Bin {
+        Bin::new("wh/A-01".parse().unwrap()).receive(&sku(), units).unwrap()
+    }
+
+    fn rid(n: u128) -> ReservationId {
+        ReservationId::from_raw(n)
+    }
+
+    #[test]
+    fn reserving_more_than_available_fails_and_changes_nothing() {
+        let bin = bin_with(5).reserve(rid(1), &sku(), 4).unwrap();
+        let err = bin.reserve(rid(2), &sku(), 2).unwrap_err();
+        assert_eq!(err, BinError::InsufficientStock { sku: sku(), available: 1, requested: 2 });
+        assert_eq!(bin.level(&sku()).available(), 1);
+    }
+
+    #[test]
+    fn reserve_is_idempotent_per_id_and_refuses_other_terms() {
+        let bin = bin_with(5).reserve(rid(1), &sku(), 2).unwrap();
+        assert_eq!(bin.reserve(rid(1), &sku(), 2).unwrap(), bin);
+        assert_eq!(bin.reserve(rid(1), &sku(), 3).unwrap_err(), BinError::ReservationConflict(rid(1)));
+    }
+
+    #[test]
+    fn release_and_expire_return_units_once() {
+        let bin = bin_with(5).reserve(rid(1), &sku(), 2).unwrap();
+        let released = bin.release(rid(1));
+        assert_eq!(released.level(&sku()).available(), 5);
+        assert_eq!(released.release(rid(1)), released);
+        let expired = bin.expire(rid(1));
+        assert_eq!(expired.expired(), 1);
+        assert_eq!(expired.expire(rid(1)).expired(), 1);
+    }
+
+    #[test]
+    fn pick_then_ship_takes_units_out_of_the_bin() {
+        let bin = bin_with(5).reserve(rid(1), &sku(), 2).unwrap().pick(rid(1), 2).unwrap();
+        assert_eq!(bin.level(&sku()).picked, 2);
+        assert_eq!(bin.pick(rid(1), 2).unwrap(), bin, "a repeated pick changes nothing");
+        let shipped = bin.ship(rid(1));
+        let level = shipped.level(&sku());
+        assert_eq!((level.on_hand, level.picked, level.shipped), (3, 0, 2));
+        assert_eq!(shipped.ship(rid(1)), shipped);
+    }
+
+    #[test]
+    fn a_short_pick_writes_off_the_missing_units() {
+        let bin = bin_with(5).reserve(rid(1), &sku(), 3).unwrap().pick(rid(1), 1).unwrap();
+        let level = bin.level(&sku());
+        assert_eq!((level.on_hand, level.reserved, level.picked, level.adjusted_out), (3, 0, 1, 2));
+        assert!(bin.check_invariants().is_ok());
+    }
+
+    #[test]
+    fn over_pick_is_refused() {
+        let bin = bin_with(5).reserve(rid(1), &sku(), 2).unwrap();
+        assert_eq!(bin.pick(rid(1), 3).unwrap_err(), BinError::OverPick { reserved: 2, picked: 3 });
+    }
+
+    #[test]
+    fn restock_puts_picked_units_back() {
+        let bin = bin_with(5).reserve(rid(1), &sku(), 2).unwrap().pick(rid(1), 2).unwrap().restock(rid(1));
+        assert_eq!(bin.level(&sku()).available(), 5);
+        assert!(bin.holds().is_empty());
+    }
+
+    #[test]
+    fn adjustment_cannot_go_below_held_units() {
+        let bin = bin_with(5).reserve(rid(1), &sku(), 4).unwrap();
+        assert_eq!(bin.adjust(&sku(), -2).unwrap_err(), BinError::AdjustmentBelowHeld { sku: sku(), held: 4 });
+        let adjusted = bin.adjust(&sku(), -1).unwrap();
+        assert_eq!(adjusted.level(&sku()).on_hand, 4);
+        assert!(adjusted.check_invariants().is_ok());
+    }
+
+    #[test]
+    fn zero_quantities_are_refused() {
+        assert_eq!(bin_with(1).receive(&sku(), 0).unwrap_err(), BinError::ZeroQuantity);
+        assert_eq!(bin_with(1).reserve(rid(1), &sku(), 0).unwrap_err(), BinError::ZeroQuantity);
+    }
+}

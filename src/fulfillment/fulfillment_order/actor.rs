@@ -1,0 +1,461 @@
+//! The fulfillment order actor: runs fulfillment's side of one order's saga.
+//!
+//! Handler order everywhere: decide (pure), persist (snapshot + outbox +
+//! saga steps + inbox, one atomic batch), swap, reply, then act (reserve at
+//! bins, perform pending actions, arm the expiry timer, drive the autopilot).
+//! The actor never waits on an actor that could be waiting on it: bins and
+//! shipments answer it without calling back.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use super::state::{Action, FulfillmentOrder, FulfillmentOrderError, FulfillmentStatus, NewFulfillmentOrder, Transition};
+use crate::actors::persist::{batch, Change};
+use crate::actors::{backoff, ChildSpec, Live, IDLE_CHECK_INTERVAL};
+use crate::events::bus::{Delivery, DeliveryError};
+use crate::events::{Channel, EventEnvelope, EventId, FulfillmentOrderId, IntegrationEvent, SkuUnits};
+use crate::fulfillment::bin::BinError;
+use crate::fulfillment::shipment::state::{NewShipment, ShipmentStage};
+use crate::fulfillment::warehouse::{allocate, BinStock};
+use crate::fulfillment::Deps;
+use crate::persistence::{codec, StoreError};
+
+/// Record kind of fulfillment order snapshots.
+pub const FULFILLMENT_ORDER_KIND: &str = "fulfillment_order";
+const FULFILLMENT_ORDER_VERSION: u8 = 1;
+/// Plans tried before an order is rejected because others keep taking the stock first.
+pub const ALLOCATION_ATTEMPTS_MAX: u32 = 4;
+
+/// Decodes and checks a fulfillment order snapshot.
+///
+/// # Errors
+/// [`StoreError::Corrupt`].
+pub fn decode(id: &str, bytes: &[u8]) -> Result<FulfillmentOrder, StoreError> {
+    let order: FulfillmentOrder = codec::decode(FULFILLMENT_ORDER_VERSION, &format!("fulfillment order {id}"), bytes)?;
+    order
+        .check_invariants()
+        .map_err(|err| StoreError::Corrupt { what: format!("fulfillment order {id}"), detail: err.to_string() })?;
+    Ok(order)
+}
+
+/// Messages to a fulfillment order.
+#[derive(Debug)]
+pub enum FulfillmentOrderMsg {
+    /// An integration event from e-commerce.
+    Deliver(EventEnvelope, RpcReplyPort<Result<Delivery, DeliveryError>>),
+    /// An order from another channel.
+    Create(NewFulfillmentOrder, RpcReplyPort<Result<FulfillmentOrder, FulfillmentOrderError>>),
+    /// A picker confirms a task.
+    ConfirmPick {
+        /// Task number.
+        index: u16,
+        /// Units found.
+        picked: u32,
+        /// The order after it.
+        reply: RpcReplyPort<Result<FulfillmentOrder, FulfillmentOrderError>>,
+    },
+    /// A packer closes the order into shipments.
+    Pack(RpcReplyPort<Result<FulfillmentOrder, FulfillmentOrderError>>),
+    /// A shipment reports a stage; dispatch is refused for a cancelled order.
+    ShipmentUpdate {
+        /// The shipment.
+        shipment: crate::events::ShipmentId,
+        /// Its new stage.
+        stage: ShipmentStage,
+        /// Its tracking number, when labelled.
+        tracking_number: Option<String>,
+        /// Whether the order took it.
+        reply: RpcReplyPort<Result<(), FulfillmentOrderError>>,
+    },
+    /// The order as it is.
+    Get(RpcReplyPort<Option<FulfillmentOrder>>),
+    /// The reservation timer fired.
+    Expire,
+    /// Carry on with whatever is owed (after start, restart or a failed action).
+    Resume,
+    /// Passivate if idle.
+    Idle,
+}
+
+/// The fulfillment order actor.
+#[derive(Debug)]
+pub struct FulfillmentOrderActor {
+    deps: Arc<Deps>,
+}
+
+/// The supervisor's view of fulfillment orders.
+#[derive(Debug)]
+pub struct FulfillmentOrderSpec {
+    pub(crate) deps: Arc<Deps>,
+}
+
+impl ChildSpec for FulfillmentOrderSpec {
+    type Id = FulfillmentOrderId;
+    type Actor = FulfillmentOrderActor;
+    type Args = Option<FulfillmentOrder>;
+    const KIND: &'static str = FULFILLMENT_ORDER_KIND;
+
+    fn name(&self, id: &FulfillmentOrderId) -> String {
+        format!("{}:{}", self.deps.scope, id.actor_name())
+    }
+
+    fn actor(&self) -> FulfillmentOrderActor {
+        FulfillmentOrderActor { deps: self.deps.clone() }
+    }
+
+    fn load(&self, id: &FulfillmentOrderId) -> Result<Option<Option<FulfillmentOrder>>, StoreError> {
+        let key = id.to_string();
+        match self.deps.store.snapshot(FULFILLMENT_ORDER_KIND, &key)? {
+            Some(bytes) => Ok(Some(Some(decode(&key, &bytes)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn vacant(&self, _id: &FulfillmentOrderId) -> Option<FulfillmentOrder> {
+        None
+    }
+}
+
+type State = Live<FulfillmentOrder>;
+
+impl FulfillmentOrderActor {
+    /// Persists a transition, swaps it in and hands its events to the dispatcher.
+    async fn save(&self, state: &mut State, transition: Transition, applied: Option<EventId>) -> Result<(), ActorProcessingErr> {
+        let Transition { next, events, steps } = transition;
+        next.check_invariants()?;
+        let now = self.deps.clock.now();
+        let write = batch(Change {
+            kind: FULFILLMENT_ORDER_KIND,
+            id: next.id().to_string(),
+            snapshot: codec::encode(FULFILLMENT_ORDER_VERSION, &next)?,
+            finished: Some(next.is_finished()),
+            order: next.order_id(),
+            events: &events,
+            steps: &steps,
+            applied,
+            now,
+        })?;
+        self.deps.store.commit(write).await?;
+        state.aggregate = Some(next);
+        self.deps.dispatcher.enqueue(events);
+        Ok(())
+    }
+
+    fn current<'a>(&self, state: &'a State) -> Result<&'a FulfillmentOrder, ActorProcessingErr> {
+        state.aggregate.as_ref().ok_or_else(|| "fulfillment order actor without an order".into())
+    }
+
+    /// Plans and reserves stock until every line is held or the order is rejected.
+    async fn reserve_stock(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
+        let bins = self.deps.bin_handle();
+        for attempt in 0..ALLOCATION_ATTEMPTS_MAX {
+            let order = self.current(state)?.clone();
+            if order.status() != FulfillmentStatus::Received {
+                return Ok(());
+            }
+            // Whatever an earlier attempt (or a run before a crash) may hold goes back first.
+            for item in order.plan() {
+                bins.resolve(&item.bin, item.reservation, super::state::BinOp::Release).await??;
+            }
+            let mut stock = Vec::new();
+            let mut skus: Vec<_> = order.lines().iter().map(|l| l.sku.clone()).collect();
+            skus.dedup();
+            for sku in &skus {
+                for bin in self.deps.directory.bins_for(sku) {
+                    if let Some(found) = bins.get(&bin).await? {
+                        stock.push(BinStock { bin, sku: sku.clone(), available: found.level(sku).available() });
+                    }
+                }
+            }
+            let now = self.deps.clock.now();
+            let plan = match allocate(order.lines(), &self.deps.directory.warehouses(), &stock, |n| order.next_reservation_id(n)) {
+                Ok(plan) => plan,
+                Err(missing) => return self.reject(state, missing).await,
+            };
+            let transition = order.planned(plan, now)?;
+            self.save(state, transition, None).await?;
+            let order = self.current(state)?.clone();
+            let mut short = None;
+            for item in order.plan() {
+                match bins.reserve(&item.bin, item.reservation, &item.sku, item.units).await? {
+                    Ok(()) => {}
+                    Err(BinError::InsufficientStock { sku, available, requested }) => {
+                        short = Some(SkuUnits { sku, units: requested - available });
+                        break;
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            match short {
+                None => {
+                    let now = self.deps.clock.now();
+                    let expires_at = now.plus(self.deps.config.reservation_ttl);
+                    let transition = order.reserved(expires_at, now)?;
+                    self.save(state, transition, None).await?;
+                    return Ok(());
+                }
+                Some(missing) if attempt + 1 == ALLOCATION_ATTEMPTS_MAX => return self.reject(state, vec![missing]).await,
+                Some(_) => tracing::debug!(order = %order.id(), attempt, "stock taken while reserving; planning again"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn reject(&self, state: &mut State, missing: Vec<SkuUnits>) -> Result<(), ActorProcessingErr> {
+        let now = self.deps.clock.now();
+        let transition = self.current(state)?.rejected(missing, now)?;
+        self.save(state, transition, None).await
+    }
+
+    /// Performs the pending actions in order; on a failure, schedules a retry.
+    async fn run_pending(&self, myself: &ActorRef<FulfillmentOrderMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+        let order = self.current(state)?.clone();
+        if order.pending().is_empty() {
+            return Ok(());
+        }
+        let mut done = 0;
+        for action in order.pending() {
+            if let Err(err) = self.perform(&order, action).await {
+                tracing::warn!(order = %order.id(), cause = %err, "action failed; retrying");
+                let delay = backoff(state.attempts);
+                state.attempts = state.attempts.saturating_add(1);
+                myself.send_after(delay, || FulfillmentOrderMsg::Resume);
+                break;
+            }
+            done += 1;
+        }
+        if done > 0 {
+            state.attempts = 0;
+            let next = self.current(state)?.actions_done(done, self.deps.clock.now());
+            self.save(state, Transition { next, events: vec![], steps: vec![] }, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn perform(&self, order: &FulfillmentOrder, action: &Action) -> Result<(), String> {
+        match action {
+            Action::Bin { bin, reservation, op } => {
+                match self.deps.bin_handle().resolve(bin, *reservation, op.clone()).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(err)) => {
+                        // The bin refused (e.g. an over-pick that the order already checked): nothing to retry.
+                        tracing::error!(order = %order.id(), %bin, cause = %err, "bin refused an action");
+                        Ok(())
+                    }
+                    Err(err) => Err(err.to_string()),
+                }
+            }
+            Action::CreateShipment { shipment, warehouse, items } => {
+                let new = NewShipment {
+                    id: *shipment,
+                    fulfillment_order: order.id(),
+                    order_id: order.order_id(),
+                    warehouse: warehouse.clone(),
+                    items: items.clone(),
+                    carrier: self.deps.carrier.name().to_owned(),
+                };
+                self.deps.shipment_handle().create(new).await.map(|_| ()).map_err(|err| err.to_string())
+            }
+            Action::CancelShipment { shipment } => {
+                match self.deps.shipment_handle().cancel(*shipment).await {
+                    Ok(_) => Ok(()),
+                    Err(crate::fulfillment::FulfillmentError::Shipment(err)) => {
+                        tracing::warn!(%shipment, cause = %err, "shipment could not be cancelled");
+                        Ok(())
+                    }
+                    Err(err) => Err(err.to_string()),
+                }
+            }
+        }
+    }
+
+    /// Everything that follows a change: actions, timers, autopilot.
+    async fn follow_up(&self, myself: &ActorRef<FulfillmentOrderMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+        if state.aggregate.as_ref().is_some_and(|o| o.status() == FulfillmentStatus::Received) {
+            self.reserve_stock(state).await?;
+        }
+        self.run_pending(myself, state).await?;
+        let Some(order) = state.aggregate.clone() else { return Ok(()) };
+        match order.status() {
+            FulfillmentStatus::Reserved => {
+                if let Some(at) = order.expires_at() {
+                    let wait = at.since(self.deps.clock.now());
+                    myself.send_after(wait, || FulfillmentOrderMsg::Expire);
+                }
+            }
+            FulfillmentStatus::Released | FulfillmentStatus::Picking if self.deps.config.autopilot => {
+                self.autopilot(myself, state).await?;
+            }
+            FulfillmentStatus::Received
+            | FulfillmentStatus::Rejected
+            | FulfillmentStatus::Released
+            | FulfillmentStatus::Picking
+            | FulfillmentStatus::Packed
+            | FulfillmentStatus::Shipped
+            | FulfillmentStatus::Delivered
+            | FulfillmentStatus::Cancelled { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// The simulated operator: picks every open task in full, then packs.
+    async fn autopilot(&self, myself: &ActorRef<FulfillmentOrderMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+        let order = self.current(state)?.clone();
+        let now = self.deps.clock.now();
+        let mut next = order.clone();
+        let mut events = Vec::new();
+        let mut steps = Vec::new();
+        for task in order.tasks().iter().filter(|t| t.picked.is_none()) {
+            let units = order.plan().get(usize::from(task.index)).map_or(0, |p| p.units);
+            let transition = next.confirm_pick(task.index, units, now)?;
+            next = transition.next;
+            events.extend(transition.events);
+            steps.extend(transition.steps);
+        }
+        let packed = next.pack(now)?;
+        events.extend(packed.events);
+        steps.extend(packed.steps);
+        self.save(state, Transition { next: packed.next, events, steps }, None).await?;
+        self.run_pending(myself, state).await
+    }
+}
+
+impl Actor for FulfillmentOrderActor {
+    type Msg = FulfillmentOrderMsg;
+    type State = State;
+    type Arguments = Option<FulfillmentOrder>;
+
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, order: Option<FulfillmentOrder>) -> Result<State, ActorProcessingErr> {
+        ractor::time::send_interval(IDLE_CHECK_INTERVAL, myself.get_cell(), || FulfillmentOrderMsg::Idle);
+        if order.as_ref().is_some_and(|o| !o.is_finished()) {
+            myself.cast(FulfillmentOrderMsg::Resume)?;
+        }
+        Ok(Live::new(order))
+    }
+
+    async fn handle(&self, myself: ActorRef<Self::Msg>, message: Self::Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
+        if !matches!(message, FulfillmentOrderMsg::Idle) {
+            state.touched = std::time::Instant::now();
+        }
+        let now = self.deps.clock.now();
+        match message {
+            FulfillmentOrderMsg::Deliver(envelope, reply) => {
+                match state.aggregate.clone() {
+                    Some(order) if order.has_applied(envelope.event_id) => {
+                        let _ = reply.send(Ok(Delivery::Duplicate));
+                        return Ok(());
+                    }
+                    Some(order) => {
+                        let transition = order.apply(&envelope, now);
+                        self.save(state, transition, Some(envelope.event_id)).await?;
+                    }
+                    None => match &envelope.event {
+                        IntegrationEvent::OrderPlaced { lines, ship_to, .. } => {
+                            let new = NewFulfillmentOrder {
+                                id: FulfillmentOrderId::for_order(envelope.order_id),
+                                order_id: envelope.order_id,
+                                channel: Channel::Web,
+                                lines: lines.clone(),
+                                ship_to: ship_to.clone(),
+                            };
+                            let transition = FulfillmentOrder::receive(new, Some(envelope.event_id), now);
+                            self.save(state, transition, Some(envelope.event_id)).await?;
+                        }
+                        other => {
+                            let _ = reply.send(Err(DeliveryError::NotReady(format!("{} before order_placed", other.kind()))));
+                            myself.stop(None);
+                            return Ok(());
+                        }
+                    },
+                }
+                let _ = reply.send(Ok(Delivery::Applied));
+                self.follow_up(&myself, state).await?;
+            }
+            FulfillmentOrderMsg::Create(new, reply) => {
+                if let Some(order) = state.aggregate.clone() {
+                    let _ = reply.send(Ok(order));
+                    return Ok(());
+                }
+                let transition = FulfillmentOrder::receive(new, None, now);
+                self.save(state, transition, None).await?;
+                self.follow_up(&myself, state).await?;
+                let _ = reply.send(Ok(self.current(state)?.clone()));
+            }
+            FulfillmentOrderMsg::ConfirmPick { index, picked, reply } => {
+                let order = self.current(state)?.clone();
+                match order.confirm_pick(index, picked, now) {
+                    Ok(transition) => {
+                        self.save(state, transition, None).await?;
+                        let _ = reply.send(Ok(self.current(state)?.clone()));
+                        self.run_pending(&myself, state).await?;
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            FulfillmentOrderMsg::Pack(reply) => {
+                let order = self.current(state)?.clone();
+                match order.pack(now) {
+                    Ok(transition) => {
+                        self.save(state, transition, None).await?;
+                        let _ = reply.send(Ok(self.current(state)?.clone()));
+                        self.run_pending(&myself, state).await?;
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            FulfillmentOrderMsg::ShipmentUpdate { shipment, stage, tracking_number, reply } => {
+                let order = self.current(state)?.clone();
+                match order.shipment_update(shipment, stage, tracking_number, now) {
+                    Ok(transition) => {
+                        if transition.next != order {
+                            self.save(state, transition, None).await?;
+                        }
+                        let _ = reply.send(Ok(()));
+                        self.run_pending(&myself, state).await?;
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            FulfillmentOrderMsg::Get(reply) => {
+                let _ = reply.send(state.aggregate.clone());
+            }
+            FulfillmentOrderMsg::Expire => {
+                let Some(order) = state.aggregate.clone() else { return Ok(()) };
+                match order.expire(now) {
+                    Ok(transition) => {
+                        self.save(state, transition, None).await?;
+                        self.run_pending(&myself, state).await?;
+                    }
+                    Err(_) if order.status() == FulfillmentStatus::Reserved => {
+                        // Early (clock skew): try again when due.
+                        if let Some(at) = order.expires_at() {
+                            myself.send_after(at.since(now), || FulfillmentOrderMsg::Expire);
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+            FulfillmentOrderMsg::Resume => {
+                if state.aggregate.is_some() {
+                    self.follow_up(&myself, state).await?;
+                }
+            }
+            FulfillmentOrderMsg::Idle => {
+                let busy = state.aggregate.as_ref().is_some_and(|o| {
+                    !o.pending().is_empty() || matches!(o.status(), FulfillmentStatus::Received | FulfillmentStatus::Reserved)
+                });
+                if state.aggregate.is_none() || (!busy && state.idle_for(self.deps.config.idle_after)) {
+                    myself.stop(Some("passivated".to_owned()));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,712 @@
+//! The fulfillment order: fulfillment's side of the saga, as a pure state machine.
+//!
+//! ```text
+//! Received --plan, reserve--> Reserved --payment captured--> Released --pick--> Picking
+//!    |                          |                                                  |
+//!    +--> Rejected              +--ttl--> Cancelled(released)          pack --> Packed
+//!                                                                                  |
+//!                         Delivered <--every shipment delivered-- Shipped <--dispatch--+
+//! ```
+//!
+//! The allocation plan is persisted before any bin is asked to reserve, so
+//! after a crash the order knows which reservations it may hold and releases
+//! them before planning again. Everything else the order must do to other
+//! actors (release, expire, pick, restock and ship reservations; create and
+//! cancel shipments) is an [`Action`] kept in [`FulfillmentOrder::pending`]:
+//! persisted first, performed after, dropped once done. Every action is
+//! idempotent at its target.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{
+    Address, BinId, CancelReason, Channel, ContextName, EventEnvelope, EventId, EventLine, FulfillmentOrderId,
+    FulfillmentStage, IntegrationEvent, OrderId, ReservationId, SagaStep, ShipmentId, SkuUnits, StockOutcome,
+    Timestamp, WarehouseId, EVENT_SCHEMA_VERSION,
+};
+use crate::fulfillment::shipment::state::ShipmentStage;
+use crate::fulfillment::warehouse::state::PlannedItem;
+
+/// What to do when a picker finds fewer units than reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShortPickPolicy {
+    /// Ship what was found; the missing units are refunded.
+    #[default]
+    ShipPartial,
+}
+
+/// Where a fulfillment order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FulfillmentStatus {
+    /// Taken in; planning and reserving stock.
+    Received,
+    /// Stock held until the payment is captured or the hold expires.
+    Reserved,
+    /// Not enough stock. Terminal.
+    Rejected,
+    /// Handed to the warehouse: pick tasks are open.
+    Released,
+    /// Some picks confirmed.
+    Picking,
+    /// Packed into shipments.
+    Packed,
+    /// Every shipment has left.
+    Shipped,
+    /// Every shipment arrived. Terminal.
+    Delivered,
+    /// Stopped; the stock went back. Terminal.
+    Cancelled {
+        /// What happened to the stock.
+        stock: StockOutcome,
+    },
+}
+
+impl FulfillmentStatus {
+    /// The status as a stable snake_case code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FulfillmentStatus::Received => "received",
+            FulfillmentStatus::Reserved => "reserved",
+            FulfillmentStatus::Rejected => "rejected",
+            FulfillmentStatus::Released => "released",
+            FulfillmentStatus::Picking => "picking",
+            FulfillmentStatus::Packed => "packed",
+            FulfillmentStatus::Shipped => "shipped",
+            FulfillmentStatus::Delivered => "delivered",
+            FulfillmentStatus::Cancelled { .. } => "cancelled",
+        }
+    }
+
+    /// Whether no further status change can happen.
+    pub fn is_terminal(self) -> bool {
+        match self {
+            FulfillmentStatus::Rejected | FulfillmentStatus::Delivered | FulfillmentStatus::Cancelled { .. } => true,
+            FulfillmentStatus::Received
+            | FulfillmentStatus::Reserved
+            | FulfillmentStatus::Released
+            | FulfillmentStatus::Picking
+            | FulfillmentStatus::Packed
+            | FulfillmentStatus::Shipped => false,
+        }
+    }
+}
+
+/// An operation on a bin's reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BinOp {
+    /// Let the hold go.
+    Release,
+    /// Let the hold go because its time ran out.
+    Expire,
+    /// `units` were picked.
+    Pick {
+        /// Units found.
+        units: u32,
+    },
+    /// Put picked units back.
+    Restock,
+    /// Picked units left with their shipment.
+    Ship,
+}
+
+/// Something the fulfillment order owes another actor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// An operation on one reservation.
+    Bin {
+        /// The bin.
+        bin: BinId,
+        /// The reservation.
+        reservation: ReservationId,
+        /// What to do.
+        op: BinOp,
+    },
+    /// Create (and label) a shipment.
+    CreateShipment {
+        /// Its id.
+        shipment: ShipmentId,
+        /// The warehouse it leaves from.
+        warehouse: WarehouseId,
+        /// What is in it.
+        items: Vec<SkuUnits>,
+    },
+    /// Cancel a shipment that has not left.
+    CancelShipment {
+        /// Its id.
+        shipment: ShipmentId,
+    },
+}
+
+/// A pick task: one planned item to take out of its bin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PickTask {
+    /// Index into the plan (and the task's number in its order).
+    pub index: u16,
+    /// Units found, once confirmed.
+    pub picked: Option<u32>,
+}
+
+/// The order's record of one of its shipments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentRecord {
+    /// The shipment.
+    pub id: ShipmentId,
+    /// The warehouse it leaves from.
+    pub warehouse: WarehouseId,
+    /// The last stage the order heard of.
+    pub stage: ShipmentStage,
+    /// The tracking number, once labelled.
+    pub tracking_number: Option<String>,
+}
+
+/// What fulfillment was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFulfillmentOrder {
+    /// Its id.
+    pub id: FulfillmentOrderId,
+    /// The order it serves.
+    pub order_id: OrderId,
+    /// Where it came from.
+    pub channel: Channel,
+    /// What to ship.
+    pub lines: Vec<EventLine>,
+    /// Where to.
+    pub ship_to: Address,
+}
+
+/// A fulfillment order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FulfillmentOrder {
+    id: FulfillmentOrderId,
+    order_id: OrderId,
+    channel: Channel,
+    lines: Vec<EventLine>,
+    ship_to: Address,
+    status: FulfillmentStatus,
+    attempt: u16,
+    plan: Vec<PlannedItem>,
+    tasks: Vec<PickTask>,
+    shipments: Vec<ShipmentRecord>,
+    short: Vec<SkuUnits>,
+    pending: Vec<Action>,
+    applied: Vec<EventId>,
+    sequence: u32,
+    expires_at: Option<Timestamp>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+/// A rule the fulfillment order refused to break.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FulfillmentOrderError {
+    /// The command does not apply in the current status.
+    #[error("cannot {action} while {status}")]
+    WrongStatus {
+        /// What was asked.
+        action: &'static str,
+        /// The current status.
+        status: &'static str,
+    },
+    /// No such pick task.
+    #[error("unknown pick task {0}")]
+    UnknownTask(u16),
+    /// More units picked than reserved.
+    #[error("picked {picked} units but the task is for {units}")]
+    OverPick {
+        /// Units in the task.
+        units: u32,
+        /// Units said to be picked.
+        picked: u32,
+    },
+    /// The task was already confirmed with another count.
+    #[error("pick task {0} was already confirmed with another count")]
+    AlreadyPicked(u16),
+    /// Pack asked for before every task was picked.
+    #[error("{0} pick tasks are still open")]
+    PicksOpen(usize),
+    /// No such shipment on this order.
+    #[error("unknown shipment {0}")]
+    UnknownShipment(ShipmentId),
+    /// The order was cancelled: the shipment must not leave.
+    #[error("the fulfillment order was cancelled")]
+    Cancelled,
+    /// A snapshot broke an invariant.
+    #[error("invariant violated: {0}")]
+    Invariant(&'static str),
+}
+
+/// The result of a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The fulfillment order after the decision.
+    pub next: FulfillmentOrder,
+    /// Events to write to the outbox with `next`.
+    pub events: Vec<EventEnvelope>,
+    /// Steps to append to the saga log.
+    pub steps: Vec<SagaStep>,
+}
+
+fn step(now: Timestamp, name: &str, detail: String, compensation: bool) -> SagaStep {
+    SagaStep { at: now, context: ContextName::Fulfillment, name: name.to_owned(), detail, compensation }
+}
+
+impl FulfillmentOrder {
+    /// Takes in an order. Nothing is reserved yet.
+    pub fn receive(new: NewFulfillmentOrder, applied: Option<EventId>, now: Timestamp) -> Transition {
+        let order = FulfillmentOrder {
+            id: new.id,
+            order_id: new.order_id,
+            channel: new.channel,
+            lines: new.lines,
+            ship_to: new.ship_to,
+            status: FulfillmentStatus::Received,
+            attempt: 0,
+            plan: Vec::new(),
+            tasks: Vec::new(),
+            shipments: Vec::new(),
+            short: Vec::new(),
+            pending: Vec::new(),
+            applied: applied.into_iter().collect(),
+            sequence: 0,
+            expires_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let detail = format!("{} lines from {:?}", order.lines.len(), order.channel);
+        Transition { next: order, events: Vec::new(), steps: vec![step(now, "fulfillment_received", detail, false)] }
+    }
+
+    fn emit(&mut self, now: Timestamp, event: IntegrationEvent) -> Option<EventEnvelope> {
+        // Only the web channel has an e-commerce order to tell.
+        if self.channel != Channel::Web {
+            return None;
+        }
+        self.sequence += 1;
+        Some(EventEnvelope {
+            event_id: EventId::derived(self.id.as_raw(), self.sequence | 0x8000_0000),
+            order_id: self.order_id,
+            sequence: self.sequence,
+            occurred_at: now,
+            source: ContextName::Fulfillment,
+            schema_version: EVENT_SCHEMA_VERSION,
+            event,
+        })
+    }
+
+    fn changed(&self, now: Timestamp) -> FulfillmentOrder {
+        let mut next = self.clone();
+        next.updated_at = now;
+        next
+    }
+
+    fn wrong(&self, action: &'static str) -> FulfillmentOrderError {
+        FulfillmentOrderError::WrongStatus { action, status: self.status.as_str() }
+    }
+
+    /// The reservation id of item `n` of the next plan.
+    pub fn next_reservation_id(&self, n: u16) -> ReservationId {
+        ReservationId::derived(self.id.as_raw(), (u32::from(self.attempt.wrapping_add(1)) << 16) | u32::from(n))
+    }
+
+    /// Records a new plan, before any of it is reserved.
+    ///
+    /// # Errors
+    /// [`FulfillmentOrderError::WrongStatus`] unless `Received`.
+    pub fn planned(&self, plan: Vec<PlannedItem>, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
+        if self.status != FulfillmentStatus::Received {
+            return Err(self.wrong("plan"));
+        }
+        let mut next = self.changed(now);
+        next.attempt = next.attempt.wrapping_add(1);
+        let detail = plan.iter().map(|p| format!("{}×{} from {}", p.units, p.sku, p.bin)).collect::<Vec<_>>().join(", ");
+        next.plan = plan;
+        Ok(Transition { next, events: Vec::new(), steps: vec![step(now, "allocated", detail, false)] })
+    }
+
+    /// Every planned reservation is held: tell e-commerce, start the clock.
+    ///
+    /// # Errors
+    /// [`FulfillmentOrderError::WrongStatus`] unless `Received` with a plan.
+    pub fn reserved(&self, expires_at: Timestamp, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
+        if self.status != FulfillmentStatus::Received || self.plan.is_empty() {
+            return Err(self.wrong("confirm reservation"));
+        }
+        let mut next = self.changed(now);
+        next.status = FulfillmentStatus::Reserved;
+        next.expires_at = Some(expires_at);
+        let warehouses: std::collections::BTreeSet<&WarehouseId> = next.plan.iter().map(|p| &p.bin.warehouse).collect();
+        let shipments_planned = u16::try_from(warehouses.len()).unwrap_or(u16::MAX);
+        let events = next
+            .emit(now, IntegrationEvent::StockReserved { fulfillment_order_id: next.id, expires_at, shipments_planned })
+            .into_iter()
+            .collect();
+        let detail = format!("{} reservations until {}", next.plan.len(), expires_at.as_millis());
+        Ok(Transition { next, events, steps: vec![step(now, "stock_reserved", detail, false)] })
+    }
+
+    /// The stock cannot be had: reject (terminal).
+    ///
+    /// # Errors
+    /// [`FulfillmentOrderError::WrongStatus`] unless `Received`.
+    pub fn rejected(&self, missing: Vec<SkuUnits>, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
+        if self.status != FulfillmentStatus::Received {
+            return Err(self.wrong("reject"));
+        }
+        let mut next = self.changed(now);
+        next.status = FulfillmentStatus::Rejected;
+        next.release_plan(BinOp::Release);
+        let detail = missing.iter().map(|m| format!("{} short by {}", m.sku, m.units)).collect::<Vec<_>>().join(", ");
+        let events = next.emit(now, IntegrationEvent::StockRejected { missing }).into_iter().collect();
+        Ok(Transition { next, events, steps: vec![step(now, "stock_rejected", detail, true)] })
+    }
+
+    /// Queues `op` for every planned reservation that was not picked, and restock for picked ones.
+    fn release_plan(&mut self, op: BinOp) {
+        let picked: BTreeMap<u16, u32> = self.tasks.iter().filter_map(|t| t.picked.map(|p| (t.index, p))).collect();
+        for (index, item) in self.plan.iter().enumerate() {
+            let index = u16::try_from(index).unwrap_or(u16::MAX);
+            let op = match picked.get(&index) {
+                Some(units) if *units > 0 => BinOp::Restock,
+                Some(_) => continue,
+                None => op.clone(),
+            };
+            self.pending.push(Action::Bin { bin: item.bin.clone(), reservation: item.reservation, op });
+        }
+    }
+
+    /// Whether event `id` has been applied.
+    pub fn has_applied(&self, id: EventId) -> bool {
+        self.applied.contains(&id)
+    }
+
+    /// Applies an event from e-commerce. Events that no longer matter are
+    /// recorded as applied and change nothing else.
+    pub fn apply(&self, envelope: &EventEnvelope, now: Timestamp) -> Transition {
+        let mut next = self.changed(now);
+        next.applied.push(envelope.event_id);
+        let mut events = Vec::new();
+        let mut steps = Vec::new();
+        match (&envelope.event, self.status) {
+            (IntegrationEvent::PaymentCaptured { amount }, FulfillmentStatus::Reserved) => {
+                next.status = FulfillmentStatus::Released;
+                next.expires_at = None;
+                next.tasks = (0..next.plan.len()).map(|i| PickTask { index: u16::try_from(i).unwrap_or(u16::MAX), picked: None }).collect();
+                events.extend(next.emit(now, IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Released, short: vec![] }));
+                steps.push(step(now, "released_to_warehouse", format!("paid {amount}; {} pick tasks", next.tasks.len()), false));
+            }
+            (IntegrationEvent::OrderCancelled { reason }, status) => next.cancel(*reason, status, now, &mut events, &mut steps),
+            (event, status) => {
+                steps.push(step(now, "event_ignored", format!("{} while {}", event.kind(), status.as_str()), false));
+            }
+        }
+        debug_assert!(next.check_invariants().is_ok());
+        Transition { next, events, steps }
+    }
+
+    fn cancel(
+        &mut self,
+        reason: CancelReason,
+        status: FulfillmentStatus,
+        now: Timestamp,
+        events: &mut Vec<EventEnvelope>,
+        steps: &mut Vec<SagaStep>,
+    ) {
+        let dispatched = self.shipments.iter().any(|s| s.stage.has_left());
+        match status {
+            FulfillmentStatus::Received | FulfillmentStatus::Reserved | FulfillmentStatus::Released => {
+                self.status = FulfillmentStatus::Cancelled { stock: StockOutcome::Released };
+                self.expires_at = None;
+                self.release_plan(BinOp::Release);
+                events.extend(self.emit(now, IntegrationEvent::CancellationConfirmed { stock: StockOutcome::Released }));
+                steps.push(step(now, "stock_released", format!("cancelled: {}", reason.as_str()), true));
+            }
+            FulfillmentStatus::Picking | FulfillmentStatus::Packed if !dispatched => {
+                self.status = FulfillmentStatus::Cancelled { stock: StockOutcome::ReturnedToStock };
+                self.release_plan(BinOp::Release);
+                for shipment in &mut self.shipments {
+                    self.pending.push(Action::CancelShipment { shipment: shipment.id });
+                    shipment.stage = ShipmentStage::Cancelled;
+                }
+                events.extend(self.emit(now, IntegrationEvent::CancellationConfirmed { stock: StockOutcome::ReturnedToStock }));
+                steps.push(step(now, "returned_to_stock", format!("cancelled: {}", reason.as_str()), true));
+            }
+            FulfillmentStatus::Picking | FulfillmentStatus::Packed | FulfillmentStatus::Shipped | FulfillmentStatus::Delivered => {
+                events.extend(self.emit(now, IntegrationEvent::CancellationRejected));
+                steps.push(step(now, "cancellation_rejected", "already dispatched".to_owned(), false));
+            }
+            FulfillmentStatus::Cancelled { stock } => {
+                // Tell again: the requester may be waiting for the answer.
+                events.extend(self.emit(now, IntegrationEvent::CancellationConfirmed { stock }));
+            }
+            FulfillmentStatus::Rejected => {}
+        }
+    }
+
+    /// The reservation time ran out before payment: release and tell e-commerce.
+    ///
+    /// # Errors
+    /// [`FulfillmentOrderError::WrongStatus`] unless `Reserved` and past the expiry.
+    pub fn expire(&self, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
+        let due = self.expires_at.is_some_and(|at| now >= at);
+        if self.status != FulfillmentStatus::Reserved || !due {
+            return Err(self.wrong("expire"));
+        }
+        let mut next = self.changed(now);
+        next.status = FulfillmentStatus::Cancelled { stock: StockOutcome::Released };
+        next.expires_at = None;
+        next.release_plan(BinOp::Expire);
+        let events = next.emit(now, IntegrationEvent::ReservationExpired).into_iter().collect();
+        Ok(Transition { next, events, steps: vec![step(now, "reservation_expired", String::new(), true)] })
+    }
+
+    /// A picker confirms task `index` with `picked` units found. Repeating the
+    /// same confirmation changes nothing.
+    ///
+    /// # Errors
+    /// [`FulfillmentOrderError::WrongStatus`], [`FulfillmentOrderError::UnknownTask`],
+    /// [`FulfillmentOrderError::OverPick`], [`FulfillmentOrderError::AlreadyPicked`].
+    pub fn confirm_pick(&self, index: u16, picked: u32, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
+        let task = self.tasks.get(usize::from(index)).ok_or(FulfillmentOrderError::UnknownTask(index))?;
+        match task.picked {
+            Some(done) if done == picked => return Ok(Transition { next: self.clone(), events: vec![], steps: vec![] }),
+            Some(_) => return Err(FulfillmentOrderError::AlreadyPicked(index)),
+            None => {}
+        }
+        if !matches!(self.status, FulfillmentStatus::Released | FulfillmentStatus::Picking) {
+            return Err(self.wrong("confirm a pick"));
+        }
+        let item = self.plan.get(usize::from(index)).ok_or(FulfillmentOrderError::UnknownTask(index))?;
+        if picked > item.units {
+            return Err(FulfillmentOrderError::OverPick { units: item.units, picked });
+        }
+        let mut next = self.changed(now);
+        let mut events = Vec::new();
+        let mut steps = Vec::new();
+        if let Some(task) = next.tasks.get_mut(usize::from(index)) {
+            task.picked = Some(picked);
+        }
+        next.pending.push(Action::Bin { bin: item.bin.clone(), reservation: item.reservation, op: BinOp::Pick { units: picked } });
+        if picked < item.units {
+            let missing = item.units - picked;
+            match next.short.iter_mut().find(|s| s.sku == item.sku) {
+                Some(entry) => entry.units += missing,
+                None => next.short.push(SkuUnits { sku: item.sku.clone(), units: missing }),
+            }
+            steps.push(step(now, "short_pick", format!("{} of {} {} found in {}", picked, item.units, item.sku, item.bin), true));
+        } else {
+            steps.push(step(now, "picked", format!("{}×{} from {}", picked, item.sku, item.bin), false));
+        }
+        if next.status == FulfillmentStatus::Released {
+            next.status = FulfillmentStatus::Picking;
+            events.extend(next.emit(now, IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Picking, short: vec![] }));
+        }
+        debug_assert!(next.check_invariants().is_ok());
+        Ok(Transition { next, events, steps })
+    }
+
+    /// Packs every picked unit into one shipment per warehouse. Packing again changes nothing.
+    ///
+    /// # Errors
+    /// [`FulfillmentOrderError::PicksOpen`] while tasks are open; [`FulfillmentOrderError::WrongStatus`].
+    pub fn pack(&self, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
+        match self.status {
+            FulfillmentStatus::Packed | FulfillmentStatus::Shipped | FulfillmentStatus::Delivered => {
+                return Ok(Transition { next: self.clone(), events: vec![], steps: vec![] })
+            }
+            FulfillmentStatus::Picking | FulfillmentStatus::Released => {}
+            FulfillmentStatus::Received
+            | FulfillmentStatus::Reserved
+            | FulfillmentStatus::Rejected
+            | FulfillmentStatus::Cancelled { .. } => return Err(self.wrong("pack")),
+        }
+        let open = self.tasks.iter().filter(|t| t.picked.is_none()).count();
+        if open > 0 {
+            return Err(FulfillmentOrderError::PicksOpen(open));
+        }
+        let mut next = self.changed(now);
+        let mut by_warehouse: BTreeMap<WarehouseId, BTreeMap<crate::events::Sku, u32>> = BTreeMap::new();
+        for task in &next.tasks {
+            let (Some(item), Some(units)) = (next.plan.get(usize::from(task.index)), task.picked) else { continue };
+            if units > 0 {
+                *by_warehouse.entry(item.bin.warehouse.clone()).or_default().entry(item.sku.clone()).or_default() += units;
+            }
+        }
+        let mut steps = Vec::new();
+        for (n, (warehouse, items)) in by_warehouse.into_iter().enumerate() {
+            let shipment = ShipmentId::derived(next.id.as_raw(), u32::try_from(n).unwrap_or(u32::MAX) + 1);
+            let items: Vec<SkuUnits> = items.into_iter().map(|(sku, units)| SkuUnits { sku, units }).collect();
+            steps.push(step(now, "packed", format!("{shipment} from {warehouse}"), false));
+            next.shipments.push(ShipmentRecord { id: shipment, warehouse: warehouse.clone(), stage: ShipmentStage::Created, tracking_number: None });
+            next.pending.push(Action::CreateShipment { shipment, warehouse, items });
+        }
+        // Nothing found to ship at all: the order ends here; e-commerce refunds the short units.
+        next.status = if next.shipments.is_empty() { FulfillmentStatus::Delivered } else { FulfillmentStatus::Packed };
+        let short = next.short.clone();
+        let events = next.emit(now, IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Packed, short }).into_iter().collect();
+        debug_assert!(next.check_invariants().is_ok());
+        Ok(Transition { next, events, steps })
+    }
+
+    /// A shipment reports a new stage. Dispatch is decided here first: a
+    /// cancelled order refuses to let its shipment leave. Old or repeated
+    /// stages change nothing.
+    ///
+    /// # Errors
+    /// [`FulfillmentOrderError::UnknownShipment`]; [`FulfillmentOrderError::Cancelled`] for a dispatch after cancel.
+    pub fn shipment_update(
+        &self,
+        shipment: ShipmentId,
+        stage: ShipmentStage,
+        tracking_number: Option<String>,
+        now: Timestamp,
+    ) -> Result<Transition, FulfillmentOrderError> {
+        let position = self.shipments.iter().position(|s| s.id == shipment).ok_or(FulfillmentOrderError::UnknownShipment(shipment))?;
+        let current = self.shipments[position].stage;
+        let unchanged = Ok(Transition { next: self.clone(), events: vec![], steps: vec![] });
+        if matches!(self.status, FulfillmentStatus::Cancelled { .. }) {
+            return if stage.has_left() { Err(FulfillmentOrderError::Cancelled) } else { unchanged };
+        }
+        if stage == current || (current.has_left() && !stage.has_left()) || current == ShipmentStage::Delivered {
+            return unchanged;
+        }
+        let mut next = self.changed(now);
+        let mut events = Vec::new();
+        let mut steps = Vec::new();
+        let total = u16::try_from(next.shipments.len()).unwrap_or(u16::MAX);
+        let warehouse = next.shipments[position].warehouse.clone();
+        if let Some(number) = tracking_number {
+            next.shipments[position].tracking_number = Some(number);
+        }
+        next.shipments[position].stage = stage;
+        if stage.has_left() && !current.has_left() {
+            for (index, item) in next.plan.clone().iter().enumerate() {
+                let picked = next.tasks.get(index).and_then(|t| t.picked).unwrap_or(0);
+                if item.bin.warehouse == warehouse && picked > 0 {
+                    next.pending.push(Action::Bin { bin: item.bin.clone(), reservation: item.reservation, op: BinOp::Ship });
+                }
+            }
+            let dispatched = u16::try_from(next.shipments.iter().filter(|s| s.stage.has_left()).count()).unwrap_or(u16::MAX);
+            let tracking_number = next.shipments[position].tracking_number.clone().unwrap_or_default();
+            if dispatched == total {
+                next.status = FulfillmentStatus::Shipped;
+            }
+            events.extend(next.emit(
+                now,
+                IntegrationEvent::ShipmentDispatched {
+                    shipment_id: shipment,
+                    warehouse_id: warehouse.clone(),
+                    tracking_number: tracking_number.clone(),
+                    shipments_total: total,
+                    shipments_dispatched: dispatched,
+                },
+            ));
+            steps.push(step(now, "shipment_dispatched", format!("{shipment} from {warehouse}, tracking {tracking_number}"), false));
+        }
+        if stage == ShipmentStage::Delivered {
+            let delivered = u16::try_from(next.shipments.iter().filter(|s| s.stage == ShipmentStage::Delivered).count()).unwrap_or(u16::MAX);
+            if delivered == total {
+                next.status = FulfillmentStatus::Delivered;
+            }
+            events.extend(next.emit(
+                now,
+                IntegrationEvent::ShipmentDelivered { shipment_id: shipment, shipments_total: total, shipments_delivered: delivered },
+            ));
+            steps.push(step(now, "shipment_delivered", shipment.to_string(), false));
+        } else if stage != ShipmentStage::InTransit {
+            steps.push(step(now, "shipment_update", format!("{shipment} {}", stage.as_str()), false));
+        }
+        Ok(Transition { next, events, steps })
+    }
+
+    /// The first `count` pending actions were performed.
+    pub fn actions_done(&self, count: usize, now: Timestamp) -> FulfillmentOrder {
+        let mut next = self.changed(now);
+        next.pending.drain(..count.min(next.pending.len()));
+        next
+    }
+
+    /// Checks the order's invariants (before a write and after a read).
+    ///
+    /// # Errors
+    /// [`FulfillmentOrderError::Invariant`] naming the broken rule.
+    pub fn check_invariants(&self) -> Result<(), FulfillmentOrderError> {
+        if self.lines.is_empty() {
+            return Err(FulfillmentOrderError::Invariant("a fulfillment order has lines"));
+        }
+        if !self.tasks.is_empty() && self.tasks.len() != self.plan.len() {
+            return Err(FulfillmentOrderError::Invariant("one pick task per planned item"));
+        }
+        for task in &self.tasks {
+            let units = self.plan.get(usize::from(task.index)).map(|p| p.units);
+            if task.picked.zip(units).is_some_and(|(picked, units)| picked > units) {
+                return Err(FulfillmentOrderError::Invariant("picked <= planned"));
+            }
+        }
+        if self.status == FulfillmentStatus::Reserved && self.expires_at.is_none() {
+            return Err(FulfillmentOrderError::Invariant("a reservation has an expiry"));
+        }
+        Ok(())
+    }
+
+    /// Whether the saga is over here: terminal and nothing owed.
+    pub fn is_finished(&self) -> bool {
+        self.status.is_terminal() && self.pending.is_empty()
+    }
+
+    /// Its id.
+    pub fn id(&self) -> FulfillmentOrderId {
+        self.id
+    }
+    /// The order it serves.
+    pub fn order_id(&self) -> OrderId {
+        self.order_id
+    }
+    /// Where it came from.
+    pub fn channel(&self) -> Channel {
+        self.channel
+    }
+    /// What to ship.
+    pub fn lines(&self) -> &[EventLine] {
+        &self.lines
+    }
+    /// Where to.
+    pub fn ship_to(&self) -> &Address {
+        &self.ship_to
+    }
+    /// Where it stands.
+    pub fn status(&self) -> FulfillmentStatus {
+        self.status
+    }
+    /// The current allocation plan.
+    pub fn plan(&self) -> &[PlannedItem] {
+        &self.plan
+    }
+    /// Pick tasks (after release).
+    pub fn tasks(&self) -> &[PickTask] {
+        &self.tasks
+    }
+    /// Shipments (after packing).
+    pub fn shipments(&self) -> &[ShipmentRecord] {
+        &self.shipments
+    }
+    /// Units that will not ship.
+    pub fn short(&self) -> &[SkuUnits] {
+        &self.short
+    }
+    /// Actions owed.
+    pub fn pending(&self) -> &[Action] {
+        &self.pending
+    }
+    /// When the reservations expire, while reserved.
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.expires_at
+    }
+    /// When it was taken in.
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+}

@@ -1,0 +1,285 @@
+//! The shipment actor: buys the label, records tracking events, and lets its
+//! fulfillment order decide first on every stage (a cancelled order refuses
+//! the dispatch). The call to the fulfillment order runs in a task whose
+//! answer comes back as a message, so the two actors never wait on each other.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use super::state::{NewShipment, Shipment, ShipmentError, ShipmentStage};
+use crate::actors::{backoff, ChildSpec, Live, IDLE_CHECK_INTERVAL};
+use crate::events::ShipmentId;
+use crate::fulfillment::{Deps, FulfillmentError};
+use crate::persistence::{codec, StoreError, WriteBatch, WriteOp};
+
+/// Record kind of shipment snapshots.
+pub const SHIPMENT_KIND: &str = "shipment";
+const SHIPMENT_VERSION: u8 = 1;
+
+/// Decodes a shipment snapshot.
+///
+/// # Errors
+/// [`StoreError::Corrupt`].
+pub fn decode(id: &str, bytes: &[u8]) -> Result<Shipment, StoreError> {
+    codec::decode(SHIPMENT_VERSION, &format!("shipment {id}"), bytes)
+}
+
+/// Messages to a shipment.
+#[derive(Debug)]
+pub enum ShipmentMsg {
+    /// Create it (a repeat answers with the existing shipment).
+    Create(NewShipment, RpcReplyPort<Shipment>),
+    /// A tracking event from the carrier: checked with the fulfillment order, then recorded.
+    Track {
+        /// The stage reached.
+        stage: ShipmentStage,
+        /// The carrier's words.
+        detail: String,
+        /// Whether the stage can follow the current one (it is recorded once the order agrees).
+        reply: RpcReplyPort<Result<Shipment, ShipmentError>>,
+    },
+    /// The simulated carrier reached `stage` (autopilot).
+    Carrier {
+        /// The stage reached.
+        stage: ShipmentStage,
+        /// The carrier's words.
+        detail: String,
+    },
+    /// The fulfillment order agreed to `stage`: record it.
+    Confirmed {
+        /// The stage.
+        stage: ShipmentStage,
+        /// The carrier's words.
+        detail: String,
+        /// The tracking number, for the label.
+        tracking_number: Option<String>,
+    },
+    /// The fulfillment order was cancelled: cancel if not gone.
+    Cancel(RpcReplyPort<Result<Shipment, ShipmentError>>),
+    /// The shipment as it is.
+    Get(RpcReplyPort<Option<Shipment>>),
+    /// Carry on (label, autopilot) after start or a failure.
+    Resume,
+    /// Passivate if idle.
+    Idle,
+}
+
+/// The shipment actor.
+#[derive(Debug)]
+pub struct ShipmentActor {
+    deps: Arc<Deps>,
+}
+
+/// The supervisor's view of shipments.
+#[derive(Debug)]
+pub struct ShipmentSpec {
+    pub(crate) deps: Arc<Deps>,
+}
+
+impl ChildSpec for ShipmentSpec {
+    type Id = ShipmentId;
+    type Actor = ShipmentActor;
+    type Args = Option<Shipment>;
+    const KIND: &'static str = SHIPMENT_KIND;
+
+    fn name(&self, id: &ShipmentId) -> String {
+        format!("{}:{}", self.deps.scope, id.actor_name())
+    }
+
+    fn actor(&self) -> ShipmentActor {
+        ShipmentActor { deps: self.deps.clone() }
+    }
+
+    fn load(&self, id: &ShipmentId) -> Result<Option<Option<Shipment>>, StoreError> {
+        let key = id.to_string();
+        match self.deps.store.snapshot(SHIPMENT_KIND, &key)? {
+            Some(bytes) => Ok(Some(Some(decode(&key, &bytes)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn vacant(&self, _id: &ShipmentId) -> Option<Shipment> {
+        None
+    }
+}
+
+type State = Live<Shipment>;
+
+impl ShipmentActor {
+    async fn save(&self, state: &mut State, next: Shipment) -> Result<(), ActorProcessingErr> {
+        let mut batch = WriteBatch::new();
+        let id = next.id().to_string();
+        let op = if next.is_finished() {
+            WriteOp::MarkClosed { kind: SHIPMENT_KIND, id: id.clone() }
+        } else {
+            WriteOp::MarkOpen { kind: SHIPMENT_KIND, id: id.clone() }
+        };
+        batch.push(op);
+        batch.push(WriteOp::PutSnapshot { kind: SHIPMENT_KIND, id, bytes: codec::encode(SHIPMENT_VERSION, &next)? });
+        self.deps.store.commit(batch).await?;
+        state.aggregate = Some(next);
+        Ok(())
+    }
+
+    /// Asks the fulfillment order to agree to `stage`, from a task.
+    fn propose(&self, myself: &ActorRef<ShipmentMsg>, shipment: &Shipment, stage: ShipmentStage, detail: String, tracking_number: Option<String>) {
+        let orders = self.deps.fulfillment_order_handle();
+        let fulfillment_order = shipment.fulfillment_order();
+        let id = shipment.id();
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            match orders.shipment_update(fulfillment_order, id, stage, tracking_number.clone()).await {
+                Ok(()) => {
+                    let _ = myself.cast(ShipmentMsg::Confirmed { stage, detail, tracking_number });
+                }
+                Err(FulfillmentError::Order(crate::fulfillment::FulfillmentOrderError::Cancelled)) => {
+                    let _ = myself.cast(ShipmentMsg::Confirmed { stage: ShipmentStage::Cancelled, detail: "order cancelled".to_owned(), tracking_number: None });
+                }
+                Err(err) => {
+                    tracing::warn!(shipment = %id, cause = %err, "fulfillment order did not take the update; retrying");
+                    let _ = myself.cast(ShipmentMsg::Resume);
+                }
+            }
+        });
+    }
+
+    /// Checks a tracking event and, if it moves the shipment on, asks the fulfillment order.
+    fn track(
+        &self,
+        myself: &ActorRef<ShipmentMsg>,
+        state: &mut State,
+        stage: ShipmentStage,
+        detail: String,
+        now: crate::events::Timestamp,
+    ) -> Result<Result<Shipment, ShipmentError>, ActorProcessingErr> {
+        let Some(shipment) = state.aggregate.clone() else { return Err("shipment actor without a shipment".into()) };
+        let checked = shipment.advance(stage, &detail, shipment.tracking_number().map(str::to_owned), now);
+        if checked.is_ok() && stage != shipment.stage() {
+            state.in_flight = true;
+            self.propose(myself, &shipment, stage, detail, None);
+        }
+        Ok(checked.map(|_| shipment))
+    }
+
+    /// What happens next on its own: the label, and on autopilot the simulated carrier.
+    async fn follow_up(&self, myself: &ActorRef<ShipmentMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+        let Some(shipment) = state.aggregate.clone() else { return Ok(()) };
+        if state.in_flight {
+            return Ok(());
+        }
+        match shipment.stage() {
+            ShipmentStage::Created => {
+                match self.deps.carrier.purchase_label(shipment.id(), shipment.items().to_vec()).await {
+                    Ok(tracking) => {
+                        state.in_flight = true;
+                        state.attempts = 0;
+                        self.propose(myself, &shipment, ShipmentStage::LabelPurchased, "label purchased".to_owned(), Some(tracking));
+                    }
+                    Err(err) => {
+                        tracing::warn!(shipment = %shipment.id(), cause = %err, "label purchase failed; retrying");
+                        myself.send_after(backoff(state.attempts), || ShipmentMsg::Resume);
+                        state.attempts = state.attempts.saturating_add(1);
+                    }
+                }
+            }
+            stage if self.deps.config.autopilot => {
+                let next = match stage {
+                    ShipmentStage::LabelPurchased => Some((ShipmentStage::InTransit, "picked up by the carrier")),
+                    ShipmentStage::InTransit | ShipmentStage::Exception => Some((ShipmentStage::OutForDelivery, "out for delivery")),
+                    ShipmentStage::OutForDelivery => Some((ShipmentStage::Delivered, "delivered")),
+                    ShipmentStage::Created | ShipmentStage::Delivered | ShipmentStage::Cancelled => None,
+                };
+                if let Some((stage, detail)) = next {
+                    let delay = self.deps.config.carrier_step_delay;
+                    myself.send_after(delay, move || ShipmentMsg::Carrier { stage, detail: detail.to_owned() });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Actor for ShipmentActor {
+    type Msg = ShipmentMsg;
+    type State = State;
+    type Arguments = Option<Shipment>;
+
+    async fn pre_start(&self, myself: ActorRef<ShipmentMsg>, shipment: Option<Shipment>) -> Result<State, ActorProcessingErr> {
+        ractor::time::send_interval(IDLE_CHECK_INTERVAL, myself.get_cell(), || ShipmentMsg::Idle);
+        if shipment.as_ref().is_some_and(|s| !s.is_finished()) {
+            myself.cast(ShipmentMsg::Resume)?;
+        }
+        Ok(Live::new(shipment))
+    }
+
+    async fn handle(&self, myself: ActorRef<ShipmentMsg>, message: ShipmentMsg, state: &mut State) -> Result<(), ActorProcessingErr> {
+        if !matches!(message, ShipmentMsg::Idle) {
+            state.touched = std::time::Instant::now();
+        }
+        let now = self.deps.clock.now();
+        match message {
+            ShipmentMsg::Create(new, reply) => {
+                if let Some(existing) = state.aggregate.clone() {
+                    let _ = reply.send(existing);
+                    return Ok(());
+                }
+                let shipment = Shipment::create(new, now);
+                self.save(state, shipment.clone()).await?;
+                let _ = reply.send(shipment);
+                self.follow_up(&myself, state).await?;
+            }
+            ShipmentMsg::Track { stage, detail, reply } => {
+                let answer = self.track(&myself, state, stage, detail, now)?;
+                let _ = reply.send(answer);
+            }
+            ShipmentMsg::Carrier { stage, detail } => {
+                if let Err(err) = self.track(&myself, state, stage, detail, now)? {
+                    tracing::debug!(cause = %err, "carrier step no longer applies");
+                }
+            }
+            ShipmentMsg::Confirmed { stage, detail, tracking_number } => {
+                state.in_flight = false;
+                let Some(shipment) = state.aggregate.clone() else { return Ok(()) };
+                match shipment.advance(stage, &detail, tracking_number, now) {
+                    Ok(next) => {
+                        if next != shipment {
+                            self.save(state, next).await?;
+                        }
+                    }
+                    Err(err) => tracing::warn!(shipment = %shipment.id(), cause = %err, "stage no longer applies"),
+                }
+                self.follow_up(&myself, state).await?;
+            }
+            ShipmentMsg::Cancel(reply) => {
+                let Some(shipment) = state.aggregate.clone() else { return Err("shipment actor without a shipment".into()) };
+                match shipment.advance(ShipmentStage::Cancelled, "order cancelled", None, now) {
+                    Ok(next) => {
+                        if next != shipment {
+                            self.save(state, next.clone()).await?;
+                        }
+                        let _ = reply.send(Ok(next));
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            ShipmentMsg::Get(reply) => {
+                let _ = reply.send(state.aggregate.clone());
+            }
+            ShipmentMsg::Resume => {
+                state.in_flight = false;
+                self.follow_up(&myself, state).await?;
+            }
+            ShipmentMsg::Idle => {
+                let waiting = state.in_flight || (self.deps.config.autopilot && state.aggregate.as_ref().is_some_and(|s| !s.is_finished()));
+                if state.aggregate.is_none() || (!waiting && state.idle_for(self.deps.config.idle_after)) {
+                    myself.stop(Some("passivated".to_owned()));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! Shipments: one actor per parcel, from label to delivery.
+
+pub mod actor;
+pub mod handle;
+pub mod state;
+
+pub use handle::ShipmentHandle;
+pub use state::{Shipment, ShipmentError, ShipmentStage, TrackingEvent};

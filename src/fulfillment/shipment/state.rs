@@ -1,0 +1,272 @@
+//! A shipment: one warehouse's share of a fulfillment order, in a parcel.
+//!
+//! `Created -> LabelPurchased -> InTransit -> OutForDelivery -> Delivered`,
+//! with `Exception` (a carrier problem, from which it can still move on) and
+//! `Cancelled` (only before it leaves). Stages only move forward.
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{FulfillmentOrderId, OrderId, ShipmentId, SkuUnits, Timestamp, WarehouseId};
+
+/// Most tracking events kept per shipment.
+pub const TRACKING_EVENTS_MAX: usize = 64;
+
+/// Where a shipment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShipmentStage {
+    /// Packed, no label yet.
+    Created,
+    /// Has a carrier label and tracking number.
+    LabelPurchased,
+    /// Picked up by the carrier: dispatched.
+    InTransit,
+    /// On the delivery vehicle.
+    OutForDelivery,
+    /// Handed to the recipient. Terminal.
+    Delivered,
+    /// A carrier problem was reported.
+    Exception,
+    /// Cancelled before it left. Terminal.
+    Cancelled,
+}
+
+impl ShipmentStage {
+    /// The stage as a stable snake_case code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShipmentStage::Created => "created",
+            ShipmentStage::LabelPurchased => "label_purchased",
+            ShipmentStage::InTransit => "in_transit",
+            ShipmentStage::OutForDelivery => "out_for_delivery",
+            ShipmentStage::Delivered => "delivered",
+            ShipmentStage::Exception => "exception",
+            ShipmentStage::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the parcel has left the warehouse.
+    pub fn has_left(self) -> bool {
+        match self {
+            ShipmentStage::InTransit | ShipmentStage::OutForDelivery | ShipmentStage::Delivered | ShipmentStage::Exception => true,
+            ShipmentStage::Created | ShipmentStage::LabelPurchased | ShipmentStage::Cancelled => false,
+        }
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            ShipmentStage::Created => 0,
+            ShipmentStage::LabelPurchased => 1,
+            ShipmentStage::InTransit | ShipmentStage::Exception => 2,
+            ShipmentStage::OutForDelivery => 3,
+            ShipmentStage::Delivered | ShipmentStage::Cancelled => 4,
+        }
+    }
+}
+
+/// One tracking event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackingEvent {
+    /// When it was recorded.
+    pub at: Timestamp,
+    /// The stage reached.
+    pub stage: ShipmentStage,
+    /// The carrier's words.
+    pub detail: String,
+}
+
+/// A shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    id: ShipmentId,
+    fulfillment_order: FulfillmentOrderId,
+    order_id: OrderId,
+    warehouse: WarehouseId,
+    items: Vec<SkuUnits>,
+    carrier: String,
+    stage: ShipmentStage,
+    tracking_number: Option<String>,
+    events: Vec<TrackingEvent>,
+}
+
+/// A rule the shipment refused to break.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShipmentError {
+    /// The stage cannot follow the current one.
+    #[error("cannot go from {from} to {to}")]
+    IllegalStage {
+        /// The current stage.
+        from: &'static str,
+        /// The stage asked for.
+        to: &'static str,
+    },
+    /// The parcel has left: too late to cancel.
+    #[error("the shipment has left the warehouse")]
+    AlreadyLeft,
+}
+
+/// What the caller asked to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewShipment {
+    /// The shipment's id (chosen by the fulfillment order: a retry names the same one).
+    pub id: ShipmentId,
+    /// Its fulfillment order.
+    pub fulfillment_order: FulfillmentOrderId,
+    /// Its order.
+    pub order_id: OrderId,
+    /// The warehouse it leaves from.
+    pub warehouse: WarehouseId,
+    /// What is in it.
+    pub items: Vec<SkuUnits>,
+    /// The carrier's name.
+    pub carrier: String,
+}
+
+impl Shipment {
+    /// A shipment just packed.
+    pub fn create(new: NewShipment, now: Timestamp) -> Shipment {
+        Shipment {
+            id: new.id,
+            fulfillment_order: new.fulfillment_order,
+            order_id: new.order_id,
+            warehouse: new.warehouse,
+            items: new.items,
+            carrier: new.carrier,
+            stage: ShipmentStage::Created,
+            tracking_number: None,
+            events: vec![TrackingEvent { at: now, stage: ShipmentStage::Created, detail: "packed".to_owned() }],
+        }
+    }
+
+    /// Moves to `stage`. Moving to the current stage again changes nothing.
+    ///
+    /// # Errors
+    /// [`ShipmentError::IllegalStage`] for a step backwards or a skipped label;
+    /// [`ShipmentError::AlreadyLeft`] for a cancel after dispatch.
+    pub fn advance(&self, stage: ShipmentStage, detail: &str, tracking_number: Option<String>, now: Timestamp) -> Result<Shipment, ShipmentError> {
+        if stage == self.stage {
+            return Ok(self.clone());
+        }
+        let illegal = ShipmentError::IllegalStage { from: self.stage.as_str(), to: stage.as_str() };
+        match (self.stage, stage) {
+            (ShipmentStage::Delivered | ShipmentStage::Cancelled, _) => return Err(illegal),
+            (_, ShipmentStage::Cancelled) if self.stage.has_left() => return Err(ShipmentError::AlreadyLeft),
+            (_, ShipmentStage::Cancelled) => {}
+            (ShipmentStage::Created, ShipmentStage::LabelPurchased) if tracking_number.is_some() => {}
+            (ShipmentStage::Created, _) => return Err(illegal),
+            (_, ShipmentStage::Exception) => {}
+            (from, to) if to.rank() > from.rank() && to != ShipmentStage::LabelPurchased => {}
+            (_, _) => return Err(illegal),
+        }
+        let mut next = self.clone();
+        next.stage = stage;
+        if let Some(number) = tracking_number {
+            next.tracking_number = Some(number);
+        }
+        if next.events.len() >= TRACKING_EVENTS_MAX {
+            next.events.remove(1);
+        }
+        next.events.push(TrackingEvent { at: now, stage, detail: detail.to_owned() });
+        Ok(next)
+    }
+
+    /// The shipment's id.
+    pub fn id(&self) -> ShipmentId {
+        self.id
+    }
+    /// Its fulfillment order.
+    pub fn fulfillment_order(&self) -> FulfillmentOrderId {
+        self.fulfillment_order
+    }
+    /// Its order.
+    pub fn order_id(&self) -> OrderId {
+        self.order_id
+    }
+    /// The warehouse it leaves from.
+    pub fn warehouse(&self) -> &WarehouseId {
+        &self.warehouse
+    }
+    /// What is in it.
+    pub fn items(&self) -> &[SkuUnits] {
+        &self.items
+    }
+    /// The carrier.
+    pub fn carrier(&self) -> &str {
+        &self.carrier
+    }
+    /// Where it stands.
+    pub fn stage(&self) -> ShipmentStage {
+        self.stage
+    }
+    /// The tracking number, once labelled.
+    pub fn tracking_number(&self) -> Option<&str> {
+        self.tracking_number.as_deref()
+    }
+    /// Tracking events, oldest first.
+    pub fn events(&self) -> &[TrackingEvent] {
+        &self.events
+    }
+    /// Whether nothing more will happen to it.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.stage, ShipmentStage::Delivered | ShipmentStage::Cancelled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Timestamp = Timestamp::from_millis(5);
+
+    fn shipment() -> Shipment {
+        Shipment::create(
+            NewShipment {
+                id: ShipmentId::from_raw(1),
+                fulfillment_order: FulfillmentOrderId::from_raw(2),
+                order_id: OrderId::from_raw(2),
+                warehouse: WarehouseId::parse("wh").unwrap(),
+                items: vec![],
+                carrier: "sim".into(),
+            },
+            NOW,
+        )
+    }
+
+    #[test]
+    fn a_shipment_walks_forward_to_delivered() {
+        let s = shipment().advance(ShipmentStage::LabelPurchased, "label", Some("T1".into()), NOW).unwrap();
+        let s = s.advance(ShipmentStage::InTransit, "picked up", None, NOW).unwrap();
+        let s = s.advance(ShipmentStage::OutForDelivery, "van", None, NOW).unwrap();
+        let s = s.advance(ShipmentStage::Delivered, "signed", None, NOW).unwrap();
+        assert_eq!(s.tracking_number(), Some("T1"));
+        assert_eq!(s.events().len(), 5);
+        assert!(s.is_finished());
+    }
+
+    #[test]
+    fn stages_never_go_back_or_skip_the_label() {
+        assert!(shipment().advance(ShipmentStage::InTransit, "", None, NOW).is_err());
+        assert!(shipment().advance(ShipmentStage::LabelPurchased, "", None, NOW).is_err(), "a label needs a number");
+        let s = shipment().advance(ShipmentStage::LabelPurchased, "", Some("T".into()), NOW).unwrap();
+        let s = s.advance(ShipmentStage::OutForDelivery, "", None, NOW).unwrap();
+        assert!(s.advance(ShipmentStage::InTransit, "", None, NOW).is_err());
+        assert_eq!(s.advance(ShipmentStage::OutForDelivery, "", None, NOW).unwrap(), s, "repeats change nothing");
+    }
+
+    #[test]
+    fn cancel_only_before_it_leaves() {
+        let labelled = shipment().advance(ShipmentStage::LabelPurchased, "", Some("T".into()), NOW).unwrap();
+        assert!(labelled.advance(ShipmentStage::Cancelled, "", None, NOW).is_ok());
+        let left = labelled.advance(ShipmentStage::InTransit, "", None, NOW).unwrap();
+        assert_eq!(left.advance(ShipmentStage::Cancelled, "", None, NOW).unwrap_err(), ShipmentError::AlreadyLeft);
+    }
+
+    #[test]
+    fn an_exception_can_still_be_delivered() {
+        let s = shipment().advance(ShipmentStage::LabelPurchased, "", Some("T".into()), NOW).unwrap();
+        let s = s.advance(ShipmentStage::InTransit, "", None, NOW).unwrap();
+        let s = s.advance(ShipmentStage::Exception, "address unclear", None, NOW).unwrap();
+        assert!(s.advance(ShipmentStage::Delivered, "", None, NOW).is_ok());
+    }
+}
