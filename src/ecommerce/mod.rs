@@ -1,0 +1,152 @@
+//! The e-commerce context: catalog, orders and payments.
+//!
+//! It talks to fulfillment only through integration events: it receives them
+//! through [`EcommerceInbox`] and sends its own through its store's outbox
+//! and the dispatcher. It never uses `crate::fulfillment`.
+
+pub mod catalog;
+pub mod order;
+pub mod payments;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+
+use crate::actors::dispatcher::DispatcherHandle;
+use crate::actors::{CallError, Clock, Supervisor, SupervisorMsg};
+use crate::events::bus::{BoxFuture, Delivery, DeliveryError, EventSink};
+use crate::events::{EventEnvelope, OrderId};
+use crate::persistence::{Store, StoreError};
+
+use catalog::Catalog;
+use order::actor::OrderSpec;
+use order::OrderHandle;
+use payments::PaymentGateway;
+
+/// What the e-commerce actors share.
+#[derive(Debug)]
+pub(crate) struct Deps {
+    pub(crate) scope: String,
+    pub(crate) store: Store,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) gateway: Arc<dyn PaymentGateway>,
+    pub(crate) catalog: Catalog,
+    pub(crate) dispatcher: DispatcherHandle,
+    pub(crate) idle_after: Duration,
+    orders: OnceLock<ActorRef<SupervisorMsg<OrderSpec>>>,
+}
+
+impl Deps {
+    pub(crate) fn orders(&self) -> Result<&ActorRef<SupervisorMsg<OrderSpec>>, CallError> {
+        self.orders.get().ok_or(CallError::Unavailable)
+    }
+}
+
+/// The running e-commerce context.
+#[derive(Debug, Clone)]
+pub struct Ecommerce {
+    deps: Arc<Deps>,
+}
+
+impl Ecommerce {
+    /// Starts the context on `store`: loads the catalog, starts the order
+    /// supervisor and resumes every order with work left.
+    ///
+    /// # Errors
+    /// [`StoreError`] for an unreadable store; [`CallError`] if the supervisor cannot start.
+    pub async fn start(
+        scope: String,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        gateway: Arc<dyn PaymentGateway>,
+        dispatcher: DispatcherHandle,
+        idle_after: Duration,
+    ) -> Result<Ecommerce, StartFailure> {
+        let loader = store.clone();
+        let catalog = tokio::task::spawn_blocking(move || Catalog::load(loader))
+            .await
+            .map_err(|err| StoreError::Io(err.to_string()))??;
+        let deps = Arc::new(Deps { scope, store, clock, gateway, catalog, dispatcher, idle_after, orders: OnceLock::new() });
+        let (orders, _) = Actor::spawn(None, Supervisor::new(Arc::new(OrderSpec { deps: deps.clone() })), ())
+            .await
+            .map_err(|err| CallError::Store(err.to_string()))?;
+        let _ = deps.orders.set(orders);
+        let context = Ecommerce { deps };
+        let store = context.deps.store.clone();
+        let open = tokio::task::spawn_blocking(move || store.open_ids(order::actor::ORDER_KIND))
+            .await
+            .map_err(|err| StoreError::Io(err.to_string()))??;
+        let spec = OrderSpec { deps: context.deps.clone() };
+        for id in open.iter().filter_map(|id| id.parse::<OrderId>().ok()) {
+            crate::actors::child(&spec, context.deps.orders()?, &id, false).await?;
+        }
+        if !open.is_empty() {
+            tracing::info!(orders = open.len(), "resumed open orders");
+        }
+        Ok(context)
+    }
+
+    /// Orders.
+    pub fn orders(&self) -> OrderHandle {
+        OrderHandle::new(self.deps.clone())
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.deps.catalog
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.deps.store
+    }
+
+    /// The outbox dispatcher.
+    pub fn dispatcher(&self) -> &DispatcherHandle {
+        &self.deps.dispatcher
+    }
+
+    /// The receiving side for fulfillment's events.
+    pub fn inbox(&self) -> Arc<dyn EventSink> {
+        Arc::new(EcommerceInbox { orders: self.orders() })
+    }
+
+    /// Live order actors.
+    pub async fn live_actors(&self) -> usize {
+        let Ok(sup) = self.deps.orders() else { return 0 };
+        sup.call(SupervisorMsg::Count, Some(Duration::from_secs(5))).await.ok().and_then(|r| r.success_or(()).ok()).unwrap_or(0)
+    }
+
+    /// Stops the order supervisor and its children, waiting up to `grace`.
+    pub async fn stop(&self, grace: Duration) {
+        if let Ok(orders) = self.deps.orders() {
+            let _ = orders.stop_children_and_wait(None, Some(grace)).await;
+            orders.stop(None);
+        }
+    }
+}
+
+/// Why the context could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartFailure {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An actor could not be started.
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+/// E-commerce's [`EventSink`]: routes each event to its order.
+#[derive(Debug)]
+pub struct EcommerceInbox {
+    orders: OrderHandle,
+}
+
+impl EventSink for EcommerceInbox {
+    fn deliver(&self, envelope: EventEnvelope) -> BoxFuture<'_, Result<Delivery, DeliveryError>> {
+        Box::pin(self.orders.deliver(envelope))
+    }
+}

@@ -1,0 +1,272 @@
+//! The order actor: runs the customer's side of one order's saga.
+//!
+//! Handler order: decide (pure), persist (snapshot + outbox + saga steps +
+//! inbox in one batch), swap, reply, then act. Payment operations owed are
+//! part of the persisted order; the actor performs the first one in a task
+//! (the gateway is I/O) and gets its answer back as a message, retrying
+//! unavailable gateways with backoff under the same idempotency key.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use super::state::{Authorization, CancelOutcome, NewOrder, Order, OrderError, PaymentOp, Transition};
+use crate::actors::persist::{batch, Change};
+use crate::actors::{backoff, ChildSpec, Live, IDLE_CHECK_INTERVAL};
+use crate::ecommerce::payments::PaymentError;
+use crate::ecommerce::Deps;
+use crate::events::bus::{Delivery, DeliveryError};
+use crate::events::{EventEnvelope, EventId, OrderId};
+use crate::persistence::{codec, StoreError};
+
+/// Record kind of order snapshots.
+pub const ORDER_KIND: &str = "order";
+const ORDER_VERSION: u8 = 1;
+
+/// Decodes and checks an order snapshot.
+///
+/// # Errors
+/// [`StoreError::Corrupt`].
+pub fn decode(id: &str, bytes: &[u8]) -> Result<Order, StoreError> {
+    let order: Order = codec::decode(ORDER_VERSION, &format!("order {id}"), bytes)?;
+    order.check_invariants().map_err(|err| StoreError::Corrupt { what: format!("order {id}"), detail: err.to_string() })?;
+    Ok(order)
+}
+
+/// Messages to an order.
+#[derive(Debug)]
+pub enum OrderMsg {
+    /// Place it (a repeat answers with the order as it is).
+    Place {
+        /// The priced order.
+        new: NewOrder,
+        /// The payment token to authorize.
+        token: String,
+        /// The order once durable.
+        reply: RpcReplyPort<Result<Order, OrderError>>,
+    },
+    /// An integration event from fulfillment.
+    Deliver(EventEnvelope, RpcReplyPort<Result<Delivery, DeliveryError>>),
+    /// The customer asks to cancel.
+    Cancel(RpcReplyPort<Result<(CancelOutcome, Order), OrderError>>),
+    /// The order as it is.
+    Get(RpcReplyPort<Option<Order>>),
+    /// The gateway answered a payment operation.
+    PaymentAnswered(PaymentOp, Result<(), PaymentError>),
+    /// Carry on with whatever is owed.
+    Resume,
+    /// Passivate if idle.
+    Idle,
+}
+
+/// The order actor.
+#[derive(Debug)]
+pub struct OrderActor {
+    deps: Arc<Deps>,
+}
+
+/// The supervisor's view of orders.
+#[derive(Debug)]
+pub struct OrderSpec {
+    pub(crate) deps: Arc<Deps>,
+}
+
+impl ChildSpec for OrderSpec {
+    type Id = OrderId;
+    type Actor = OrderActor;
+    type Args = Option<Order>;
+    const KIND: &'static str = ORDER_KIND;
+
+    fn name(&self, id: &OrderId) -> String {
+        format!("{}:{}", self.deps.scope, id.actor_name())
+    }
+
+    fn actor(&self) -> OrderActor {
+        OrderActor { deps: self.deps.clone() }
+    }
+
+    fn load(&self, id: &OrderId) -> Result<Option<Option<Order>>, StoreError> {
+        let key = id.to_string();
+        match self.deps.store.snapshot(ORDER_KIND, &key)? {
+            Some(bytes) => Ok(Some(Some(decode(&key, &bytes)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn vacant(&self, _id: &OrderId) -> Option<Order> {
+        None
+    }
+}
+
+type State = Live<Order>;
+
+impl OrderActor {
+    async fn save(&self, state: &mut State, transition: Transition, applied: Option<EventId>) -> Result<(), ActorProcessingErr> {
+        let Transition { next, events, steps } = transition;
+        next.check_invariants()?;
+        let now = self.deps.clock.now();
+        let write = batch(Change {
+            kind: ORDER_KIND,
+            id: next.id().to_string(),
+            snapshot: codec::encode(ORDER_VERSION, &next)?,
+            finished: Some(next.is_finished()),
+            order: next.id(),
+            events: &events,
+            steps: &steps,
+            applied,
+            now,
+        })?;
+        self.deps.store.commit(write).await?;
+        state.aggregate = Some(next);
+        self.deps.dispatcher.enqueue(events);
+        Ok(())
+    }
+
+    /// Starts the first owed payment operation, unless one is under way.
+    fn pay(&self, myself: &ActorRef<OrderMsg>, state: &mut State) {
+        let Some(order) = state.aggregate.as_ref() else { return };
+        let Some(op) = order.pending_payments().first().cloned() else { return };
+        if state.in_flight {
+            return;
+        }
+        let Some(authorization) = order.payment().authorization.clone() else {
+            // Nothing was ever authorized: there is nothing to capture, void or refund.
+            let _ = myself.cast(OrderMsg::PaymentAnswered(op, Err(PaymentError::Declined("no authorization".to_owned()))));
+            return;
+        };
+        state.in_flight = true;
+        let gateway = self.deps.gateway.clone();
+        let key = op.key(order.id());
+        let total = order.total();
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let result = match &op {
+                PaymentOp::Capture => gateway.capture(key, authorization, total).await,
+                PaymentOp::Void => gateway.void(key, authorization).await,
+                PaymentOp::Refund { amount, .. } => gateway.refund(key, authorization, *amount).await,
+            };
+            let _ = myself.cast(OrderMsg::PaymentAnswered(op, result));
+        });
+    }
+}
+
+impl Actor for OrderActor {
+    type Msg = OrderMsg;
+    type State = State;
+    type Arguments = Option<Order>;
+
+    async fn pre_start(&self, myself: ActorRef<OrderMsg>, order: Option<Order>) -> Result<State, ActorProcessingErr> {
+        ractor::time::send_interval(IDLE_CHECK_INTERVAL, myself.get_cell(), || OrderMsg::Idle);
+        if order.as_ref().is_some_and(|o| !o.is_finished()) {
+            myself.cast(OrderMsg::Resume)?;
+        }
+        Ok(Live::new(order))
+    }
+
+    async fn handle(&self, myself: ActorRef<OrderMsg>, message: OrderMsg, state: &mut State) -> Result<(), ActorProcessingErr> {
+        if !matches!(message, OrderMsg::Idle) {
+            state.touched = std::time::Instant::now();
+        }
+        let now = self.deps.clock.now();
+        match message {
+            OrderMsg::Place { new, token, reply } => {
+                if let Some(order) = state.aggregate.clone() {
+                    let _ = reply.send(Ok(order));
+                    return Ok(());
+                }
+                if let Err(err) = Order::total_of(&new.lines) {
+                    let _ = reply.send(Err(err));
+                    myself.stop(None);
+                    return Ok(());
+                }
+                let total = Order::total_of(&new.lines)?;
+                let key = format!("auth:{}", new.id);
+                let mut attempt = 0;
+                let authorization = loop {
+                    match self.deps.gateway.authorize(key.clone(), token.clone(), total).await {
+                        Ok(id) => break Authorization::Approved(id),
+                        Err(PaymentError::Unavailable(why)) if attempt < 3 => {
+                            tracing::debug!(%why, "authorization retry");
+                            tokio::time::sleep(backoff(attempt)).await;
+                            attempt += 1;
+                        }
+                        Err(err) => break Authorization::Declined(err.to_string()),
+                    }
+                };
+                match Order::place(new, authorization, now) {
+                    Ok(transition) => {
+                        self.save(state, transition, None).await?;
+                        let _ = reply.send(Ok(self.current(state)?.clone()));
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            OrderMsg::Deliver(envelope, reply) => {
+                let Some(order) = state.aggregate.clone() else {
+                    let _ = reply.send(Err(DeliveryError::Rejected(format!("no order {}", envelope.order_id))));
+                    myself.stop(None);
+                    return Ok(());
+                };
+                if order.has_applied(envelope.event_id) {
+                    let _ = reply.send(Ok(Delivery::Duplicate));
+                    return Ok(());
+                }
+                let transition = order.apply(&envelope, now);
+                self.save(state, transition, Some(envelope.event_id)).await?;
+                let _ = reply.send(Ok(Delivery::Applied));
+                self.pay(&myself, state);
+            }
+            OrderMsg::Cancel(reply) => {
+                let Some(order) = state.aggregate.clone() else { return Err("order actor without an order".into()) };
+                match order.request_cancel(now) {
+                    Ok((outcome, transition)) => {
+                        if transition.next != order {
+                            self.save(state, transition, None).await?;
+                        }
+                        let _ = reply.send(Ok((outcome, self.current(state)?.clone())));
+                        self.pay(&myself, state);
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            OrderMsg::Get(reply) => {
+                let _ = reply.send(state.aggregate.clone());
+            }
+            OrderMsg::PaymentAnswered(op, result) => {
+                state.in_flight = false;
+                let Some(order) = state.aggregate.clone() else { return Ok(()) };
+                if let Err(PaymentError::Unavailable(why)) = &result {
+                    tracing::debug!(order = %order.id(), %why, "payment gateway unavailable; retrying");
+                    let delay = backoff(state.attempts);
+                    state.attempts = state.attempts.saturating_add(1);
+                    myself.send_after(delay, || OrderMsg::Resume);
+                    return Ok(());
+                }
+                state.attempts = 0;
+                let transition = order.payment_result(&op, result, now);
+                if transition.next != order {
+                    self.save(state, transition, None).await?;
+                }
+                self.pay(&myself, state);
+            }
+            OrderMsg::Resume => self.pay(&myself, state),
+            OrderMsg::Idle => {
+                let busy = state.in_flight || state.aggregate.as_ref().is_some_and(|o| !o.pending_payments().is_empty());
+                if state.aggregate.is_none() || (!busy && state.idle_for(self.deps.idle_after)) {
+                    myself.stop(Some("passivated".to_owned()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl OrderActor {
+    fn current<'a>(&self, state: &'a State) -> Result<&'a Order, ActorProcessingErr> {
+        state.aggregate.as_ref().ok_or_else(|| "order actor without an order".into())
+    }
+}

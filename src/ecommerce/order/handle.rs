@@ -1,0 +1,117 @@
+//! The typed client of order actors.
+
+use std::sync::Arc;
+
+use super::actor::{OrderMsg, OrderSpec};
+use super::state::{CancelOutcome, NewOrder, Order, OrderError, OrderLine};
+use crate::actors::{call, CallError, CALL_TIMEOUT};
+use crate::ecommerce::Deps;
+use crate::events::bus::{Delivery, DeliveryError};
+use crate::events::{Address, CustomerId, EventEnvelope, OrderId, Quantity, Sku};
+
+/// Longest payment token, in bytes.
+pub const PAYMENT_TOKEN_LEN_MAX: usize = 255;
+
+/// What a customer orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceOrder {
+    /// The order's id; a retry with the same id names the same order.
+    pub id: OrderId,
+    /// Who orders.
+    pub customer_id: CustomerId,
+    /// SKUs and quantities; prices come from the catalog.
+    pub lines: Vec<(Sku, Quantity)>,
+    /// Where to ship.
+    pub ship_to: Address,
+    /// The payment method's token.
+    pub payment_token: String,
+}
+
+/// Why an order could not be placed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlaceError {
+    /// A SKU is not in the catalog.
+    #[error("unknown SKU {0}")]
+    UnknownSku(Sku),
+    /// The payment token is empty or too long.
+    #[error("the payment token must be 1 to {PAYMENT_TOKEN_LEN_MAX} printable characters")]
+    PaymentToken,
+    /// The order broke a rule.
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    /// The order actor could not be reached; the outcome is unknown: retry with the same id.
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+/// Talks to order actors.
+#[derive(Debug, Clone)]
+pub struct OrderHandle {
+    deps: Arc<Deps>,
+}
+
+impl OrderHandle {
+    pub(crate) fn new(deps: Arc<Deps>) -> Self {
+        Self { deps }
+    }
+
+    async fn ask<T: Send + 'static>(&self, id: OrderId, vacant_ok: bool, build: impl Fn(ractor::RpcReplyPort<T>) -> OrderMsg) -> Result<T, CallError> {
+        let spec = OrderSpec { deps: self.deps.clone() };
+        call(&spec, self.deps.orders()?, &id, vacant_ok, CALL_TIMEOUT, build).await
+    }
+
+    /// Prices the lines from the catalog, authorizes the payment and places
+    /// the order. Returns once the order is durable. A declined payment gives
+    /// an order cancelled with reason `payment_declined`.
+    ///
+    /// # Errors
+    /// [`PlaceError`].
+    pub async fn place(&self, request: PlaceOrder) -> Result<Order, PlaceError> {
+        let token = request.payment_token.trim();
+        if token.is_empty() || token.len() > PAYMENT_TOKEN_LEN_MAX || token.chars().any(char::is_control) {
+            return Err(PlaceError::PaymentToken);
+        }
+        let mut lines = Vec::with_capacity(request.lines.len());
+        for (sku, quantity) in &request.lines {
+            let product = self.deps.catalog.get(sku).ok_or_else(|| PlaceError::UnknownSku(sku.clone()))?;
+            lines.push(OrderLine { sku: sku.clone(), quantity: *quantity, unit_price: product.price });
+        }
+        Order::total_of(&lines)?;
+        let new = NewOrder { id: request.id, customer_id: request.customer_id, lines, ship_to: request.ship_to };
+        let token = token.to_owned();
+        Ok(self.ask(request.id, true, |reply| OrderMsg::Place { new: new.clone(), token: token.clone(), reply }).await??)
+    }
+
+    /// The order `id`, if it exists.
+    ///
+    /// # Errors
+    /// [`CallError`].
+    pub async fn get(&self, id: OrderId) -> Result<Option<Order>, CallError> {
+        match self.ask(id, false, OrderMsg::Get).await {
+            Err(CallError::NotFound) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// Asks to cancel order `id`.
+    ///
+    /// # Errors
+    /// [`PlaceError::Order`] with [`OrderError::NotCancellable`] once shipped; [`PlaceError::Call`].
+    pub async fn cancel(&self, id: OrderId) -> Result<(CancelOutcome, Order), PlaceError> {
+        Ok(self.ask(id, false, OrderMsg::Cancel).await??)
+    }
+
+    /// Delivers an integration event to the order it concerns.
+    ///
+    /// # Errors
+    /// [`DeliveryError`].
+    pub async fn deliver(&self, envelope: EventEnvelope) -> Result<Delivery, DeliveryError> {
+        let id = envelope.order_id;
+        match self.ask(id, false, |reply| OrderMsg::Deliver(envelope.clone(), reply)).await {
+            Ok(result) => result,
+            Err(CallError::NotFound) => Err(DeliveryError::Rejected(format!("no order {id}"))),
+            Err(err) => Err(DeliveryError::Unavailable(err.to_string())),
+        }
+    }
+}

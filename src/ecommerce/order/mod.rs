@@ -1,0 +1,8 @@
+//! E-commerce orders: the customer's side of the saga, one actor per order.
+
+pub mod actor;
+pub mod handle;
+pub mod state;
+
+pub use handle::{OrderHandle, PlaceOrder, PlaceError};
+pub use state::{CancelOutcome, Order, OrderError, OrderLine, OrderStatus, Payment, PaymentOp, PaymentStatus};

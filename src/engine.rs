@@ -1,0 +1,334 @@
+//! The embedded engine: both contexts in one process, each on its own redb
+//! store, joined by an in-process bus.
+//!
+//! [`Engine::start`] opens `<data_dir>/ecommerce.redb` and
+//! `<data_dir>/fulfillment.redb`, starts each context's supervisors and
+//! outbox dispatcher, and resumes every saga that was not finished: orders
+//! owing a payment operation, fulfillment orders still reserving, waiting or
+//! owing actions, shipments on their way, and every undelivered outbox event.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::actors::dispatcher::{self, DispatcherHandle};
+use crate::actors::{engine_scope, Clock, SystemClock};
+use crate::ecommerce::order::Order;
+use crate::ecommerce::payments::{PaymentGateway, SimulatedGateway};
+use crate::ecommerce::{Ecommerce, StartFailure};
+use crate::events::bus::{Bus, BoxFuture, Delivery, DeliveryError, EventSink};
+use crate::events::{EventEnvelope, FulfillmentOrderId, OrderId, SagaStep};
+use crate::fulfillment::carriers::{Carrier, SimulatedCarrier};
+use crate::fulfillment::shipment::Shipment;
+use crate::fulfillment::{Fulfillment, FulfillmentConfig, FulfillmentError, FulfillmentOrder};
+use crate::persistence::{Store, StoreError};
+
+/// Longest the whole shutdown sequence may take.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long the unified order view waits for the fulfillment side.
+pub const VIEW_FULFILLMENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The engine's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the stores live. Default `./data`.
+    pub data_dir: PathBuf,
+    /// Fulfillment behaviour (reservation TTL, autopilot, pacing, passivation).
+    pub fulfillment: FulfillmentConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { data_dir: PathBuf::from("data"), fulfillment: FulfillmentConfig::default() }
+    }
+}
+
+impl Config {
+    /// A configuration on `data_dir` with defaults elsewhere.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self { data_dir: data_dir.into(), ..Self::default() }
+    }
+
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// [`StartError::Config`] naming the bad field.
+    pub fn validate(&self) -> Result<(), StartError> {
+        if self.fulfillment.reservation_ttl.is_zero() {
+            return Err(StartError::Config("fulfillment.reservation_ttl must be positive".to_owned()));
+        }
+        if self.fulfillment.idle_after < Duration::from_millis(100) {
+            return Err(StartError::Config("fulfillment.idle_after must be at least 100 ms".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// The outside world the engine talks to (and the clock): real or simulated.
+#[derive(Debug, Clone)]
+pub struct Adapters {
+    /// The payment gateway.
+    pub gateway: Arc<dyn PaymentGateway>,
+    /// The carrier.
+    pub carrier: Arc<dyn Carrier>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Adapters {
+    fn default() -> Self {
+        Self { gateway: Arc::new(SimulatedGateway::new()), carrier: Arc::new(SimulatedCarrier), clock: Arc::new(SystemClock) }
+    }
+}
+
+/// Why the engine did not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A configuration value is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {path}: {cause}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        cause: String,
+    },
+    /// A store failed to open (corrupt, locked, unreadable).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A context failed to start.
+    #[error("{0}")]
+    Context(String),
+}
+
+/// A bus whose receiver is attached after both contexts exist.
+#[derive(Default)]
+struct LateBus {
+    target: OnceLock<Arc<dyn EventSink>>,
+}
+
+impl Bus for LateBus {
+    fn publish(&self, envelope: EventEnvelope) -> BoxFuture<'_, Result<Delivery, DeliveryError>> {
+        match self.target.get() {
+            Some(target) => target.deliver(envelope),
+            None => Box::pin(async { Err(DeliveryError::Unavailable("receiver starting".to_owned())) }),
+        }
+    }
+}
+
+/// The fulfillment side of an order, as the unified view shows it.
+#[derive(Debug, Clone)]
+pub enum FulfillmentView {
+    /// Not yet received by fulfillment.
+    Pending,
+    /// The fulfillment order and its shipments.
+    Known {
+        /// The fulfillment order.
+        order: Box<FulfillmentOrder>,
+        /// Its shipments with their tracking events.
+        shipments: Vec<Shipment>,
+    },
+    /// Fulfillment did not answer in time.
+    Unavailable,
+}
+
+/// An order seen from both contexts, composed at read time.
+#[derive(Debug, Clone)]
+pub struct OrderView {
+    /// The customer's order.
+    pub order: Order,
+    /// Its fulfillment.
+    pub fulfillment: FulfillmentView,
+    /// The saga's steps from both contexts, oldest first.
+    pub timeline: Vec<SagaStep>,
+}
+
+/// The running engine.
+#[derive(Debug)]
+pub struct Engine {
+    ecommerce: Ecommerce,
+    fulfillment: Fulfillment,
+    adapters: Adapters,
+}
+
+impl Engine {
+    /// Starts the engine with simulated payment gateway and carrier.
+    ///
+    /// # Errors
+    /// [`StartError`].
+    pub async fn start(config: Config) -> Result<Engine, StartError> {
+        Self::start_with(config, Adapters::default()).await
+    }
+
+    /// Starts the engine with the given adapters.
+    ///
+    /// # Errors
+    /// [`StartError`]: bad config, unusable data directory, corrupt or locked store.
+    pub async fn start_with(config: Config, adapters: Adapters) -> Result<Engine, StartError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|err| StartError::DataDir { path: config.data_dir.display().to_string(), cause: err.to_string() })?;
+        let ecommerce_path = config.data_dir.join("ecommerce.redb");
+        let fulfillment_path = config.data_dir.join("fulfillment.redb");
+        let (ecommerce_store, fulfillment_store) = tokio::task::spawn_blocking(move || -> Result<(Store, Store), StoreError> {
+            let ecommerce = Store::open(&ecommerce_path)?;
+            match Store::open(&fulfillment_path) {
+                Ok(fulfillment) => Ok((ecommerce, fulfillment)),
+                Err(err) => {
+                    ecommerce.close();
+                    Err(err)
+                }
+            }
+        })
+        .await
+        .map_err(|err| StartError::Context(err.to_string()))??;
+
+        let to_fulfillment = Arc::new(LateBus::default());
+        let to_ecommerce = Arc::new(LateBus::default());
+        let ecommerce_dispatcher = dispatcher::start(ecommerce_store.clone(), to_fulfillment.clone());
+        let fulfillment_dispatcher = dispatcher::start(fulfillment_store.clone(), to_ecommerce.clone());
+        let scope = engine_scope();
+        let fulfillment = Fulfillment::start(
+            scope.clone(),
+            fulfillment_store.clone(),
+            adapters.clock.clone(),
+            config.fulfillment.clone(),
+            adapters.carrier.clone(),
+            fulfillment_dispatcher.clone(),
+        )
+        .await
+        .map_err(|err: FulfillmentError| StartError::Context(err.to_string()))?;
+        let ecommerce = Ecommerce::start(
+            scope,
+            ecommerce_store.clone(),
+            adapters.clock.clone(),
+            adapters.gateway.clone(),
+            ecommerce_dispatcher.clone(),
+            config.fulfillment.idle_after,
+        )
+        .await
+        .map_err(|err: StartFailure| StartError::Context(err.to_string()))?;
+        let _ = to_fulfillment.target.set(fulfillment.inbox());
+        let _ = to_ecommerce.target.set(ecommerce.inbox());
+        Ok(Engine { ecommerce, fulfillment, adapters })
+    }
+
+    /// The e-commerce context.
+    pub fn ecommerce(&self) -> &Ecommerce {
+        &self.ecommerce
+    }
+
+    /// The fulfillment context.
+    pub fn fulfillment(&self) -> &Fulfillment {
+        &self.fulfillment
+    }
+
+    /// The adapters in use.
+    pub fn adapters(&self) -> &Adapters {
+        &self.adapters
+    }
+
+    /// The order `id` seen from both contexts (API composition): the order,
+    /// its fulfillment and shipments, and the merged saga timeline. When
+    /// fulfillment does not answer within [`VIEW_FULFILLMENT_TIMEOUT`], the
+    /// order still comes back with [`FulfillmentView::Unavailable`].
+    ///
+    /// # Errors
+    /// [`crate::actors::CallError`] when the order cannot be read.
+    pub async fn order_view(&self, id: OrderId) -> Result<Option<OrderView>, crate::actors::CallError> {
+        let Some(order) = self.ecommerce.orders().get(id).await? else { return Ok(None) };
+        let fulfillment = self.fulfillment.clone();
+        let side = tokio::time::timeout(VIEW_FULFILLMENT_TIMEOUT, async move {
+            let found = fulfillment.orders().get(FulfillmentOrderId::for_order(id)).await?;
+            match found {
+                Some(fo) => {
+                    let shipments = fulfillment.shipments_of(&fo).await?;
+                    Ok::<_, FulfillmentError>(FulfillmentView::Known { order: Box::new(fo), shipments })
+                }
+                None => Ok(FulfillmentView::Pending),
+            }
+        })
+        .await;
+        let fulfillment_view = match side {
+            Ok(Ok(view)) => view,
+            Ok(Err(_)) | Err(_) => FulfillmentView::Unavailable,
+        };
+        let timeline = self.timeline(id).await;
+        Ok(Some(OrderView { order, fulfillment: fulfillment_view, timeline }))
+    }
+
+    /// The saga steps of order `id` from both contexts, oldest first.
+    pub async fn timeline(&self, id: OrderId) -> Vec<SagaStep> {
+        let stores = [self.ecommerce.store().clone(), self.fulfillment.store().clone()];
+        let rows = tokio::task::spawn_blocking(move || {
+            let mut rows = Vec::new();
+            for store in &stores {
+                match store.steps(id.as_raw()) {
+                    Ok(found) => rows.extend(found),
+                    Err(err) => tracing::warn!(cause = %err, "cannot read saga steps"),
+                }
+            }
+            rows
+        })
+        .await
+        .unwrap_or_default();
+        let mut steps = crate::actors::persist::decode_steps(rows);
+        steps.sort_by_key(|s| s.at);
+        steps
+    }
+
+    /// Events written to the outboxes and not yet acknowledged: (e-commerce, fulfillment).
+    pub fn outbox_lag(&self) -> (usize, usize) {
+        (self.ecommerce.dispatcher().pending(), self.fulfillment.dispatcher().pending())
+    }
+
+    fn dispatchers(&self) -> [&DispatcherHandle; 2] {
+        [self.ecommerce.dispatcher(), self.fulfillment.dispatcher()]
+    }
+
+    /// Waits until both outboxes are delivered, up to `timeout`. Returns whether they were.
+    pub async fn settle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        for dispatcher in self.dispatchers() {
+            if !dispatcher.drain(deadline.saturating_duration_since(Instant::now())).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Shuts down in order, within [`SHUTDOWN_GRACE`]: delivers what the
+    /// outboxes hold, stops the actors, stops the dispatchers and closes the
+    /// stores (every acknowledged change is already on disk).
+    pub async fn shutdown(self) {
+        let started = Instant::now();
+        let _ = self.settle(SHUTDOWN_GRACE / 3).await;
+        self.ecommerce.stop(SHUTDOWN_GRACE / 3).await;
+        self.fulfillment.stop(SHUTDOWN_GRACE / 3).await;
+        for dispatcher in self.dispatchers() {
+            dispatcher.stop();
+        }
+        let stores = [self.ecommerce.store().clone(), self.fulfillment.store().clone()];
+        let _ = tokio::task::spawn_blocking(move || stores.iter().for_each(Store::close)).await;
+        let took = started.elapsed();
+        if took > SHUTDOWN_GRACE {
+            tracing::warn!(?took, "shutdown overran its grace period");
+        }
+    }
+
+    /// Stops without draining or closing cleanly, as a crash would (for tests
+    /// of recovery): actors and dispatchers stop, queued writes are dropped,
+    /// nothing more is flushed.
+    pub async fn abandon(self) {
+        for dispatcher in self.dispatchers() {
+            dispatcher.stop();
+        }
+        self.ecommerce.stop(Duration::from_millis(200)).await;
+        self.fulfillment.stop(Duration::from_millis(200)).await;
+        let stores = [self.ecommerce.store().clone(), self.fulfillment.store().clone()];
+        let _ = tokio::task::spawn_blocking(move || stores.iter().for_each(Store::close)).await;
+    }
+}
