@@ -1,0 +1,4 @@
+//! Integration tests: real engines on temporary stores. One binary (tests/it).
+
+mod helpers;
+mod saga;
