@@ -205,7 +205,8 @@ pub struct StoreStats {
 }
 
 struct Inner {
-    db: Arc<Database>,
+    /// `None` once closed: dropping the last handle releases the file lock.
+    db: std::sync::RwLock<Option<Arc<Database>>>,
     path: PathBuf,
     sender: Sender<writer::Request>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -266,7 +267,13 @@ impl Store {
         let stats = Arc::new(WriterStats::default());
         let (sender, thread) = writer::start(db.clone(), stats.clone())?;
         Ok(Store {
-            inner: Arc::new(Inner { db, path: path.to_owned(), sender, thread: Mutex::new(Some(thread)), stats }),
+            inner: Arc::new(Inner {
+                db: std::sync::RwLock::new(Some(db)),
+                path: path.to_owned(),
+                sender,
+                thread: Mutex::new(Some(thread)),
+                stats,
+            }),
         })
     }
 
@@ -320,13 +327,21 @@ impl Store {
         }
     }
 
-    /// Stops the writer after the batches already queued, and waits for it.
+    /// Stops the writer after the batches already queued, waits for it and
+    /// releases the file (reads fail with [`StoreError::Closed`] afterwards).
     pub fn close(&self) {
         let _ = self.inner.sender.send(writer::Request::Stop);
         let thread = self.inner.thread.lock().ok().and_then(|mut guard| guard.take());
         if let Some(thread) = thread {
             let _ = thread.join();
         }
+        if let Ok(mut db) = self.inner.db.write() {
+            db.take();
+        }
+    }
+
+    fn db(&self) -> Result<Arc<Database>> {
+        self.inner.db.read().ok().and_then(|db| db.clone()).ok_or(StoreError::Closed)
     }
 
     /// The snapshot of `(kind, id)`, if any.
@@ -334,7 +349,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn snapshot(&self, kind: &str, id: &str) -> Result<Option<Vec<u8>>> {
-        let txn = self.inner.db.begin_read().map_err(StoreError::from_redb)?;
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
         let table = txn.open_table(tables::SNAPSHOTS).map_err(StoreError::from_redb)?;
         let value = table.get((kind, id)).map_err(StoreError::from_redb)?;
         Ok(value.map(|guard| guard.value().to_vec()))
@@ -345,7 +360,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn snapshots(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let txn = self.inner.db.begin_read().map_err(StoreError::from_redb)?;
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
         let table = txn.open_table(tables::SNAPSHOTS).map_err(StoreError::from_redb)?;
         let mut found = Vec::new();
         for row in table.range((kind, "")..).map_err(StoreError::from_redb)? {
@@ -364,7 +379,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn open_ids(&self, kind: &str) -> Result<Vec<String>> {
-        let txn = self.inner.db.begin_read().map_err(StoreError::from_redb)?;
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
         let table = txn.open_table(tables::OPEN).map_err(StoreError::from_redb)?;
         let mut found = Vec::new();
         for row in table.range((kind, "")..).map_err(StoreError::from_redb)? {
@@ -383,7 +398,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn outbox(&self) -> Result<Vec<(u128, Vec<u8>)>> {
-        let txn = self.inner.db.begin_read().map_err(StoreError::from_redb)?;
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
         let table = txn.open_table(tables::OUTBOX).map_err(StoreError::from_redb)?;
         let mut found = Vec::new();
         for row in table.iter().map_err(StoreError::from_redb)? {
@@ -398,7 +413,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn inbox_contains(&self, key: u128) -> Result<bool> {
-        let txn = self.inner.db.begin_read().map_err(StoreError::from_redb)?;
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
         let table = txn.open_table(tables::INBOX).map_err(StoreError::from_redb)?;
         Ok(table.get(key).map_err(StoreError::from_redb)?.is_some())
     }
@@ -408,7 +423,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn steps(&self, order: u128) -> Result<Vec<Vec<u8>>> {
-        let txn = self.inner.db.begin_read().map_err(StoreError::from_redb)?;
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
         let table = txn.open_table(tables::SAGA_STEPS).map_err(StoreError::from_redb)?;
         let mut found = Vec::new();
         for row in table.range((order, 0u128)..=(order, u128::MAX)).map_err(StoreError::from_redb)? {
@@ -423,7 +438,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn idempotency(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let txn = self.inner.db.begin_read().map_err(StoreError::from_redb)?;
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
         let table = txn.open_table(tables::IDEMPOTENCY).map_err(StoreError::from_redb)?;
         let value = table.get(key).map_err(StoreError::from_redb)?;
         Ok(value.map(|guard| guard.value().to_vec()))
@@ -435,7 +450,7 @@ impl Store {
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn stats(&self) -> Result<StoreStats> {
         use std::sync::atomic::Ordering;
-        let txn = self.inner.db.begin_read().map_err(StoreError::from_redb)?;
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
         let outbox = txn.open_table(tables::OUTBOX).map_err(StoreError::from_redb)?;
         let inbox = txn.open_table(tables::INBOX).map_err(StoreError::from_redb)?;
         let open = txn.open_table(tables::OPEN).map_err(StoreError::from_redb)?;

@@ -43,3 +43,95 @@ async fn out_of_stock_cancels_and_voids_the_authorization() -> TestResult {
     assert_eq!(t.gateway.ledger().values().map(|e| e.captured).sum::<i64>(), 0);
     Ok(())
 }
+
+async fn level(t: &TestEngine, sku: &str) -> anyhow::Result<(u32, u32, u32)> {
+    let levels = t.engine().fulfillment().stock(&orderdock::events::Sku::parse(sku)?).await?;
+    Ok(levels.iter().fold((0, 0, 0), |(h, r, a), l| (h + l.on_hand, r + l.reserved + l.picked, a + l.available)))
+}
+
+async fn fulfillment_order(t: &TestEngine, id: orderdock::events::OrderId) -> anyhow::Result<orderdock::fulfillment::FulfillmentOrder> {
+    let fo = orderdock::events::FulfillmentOrderId::for_order(id);
+    t.engine().fulfillment().orders().get(fo).await?.ok_or_else(|| anyhow::anyhow!("no fulfillment order"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_no_warehouse_can_take_alone_ships_in_two_parcels() -> TestResult {
+    let t = stocked(true).await?;
+    let order = t.place(&[("MUG", 15)], "tok_visa").await?;
+    let done = t.wait_status(order.id(), OrderStatus::Delivered).await?;
+    assert_eq!(done.fulfillment().map(|f| f.shipments_total), Some(2));
+    let fo = fulfillment_order(&t, order.id()).await?;
+    let warehouses: std::collections::BTreeSet<_> = fo.shipments().iter().map(|s| s.warehouse.to_string()).collect();
+    assert_eq!(warehouses.len(), 2);
+    assert_eq!(level(&t, "MUG").await?, (5, 0, 5), "15 of 20 shipped");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_one_warehouse_can_take_whole_ships_once_from_it() -> TestResult {
+    let t = stocked(true).await?;
+    let order = t.place(&[("MUG", 1), ("TEE", 1)], "tok_visa").await?;
+    let done = t.wait_status(order.id(), OrderStatus::Delivered).await?;
+    assert_eq!(done.fulfillment().map(|f| f.shipments_total), Some(1));
+    let fo = fulfillment_order(&t, order.id()).await?;
+    assert_eq!(fo.shipments()[0].warehouse.as_str(), "west", "only west holds both");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_authorization_cancels_at_once() -> TestResult {
+    let t = stocked(true).await?;
+    let order = t.place(&[("MUG", 1)], "tok_decline").await?;
+    assert_eq!(order.status(), OrderStatus::Cancelled { reason: CancelReason::PaymentDeclined });
+    assert!(order.is_finished());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_capture_cancels_and_releases_the_reservation() -> TestResult {
+    let t = stocked(true).await?;
+    let order = t.place(&[("MUG", 3)], "tok_decline_capture").await?;
+    let done = t.wait_status(order.id(), OrderStatus::Cancelled { reason: CancelReason::PaymentDeclined }).await?;
+    assert_eq!(done.payment().captured.amount(), 0);
+    let released = crate::helpers::wait_until(crate::helpers::SETTLE, || async {
+        level(&t, "MUG").await.ok() == Some((20, 0, 20))
+    })
+    .await;
+    assert!(released, "stock back: {:?}", level(&t, "MUG").await?);
+    assert!(matches!(
+        fulfillment_order(&t, order.id()).await?.status(),
+        orderdock::fulfillment::fulfillment_order::FulfillmentStatus::Cancelled { .. }
+    ));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flaky_gateway_is_retried_and_charges_once() -> TestResult {
+    let t = stocked(true).await?;
+    let order = t.place(&[("MUG", 1)], "tok_flaky").await?;
+    t.wait_status(order.id(), OrderStatus::Delivered).await?;
+    let ledger = t.gateway.ledger();
+    assert_eq!(ledger.values().map(|e| e.captures).sum::<u32>(), 1);
+    assert!(t.gateway.violations().is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_reservation_cancels_the_order_and_returns_the_stock() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut config = crate::helpers::config(dir.path(), true);
+    config.fulfillment.reservation_ttl = std::time::Duration::from_millis(300);
+    let t = TestEngine::start_in(dir, config, std::sync::Arc::new(orderdock::ecommerce::payments::SimulatedGateway::new())).await?;
+    t.product("MUG", 1200).await?;
+    t.warehouse("east", 1, &["A-01"]).await?;
+    t.receive("east/A-01", "MUG", 5).await?;
+    // The gateway never answers captures, so the hold runs out first.
+    let order = t.place(&[("MUG", 2)], "tok_capture_unavailable").await?;
+    let done = t.wait_status(order.id(), OrderStatus::Cancelled { reason: CancelReason::ReservationExpired }).await?;
+    assert_eq!(done.payment().captured.amount(), 0);
+    assert_eq!(done.payment().status, PaymentStatus::Voided);
+    let bins = t.engine().fulfillment().all_bins().await?;
+    assert_eq!(bins[0].expired(), 1);
+    assert_eq!(level(&t, "MUG").await?, (5, 0, 5));
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! Contention, restarts mid-saga, duplicate deliveries and crashed actors.
+
+use std::collections::BTreeMap;
+
+use orderdock::ecommerce::order::{Order, OrderStatus};
+use orderdock::events::bus::Delivery;
+use orderdock::events::{CancelReason, FulfillmentOrderId, PickTaskId};
+use orderdock::fulfillment::fulfillment_order::FulfillmentStatus;
+
+use crate::helpers::{wait_until, TestEngine, TestResult, SETTLE};
+
+/// Checks the invariants over the whole engine: no oversell in any bin, per
+/// SKU received = on hand + shipped + written off, no double charge, and
+/// money captured only for orders that were not cancelled before capture.
+async fn check_invariants(t: &TestEngine, orders: &[Order]) -> TestResult {
+    for bin in t.engine().fulfillment().all_bins().await? {
+        bin.check_invariants().map_err(|e| anyhow::anyhow!("bin {}: {e}", bin.id()))?;
+    }
+    assert!(t.gateway.violations().is_empty(), "{:?}", t.gateway.violations());
+    for order in orders {
+        let order = t.order(order.id()).await?;
+        match order.status() {
+            OrderStatus::Cancelled { .. } => assert_eq!(order.payment().captured.amount(), 0, "{order:?}"),
+            OrderStatus::Refunded { .. } => assert_eq!(order.payment().captured, order.payment().refunded),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+// Goal: 1,000 orders race for 100 units of one SKU in one bin. Exactly 100 win,
+// the rest are cancelled out of stock with nothing captured, and the bin's
+// counters agree with the outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_orders_for_a_hundred_units_sell_exactly_a_hundred() -> TestResult {
+    let t = TestEngine::start(true).await?;
+    t.product("HOT", 1000).await?;
+    t.warehouse("east", 1, &["A-01"]).await?;
+    t.receive("east/A-01", "HOT", 100).await?;
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let engine = t.engine().ecommerce().orders();
+        tasks.push(tokio::spawn(async move {
+            let request = orderdock::ecommerce::order::PlaceOrder {
+                id: orderdock::events::OrderId::generate(orderdock::events::Timestamp::from_millis(1_700_000_000_000)),
+                customer_id: orderdock::events::CustomerId::from_raw(2),
+                lines: vec![(orderdock::events::Sku::parse("HOT").unwrap(), orderdock::events::Quantity::new(1).unwrap())],
+                ship_to: orderdock::events::Address::new("A", "B", "C", "D", "FR").unwrap(),
+                payment_token: "tok_visa".to_owned(),
+            };
+            engine.place(request).await
+        }));
+    }
+    let mut placed = Vec::new();
+    for task in tasks {
+        placed.push(task.await??);
+    }
+    let mut outcomes: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for order in &placed {
+        let done = t.wait_for(order.id(), |o| o.status().is_terminal()).await?;
+        *outcomes.entry(done.status().as_str()).or_default() += 1;
+        if let OrderStatus::Cancelled { reason } = done.status() {
+            assert_eq!(reason, CancelReason::OutOfStock);
+            assert_eq!(done.payment().captured.amount(), 0, "no capture for a cancelled order");
+        }
+    }
+    assert_eq!(outcomes.get("delivered"), Some(&100), "{outcomes:?}");
+    assert_eq!(outcomes.get("cancelled"), Some(&900), "{outcomes:?}");
+    let bins = t.engine().fulfillment().all_bins().await?;
+    let level = bins[0].level(&orderdock::events::Sku::parse("HOT")?);
+    assert_eq!((level.on_hand, level.reserved, level.picked, level.shipped), (0, 0, 0, 100));
+    let captures: u32 = t.gateway.ledger().values().map(|e| e.captures).sum();
+    assert_eq!(captures, 100);
+    check_invariants(&t, &placed).await
+}
+
+async fn stocked(autopilot: bool) -> anyhow::Result<TestEngine> {
+    let t = TestEngine::start(autopilot).await?;
+    t.product("MUG", 1000).await?;
+    t.warehouse("east", 1, &["A-01"]).await?;
+    t.receive("east/A-01", "MUG", 50).await?;
+    Ok(t)
+}
+
+// Goal: a crash right after placement (the OrderPlaced event may still sit in
+// the outbox) loses nothing: after restart every order is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_after_placement_finishes_every_saga() -> TestResult {
+    let t = stocked(true).await?;
+    let mut orders = Vec::new();
+    for _ in 0..20 {
+        orders.push(t.place(&[("MUG", 1)], "tok_visa").await?);
+    }
+    let t = t.crash_and_restart().await?;
+    for order in &orders {
+        t.wait_status(order.id(), OrderStatus::Delivered).await?;
+    }
+    check_invariants(&t, &orders).await?;
+    let captures: u32 = t.gateway.ledger().values().map(|e| e.captures).sum();
+    assert_eq!(captures, 20, "one capture per order, even across the restart");
+    Ok(())
+}
+
+// Goal: restarts at each manual stop of the saga — reserved-and-paid (released),
+// during pick, after pack — resume where the saga stood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_during_warehouse_work_resume_where_the_saga_stood() -> TestResult {
+    let t = stocked(false).await?;
+    let first = t.place(&[("MUG", 2)], "tok_visa").await?;
+    let second = t.place(&[("MUG", 3)], "tok_visa").await?;
+    let fo1 = FulfillmentOrderId::for_order(first.id());
+    let fo2 = FulfillmentOrderId::for_order(second.id());
+    for fo in [fo1, fo2] {
+        let released = wait_until(SETTLE, || async {
+            t.engine().fulfillment().orders().get(fo).await.ok().flatten().is_some_and(|f| f.status() == FulfillmentStatus::Released)
+        })
+        .await;
+        assert!(released);
+    }
+    // Crash after capture and release.
+    let t = t.crash_and_restart().await?;
+    t.engine().fulfillment().orders().confirm_pick(PickTaskId { fulfillment_order: fo1, index: 0 }, 2).await?;
+    // Crash during pick.
+    let t = t.crash_and_restart().await?;
+    let found = t.engine().fulfillment().orders().get(fo1).await?.expect("fo1");
+    assert_eq!(found.status(), FulfillmentStatus::Picking);
+    t.engine().fulfillment().orders().pack(fo1).await?;
+    // Crash after pack; the restarted engine runs on autopilot and finishes both.
+    let TestEngine { engine, gateway, mut config, dir } = t;
+    if let Some(engine) = engine {
+        engine.abandon().await;
+    }
+    config.fulfillment.autopilot = true;
+    let t = TestEngine::start_in(dir, config, gateway).await?;
+    t.wait_status(first.id(), OrderStatus::Delivered).await?;
+    t.wait_status(second.id(), OrderStatus::Delivered).await?;
+    let bins = t.engine().fulfillment().all_bins().await?;
+    assert_eq!(bins[0].level(&orderdock::events::Sku::parse("MUG")?).shipped, 5);
+    check_invariants(&t, &[first, second]).await
+}
+
+// Goal: restarting while many sagas are in every stage loses no order, oversells
+// nothing and charges nobody twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_restarts_under_load_lose_nothing() -> TestResult {
+    let mut t = stocked(true).await?;
+    let mut orders = Vec::new();
+    for _round in 0..4 {
+        for _ in 0..12 {
+            orders.push(t.place(&[("MUG", 1)], "tok_visa").await?);
+        }
+        // Crash at once: sagas are mid-flight at every stage.
+        t = t.crash_and_restart().await?;
+    }
+    for order in &orders {
+        t.wait_status(order.id(), OrderStatus::Delivered).await?;
+    }
+    let bins = t.engine().fulfillment().all_bins().await?;
+    let level = bins[0].level(&orderdock::events::Sku::parse("MUG")?);
+    assert_eq!((level.shipped, level.on_hand, level.reserved, level.picked), (48, 2, 0, 0));
+    check_invariants(&t, &orders).await
+}
+
+// Goal: delivering the same event twice has no effect the second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_event_is_recognised_and_ignored() -> TestResult {
+    let t = stocked(false).await?;
+    let order = t.place(&[("MUG", 2)], "tok_visa").await?;
+    let fo = FulfillmentOrderId::for_order(order.id());
+    assert!(
+        wait_until(SETTLE, || async {
+            t.engine().fulfillment().orders().get(fo).await.ok().flatten().is_some_and(|f| f.status() == FulfillmentStatus::Released)
+        })
+        .await
+    );
+    // Re-deliver the OrderPlaced and PaymentCaptured events the order emitted.
+    let replay = orderdock::events::EventEnvelope {
+        event_id: orderdock::events::EventId::derived(order.id().as_raw(), 1),
+        order_id: order.id(),
+        sequence: 1,
+        occurred_at: order.placed_at(),
+        source: orderdock::events::ContextName::Ecommerce,
+        schema_version: orderdock::events::EVENT_SCHEMA_VERSION,
+        event: orderdock::events::IntegrationEvent::OrderPlaced {
+            customer_id: order.customer_id(),
+            lines: vec![orderdock::events::EventLine { sku: orderdock::events::Sku::parse("MUG")?, quantity: orderdock::events::Quantity::new(2)? }],
+            ship_to: order.ship_to().clone(),
+        },
+    };
+    let before = t.engine().fulfillment().orders().get(fo).await?;
+    let answer = t.engine().fulfillment().orders().deliver(replay).await?;
+    assert_eq!(answer, Delivery::Duplicate);
+    assert_eq!(t.engine().fulfillment().orders().get(fo).await?, before);
+    let levels = t.engine().fulfillment().stock(&orderdock::events::Sku::parse("MUG")?).await?;
+    assert_eq!(levels[0].reserved, 2, "still one reservation of 2");
+    Ok(())
+}
+
+// Goal: an actor that crashes is restarted by its supervisor from its last
+// snapshot, and the saga goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_actor_is_restarted_from_its_snapshot() -> TestResult {
+    let t = stocked(false).await?;
+    let order = t.place(&[("MUG", 2)], "tok_visa").await?;
+    let fo = FulfillmentOrderId::for_order(order.id());
+    assert!(
+        wait_until(SETTLE, || async {
+            t.engine().fulfillment().orders().get(fo).await.ok().flatten().is_some_and(|f| f.status() == FulfillmentStatus::Released)
+        })
+        .await
+    );
+    // Kill the fulfillment order's actor as a panic would.
+    let name = ractor::registry::registered().into_iter().find(|n| n.ends_with(&fo.to_string())).expect("registered");
+    let cell = ractor::registry::where_is(name.clone()).expect("alive");
+    cell.kill();
+    let restarted = wait_until(SETTLE, || async {
+        ractor::registry::where_is(name.clone()).is_some_and(|c| c.get_id() != cell.get_id())
+            || t.engine().fulfillment().orders().get(fo).await.ok().flatten().is_some()
+    })
+    .await;
+    assert!(restarted);
+    let found = t.engine().fulfillment().orders().get(fo).await?.expect("fo");
+    assert_eq!(found.status(), FulfillmentStatus::Released, "state from the snapshot");
+    t.engine().fulfillment().orders().confirm_pick(PickTaskId { fulfillment_order: fo, index: 0 }, 2).await?;
+    t.engine().fulfillment().orders().pack(fo).await?;
+    Ok(())
+}
