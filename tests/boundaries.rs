@@ -1,0 +1,58 @@
+//! The architecture's rules, checked on the source: the two contexts never
+//! import each other, and only `src/persistence` names redb.
+
+use std::path::Path;
+
+fn rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("readable source tree") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+fn offenders(dir: &str, forbidden: &[&str]) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir), &mut files);
+    let mut bad = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("utf-8 source");
+        for (n, line) in text.lines().enumerate() {
+            if forbidden.iter().any(|f| line.contains(f)) && !line.trim_start().starts_with("//") {
+                bad.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn ecommerce_never_imports_fulfillment() {
+    let bad = offenders("src/ecommerce", &["crate::fulfillment", "orderdock::fulfillment", "super::super::fulfillment"]);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn fulfillment_never_imports_ecommerce() {
+    let bad = offenders("src/fulfillment", &["crate::ecommerce", "orderdock::ecommerce", "super::super::ecommerce"]);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn only_persistence_names_redb() {
+    for dir in ["src/ecommerce", "src/fulfillment", "src/events", "src/actors"] {
+        let bad = offenders(dir, &["redb::"]);
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+}
+
+#[test]
+fn events_and_persistence_know_no_context() {
+    for dir in ["src/events", "src/persistence"] {
+        let bad = offenders(dir, &["crate::ecommerce", "crate::fulfillment"]);
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+}
