@@ -16,7 +16,7 @@ use crate::actors::{engine_scope, Clock, SystemClock};
 use crate::ecommerce::order::Order;
 use crate::ecommerce::payments::{PaymentGateway, SimulatedGateway};
 use crate::ecommerce::{Ecommerce, StartFailure};
-use crate::events::bus::{Bus, BoxFuture, Delivery, DeliveryError, EventSink};
+use crate::events::bus::{BoxFuture, Bus, Delivery, DeliveryError, EventSink};
 use crate::events::{EventEnvelope, FulfillmentOrderId, OrderId, SagaStep};
 use crate::fulfillment::carriers::{Carrier, SimulatedCarrier};
 use crate::fulfillment::shipment::Shipment;
@@ -77,7 +77,11 @@ pub struct Adapters {
 
 impl Default for Adapters {
     fn default() -> Self {
-        Self { gateway: Arc::new(SimulatedGateway::new()), carrier: Arc::new(SimulatedCarrier), clock: Arc::new(SystemClock) }
+        Self {
+            gateway: Arc::new(SimulatedGateway::new()),
+            carrier: Arc::new(SimulatedCarrier),
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -169,22 +173,25 @@ impl Engine {
     /// [`StartError`]: bad config, unusable data directory, corrupt or locked store.
     pub async fn start_with(config: Config, adapters: Adapters) -> Result<Engine, StartError> {
         config.validate()?;
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|err| StartError::DataDir { path: config.data_dir.display().to_string(), cause: err.to_string() })?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|err| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            cause: err.to_string(),
+        })?;
         let ecommerce_path = config.data_dir.join("ecommerce.redb");
         let fulfillment_path = config.data_dir.join("fulfillment.redb");
-        let (ecommerce_store, fulfillment_store) = tokio::task::spawn_blocking(move || -> Result<(Store, Store), StoreError> {
-            let ecommerce = Store::open(&ecommerce_path)?;
-            match Store::open(&fulfillment_path) {
-                Ok(fulfillment) => Ok((ecommerce, fulfillment)),
-                Err(err) => {
-                    ecommerce.close();
-                    Err(err)
+        let (ecommerce_store, fulfillment_store) =
+            tokio::task::spawn_blocking(move || -> Result<(Store, Store), StoreError> {
+                let ecommerce = Store::open(&ecommerce_path)?;
+                match Store::open(&fulfillment_path) {
+                    Ok(fulfillment) => Ok((ecommerce, fulfillment)),
+                    Err(err) => {
+                        ecommerce.close();
+                        Err(err)
+                    }
                 }
-            }
-        })
-        .await
-        .map_err(|err| StartError::Context(err.to_string()))??;
+            })
+            .await
+            .map_err(|err| StartError::Context(err.to_string()))??;
 
         let to_fulfillment = Arc::new(LateBus::default());
         let to_ecommerce = Arc::new(LateBus::default());

@@ -31,7 +31,8 @@ fn offenders(dir: &str, forbidden: &[&str]) -> Vec<String> {
 
 #[test]
 fn ecommerce_never_imports_fulfillment() {
-    let bad = offenders("src/ecommerce", &["crate::fulfillment", "orderdock::fulfillment", "super::super::fulfillment"]);
+    let bad =
+        offenders("src/ecommerce", &["crate::fulfillment", "orderdock::fulfillment", "super::super::fulfillment"]);
     assert!(bad.is_empty(), "{bad:#?}");
 }
 

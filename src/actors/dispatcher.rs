@@ -174,7 +174,8 @@ impl Dispatcher {
             return;
         }
         // Keep the lane in sequence order; the front one is in flight and stays.
-        let at = lane.iter().skip(1).position(|queued| queued.sequence > envelope.sequence).map_or(lane.len(), |i| i + 1);
+        let at =
+            lane.iter().skip(1).position(|queued| queued.sequence > envelope.sequence).map_or(lane.len(), |i| i + 1);
         lane.insert(at, envelope);
     }
 

@@ -56,7 +56,11 @@ pub fn batch(change: Change<'_>) -> Result<WriteBatch, StoreError> {
         let step_id = (u128::from(step.at.as_millis()) << 64)
             | (u128::from(n as u64) << 48)
             | (crate::events::ids::fresh_raw(step.at) & 0xFFFF_FFFF_FFFF);
-        batch.push(WriteOp::AppendStep { order: change.order.as_raw(), step: step_id, bytes: codec::encode(STEP_VERSION, step)? });
+        batch.push(WriteOp::AppendStep {
+            order: change.order.as_raw(),
+            step: step_id,
+            bytes: codec::encode(STEP_VERSION, step)?,
+        });
     }
     if let Some(event) = change.applied {
         batch.push(WriteOp::RecordInbox { key: event.as_raw(), at: change.now.as_millis() });

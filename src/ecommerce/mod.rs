@@ -67,7 +67,8 @@ impl Ecommerce {
         let catalog = tokio::task::spawn_blocking(move || Catalog::load(loader))
             .await
             .map_err(|err| StoreError::Io(err.to_string()))??;
-        let deps = Arc::new(Deps { scope, store, clock, gateway, catalog, dispatcher, idle_after, orders: OnceLock::new() });
+        let deps =
+            Arc::new(Deps { scope, store, clock, gateway, catalog, dispatcher, idle_after, orders: OnceLock::new() });
         let (orders, _) = Actor::spawn(None, Supervisor::new(Arc::new(OrderSpec { deps: deps.clone() })), ())
             .await
             .map_err(|err| CallError::Store(err.to_string()))?;
@@ -115,7 +116,11 @@ impl Ecommerce {
     /// Live order actors.
     pub async fn live_actors(&self) -> usize {
         let Ok(sup) = self.deps.orders() else { return 0 };
-        sup.call(SupervisorMsg::Count, Some(Duration::from_secs(5))).await.ok().and_then(|r| r.success_or(()).ok()).unwrap_or(0)
+        sup.call(SupervisorMsg::Count, Some(Duration::from_secs(5)))
+            .await
+            .ok()
+            .and_then(|r| r.success_or(()).ok())
+            .unwrap_or(0)
     }
 
     /// Stops the order supervisor and its children, waiting up to `grace`.

@@ -45,13 +45,28 @@ pub enum PaymentError {
 /// A payment service provider.
 pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
     /// Holds `amount` on the customer's payment method.
-    fn authorize(&self, key: String, token: String, amount: Money) -> BoxFuture<'_, Result<AuthorizationId, PaymentError>>;
+    fn authorize(
+        &self,
+        key: String,
+        token: String,
+        amount: Money,
+    ) -> BoxFuture<'_, Result<AuthorizationId, PaymentError>>;
     /// Takes `amount` of a held authorization.
-    fn capture(&self, key: String, authorization: AuthorizationId, amount: Money) -> BoxFuture<'_, Result<(), PaymentError>>;
+    fn capture(
+        &self,
+        key: String,
+        authorization: AuthorizationId,
+        amount: Money,
+    ) -> BoxFuture<'_, Result<(), PaymentError>>;
     /// Releases a held authorization that was not captured.
     fn void(&self, key: String, authorization: AuthorizationId) -> BoxFuture<'_, Result<(), PaymentError>>;
     /// Gives back `amount` of a captured authorization.
-    fn refund(&self, key: String, authorization: AuthorizationId, amount: Money) -> BoxFuture<'_, Result<(), PaymentError>>;
+    fn refund(
+        &self,
+        key: String,
+        authorization: AuthorizationId,
+        amount: Money,
+    ) -> BoxFuture<'_, Result<(), PaymentError>>;
 }
 
 /// One authorization in the simulated gateway's ledger.
@@ -148,7 +163,12 @@ impl SimulatedGateway {
 }
 
 impl PaymentGateway for SimulatedGateway {
-    fn authorize(&self, key: String, token: String, amount: Money) -> BoxFuture<'_, Result<AuthorizationId, PaymentError>> {
+    fn authorize(
+        &self,
+        key: String,
+        token: String,
+        amount: Money,
+    ) -> BoxFuture<'_, Result<AuthorizationId, PaymentError>> {
         let flaky_token = token.clone();
         let answer = self.run(
             key,
@@ -158,7 +178,9 @@ impl PaymentGateway for SimulatedGateway {
                 }
                 ledger.next += 1;
                 let id = format!("auth_{}", ledger.next);
-                ledger.entries.insert(id.clone(), LedgerEntry { token, authorized: amount.amount(), ..LedgerEntry::default() });
+                ledger
+                    .entries
+                    .insert(id.clone(), LedgerEntry { token, authorized: amount.amount(), ..LedgerEntry::default() });
                 Ok(Some(id))
             },
             move |_| Some(flaky_token),
@@ -166,7 +188,12 @@ impl PaymentGateway for SimulatedGateway {
         Box::pin(async move { answer.and_then(|id| id.ok_or_else(|| PaymentError::Unavailable("no id".to_owned()))) })
     }
 
-    fn capture(&self, key: String, authorization: AuthorizationId, amount: Money) -> BoxFuture<'_, Result<(), PaymentError>> {
+    fn capture(
+        &self,
+        key: String,
+        authorization: AuthorizationId,
+        amount: Money,
+    ) -> BoxFuture<'_, Result<(), PaymentError>> {
         let auth = authorization.clone();
         let answer = self.run(
             key,
@@ -213,7 +240,12 @@ impl PaymentGateway for SimulatedGateway {
         Box::pin(async move { answer.map(|_| ()) })
     }
 
-    fn refund(&self, key: String, authorization: AuthorizationId, amount: Money) -> BoxFuture<'_, Result<(), PaymentError>> {
+    fn refund(
+        &self,
+        key: String,
+        authorization: AuthorizationId,
+        amount: Money,
+    ) -> BoxFuture<'_, Result<(), PaymentError>> {
         let auth = authorization.clone();
         let answer = self.run(
             key,

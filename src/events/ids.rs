@@ -333,9 +333,7 @@ impl fmt::Debug for PickTaskId {
 impl FromStr for PickTaskId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let rest = s
-            .strip_prefix("pck_")
-            .ok_or(IdError::WrongPrefix { expected: "pck" })?;
+        let rest = s.strip_prefix("pck_").ok_or(IdError::WrongPrefix { expected: "pck" })?;
         let (digits, index) = rest.split_once('.').ok_or(IdError::BadDigits)?;
         let order: FulfillmentOrderId = format!("ful_{digits}").parse()?;
         let index = index.parse().map_err(|_| IdError::BadDigits)?;

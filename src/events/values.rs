@@ -346,8 +346,7 @@ impl<'de> Deserialize<'de> for Address {
             country: String,
         }
         let raw = Raw::deserialize(deserializer)?;
-        Address::new(&raw.name, &raw.line1, &raw.city, &raw.postal_code, &raw.country)
-            .map_err(serde::de::Error::custom)
+        Address::new(&raw.name, &raw.line1, &raw.city, &raw.postal_code, &raw.country).map_err(serde::de::Error::custom)
     }
 }
 

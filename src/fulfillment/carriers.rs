@@ -23,7 +23,8 @@ pub trait Carrier: Send + Sync + std::fmt::Debug + 'static {
     fn quote(&self, items: &[SkuUnits]) -> Money;
     /// Buys a label for `shipment`; returns its tracking number. Buying again
     /// for the same shipment returns the same number.
-    fn purchase_label(&self, shipment: ShipmentId, items: Vec<SkuUnits>) -> BoxFuture<'_, Result<String, CarrierError>>;
+    fn purchase_label(&self, shipment: ShipmentId, items: Vec<SkuUnits>)
+        -> BoxFuture<'_, Result<String, CarrierError>>;
 }
 
 /// A carrier that labels everything at a flat rate per unit.
@@ -40,7 +41,11 @@ impl Carrier for SimulatedCarrier {
         Money::new(490 + 50 * units, Currency::EUR).unwrap_or_else(|_| Money::zero(Currency::EUR))
     }
 
-    fn purchase_label(&self, shipment: ShipmentId, _items: Vec<SkuUnits>) -> BoxFuture<'_, Result<String, CarrierError>> {
+    fn purchase_label(
+        &self,
+        shipment: ShipmentId,
+        _items: Vec<SkuUnits>,
+    ) -> BoxFuture<'_, Result<String, CarrierError>> {
         let tracking = format!("SIM{:016X}", shipment.as_raw() as u64);
         Box::pin(async move { Ok(tracking) })
     }

@@ -181,10 +181,13 @@ impl Fulfillment {
             shipments: OnceLock::new(),
         });
         let spawn_error = |err: ractor::SpawnErr| FulfillmentError::Call(CallError::Store(err.to_string()));
-        let (bins, _) = Actor::spawn(None, Supervisor::new(Arc::new(BinSpec { deps: deps.clone() })), ()).await.map_err(spawn_error)?;
-        let (orders, _) = Actor::spawn(None, Supervisor::new(Arc::new(FulfillmentOrderSpec { deps: deps.clone() })), ())
+        let (bins, _) = Actor::spawn(None, Supervisor::new(Arc::new(BinSpec { deps: deps.clone() })), ())
             .await
             .map_err(spawn_error)?;
+        let (orders, _) =
+            Actor::spawn(None, Supervisor::new(Arc::new(FulfillmentOrderSpec { deps: deps.clone() })), ())
+                .await
+                .map_err(spawn_error)?;
         let (shipments, _) = Actor::spawn(None, Supervisor::new(Arc::new(ShipmentSpec { deps: deps.clone() })), ())
             .await
             .map_err(spawn_error)?;
@@ -200,7 +203,10 @@ impl Fulfillment {
     async fn resume(&self) -> Result<(), FulfillmentError> {
         let store = self.deps.store.clone();
         let (orders, shipments) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            Ok((store.open_ids(fulfillment_order::actor::FULFILLMENT_ORDER_KIND)?, store.open_ids(shipment::actor::SHIPMENT_KIND)?))
+            Ok((
+                store.open_ids(fulfillment_order::actor::FULFILLMENT_ORDER_KIND)?,
+                store.open_ids(shipment::actor::SHIPMENT_KIND)?,
+            ))
         })
         .await
         .map_err(|err| StoreError::Io(err.to_string()))??;
@@ -316,7 +322,11 @@ impl Fulfillment {
     pub async fn live_actors(&self) -> (usize, usize, usize) {
         async fn count<S: crate::actors::ChildSpec>(sup: Result<&ActorRef<SupervisorMsg<S>>, CallError>) -> usize {
             let Ok(sup) = sup else { return 0 };
-            sup.call(SupervisorMsg::Count, Some(Duration::from_secs(5))).await.ok().and_then(|r| r.success_or(()).ok()).unwrap_or(0)
+            sup.call(SupervisorMsg::Count, Some(Duration::from_secs(5)))
+                .await
+                .ok()
+                .and_then(|r| r.success_or(()).ok())
+                .unwrap_or(0)
         }
         (count(self.deps.bins()).await, count(self.deps.fulfillment_orders()).await, count(self.deps.shipments()).await)
     }

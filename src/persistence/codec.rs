@@ -26,10 +26,9 @@ pub fn encode<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, StoreErro
 /// # Errors
 /// [`StoreError::Corrupt`] for an empty buffer, another version or bad bytes.
 pub fn decode<T: DeserializeOwned>(version: u8, what: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    let (found, body) = bytes.split_first().ok_or_else(|| StoreError::Corrupt {
-        what: what.to_owned(),
-        detail: "empty record".to_owned(),
-    })?;
+    let (found, body) = bytes
+        .split_first()
+        .ok_or_else(|| StoreError::Corrupt { what: what.to_owned(), detail: "empty record".to_owned() })?;
     if *found != version {
         return Err(StoreError::Corrupt {
             what: what.to_owned(),

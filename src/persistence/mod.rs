@@ -237,14 +237,20 @@ impl Store {
         if existed {
             let len = std::fs::metadata(path).map_err(|err| StoreError::Io(err.to_string()))?.len();
             if len == 0 {
-                return Err(StoreError::Corrupt { what: path.display().to_string(), detail: "the file is empty".to_owned() });
+                return Err(StoreError::Corrupt {
+                    what: path.display().to_string(),
+                    detail: "the file is empty".to_owned(),
+                });
             }
         }
         let built = std::panic::catch_unwind(|| Database::builder().set_cache_size(CACHE_BYTES).create(path));
         let mut db = match built {
             Ok(result) => result.map_err(|err| StoreError::from_redb(err).in_file(path))?,
             Err(_) => {
-                return Err(StoreError::Corrupt { what: path.display().to_string(), detail: "redb could not read the file".to_owned() })
+                return Err(StoreError::Corrupt {
+                    what: path.display().to_string(),
+                    detail: "redb could not read the file".to_owned(),
+                })
             }
         };
         if existed {

@@ -22,8 +22,11 @@ pub const GROUP_BATCHES_MAX: usize = 4096;
 /// Most batches waiting for the writer; a full queue makes submitters wait (backpressure).
 pub const WRITE_QUEUE_MAX: usize = 65_536;
 
+/// Where a batch's outcome goes (none for fire-and-forget writes).
+type Done = Option<oneshot::Sender<Result<(), StoreError>>>;
+
 pub(super) enum Request {
-    Write { batch: WriteBatch, done: Option<oneshot::Sender<Result<(), StoreError>>> },
+    Write { batch: WriteBatch, done: Done },
     Stop,
 }
 
@@ -38,7 +41,10 @@ pub struct WriterStats {
     pub failures: AtomicU64,
 }
 
-pub(super) fn start(db: Arc<Database>, stats: Arc<WriterStats>) -> Result<(Sender<Request>, JoinHandle<()>), StoreError> {
+pub(super) fn start(
+    db: Arc<Database>,
+    stats: Arc<WriterStats>,
+) -> Result<(Sender<Request>, JoinHandle<()>), StoreError> {
     let (sender, receiver) = crossbeam_channel::bounded(WRITE_QUEUE_MAX);
     let handle = std::thread::Builder::new()
         .name("orderdock-writer".to_owned())
@@ -48,7 +54,7 @@ pub(super) fn start(db: Arc<Database>, stats: Arc<WriterStats>) -> Result<(Sende
 }
 
 fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
-    let mut group: Vec<(WriteBatch, Option<oneshot::Sender<Result<(), StoreError>>>)> = Vec::new();
+    let mut group: Vec<(WriteBatch, Done)> = Vec::new();
     loop {
         let mut stop = false;
         match receiver.recv() {
@@ -94,10 +100,7 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
     }
 }
 
-fn commit_group(
-    db: &Database,
-    group: &[(WriteBatch, Option<oneshot::Sender<Result<(), StoreError>>>)],
-) -> Result<(), StoreError> {
+fn commit_group(db: &Database, group: &[(WriteBatch, Done)]) -> Result<(), StoreError> {
     let mut txn = db.begin_write().map_err(StoreError::from_redb)?;
     txn.set_durability(Durability::Immediate).map_err(StoreError::from_redb)?;
     {

@@ -1,7 +1,7 @@
 //! Customer cancellation at each stage, with warehouse work done by hand (manual mode).
 
-use orderdock::ecommerce::order::{CancelOutcome, OrderError, OrderStatus, PaymentStatus};
 use orderdock::ecommerce::order::PlaceError;
+use orderdock::ecommerce::order::{CancelOutcome, OrderError, OrderStatus, PaymentStatus};
 use orderdock::events::{CancelReason, FulfillmentOrderId, PickTaskId, StockOutcome};
 use orderdock::fulfillment::fulfillment_order::FulfillmentStatus;
 use orderdock::fulfillment::shipment::ShipmentStage;
@@ -16,7 +16,14 @@ async fn manual_paid_order() -> anyhow::Result<(TestEngine, orderdock::events::O
     let order = t.place(&[("MUG", 3)], "tok_visa").await?;
     let fo = FulfillmentOrderId::for_order(order.id());
     let released = wait_until(SETTLE, || async {
-        t.engine().fulfillment().orders().get(fo).await.ok().flatten().is_some_and(|f| f.status() == FulfillmentStatus::Released)
+        t.engine()
+            .fulfillment()
+            .orders()
+            .get(fo)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|f| f.status() == FulfillmentStatus::Released)
     })
     .await;
     anyhow::ensure!(released, "fulfillment order not released");
@@ -51,7 +58,11 @@ async fn cancelling_after_pick_returns_picked_units_to_stock() -> TestResult {
     t.wait_status(id, OrderStatus::Refunded { reason: CancelReason::CustomerRequest }).await?;
     let found = t.engine().fulfillment().orders().get(fo).await?.expect("fo");
     assert_eq!(found.status(), FulfillmentStatus::Cancelled { stock: StockOutcome::ReturnedToStock });
-    assert!(wait_until(SETTLE, || async { available(&t).await.ok() == Some((10, 10)) }).await, "{:?}", available(&t).await?);
+    assert!(
+        wait_until(SETTLE, || async { available(&t).await.ok() == Some((10, 10)) }).await,
+        "{:?}",
+        available(&t).await?
+    );
     Ok(())
 }
 
@@ -64,12 +75,21 @@ async fn cancelling_after_dispatch_is_rejected() -> TestResult {
     let packed = orders.pack(fo).await?;
     let shipment = packed.shipments()[0].id;
     let labelled = wait_until(SETTLE, || async {
-        t.engine().fulfillment().shipments().get(shipment).await.ok().flatten().is_some_and(|s| s.stage() == ShipmentStage::LabelPurchased)
+        t.engine()
+            .fulfillment()
+            .shipments()
+            .get(shipment)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.stage() == ShipmentStage::LabelPurchased)
     })
     .await;
     assert!(labelled);
     t.engine().fulfillment().shipments().track(shipment, ShipmentStage::InTransit, "picked up").await?;
-    let shipped = wait_until(SETTLE, || async { t.order(id).await.ok().is_some_and(|o| o.status() == OrderStatus::Shipped) }).await;
+    let shipped =
+        wait_until(SETTLE, || async { t.order(id).await.ok().is_some_and(|o| o.status() == OrderStatus::Shipped) })
+            .await;
     assert!(shipped);
     let refused = t.engine().ecommerce().orders().cancel(id).await;
     assert!(matches!(refused, Err(PlaceError::Order(OrderError::NotCancellable { .. }))), "{refused:?}");
@@ -102,7 +122,8 @@ async fn cancelling_a_placed_order_cancels_at_once_and_voids() -> TestResult {
     let order = t.place(&[("MUG", 1)], "tok_visa").await?;
     let (outcome, cancelled) = t.engine().ecommerce().orders().cancel(order.id()).await?;
     assert!(
-        outcome == CancelOutcome::Cancelled || cancelled.status() == OrderStatus::Cancelled { reason: CancelReason::OutOfStock },
+        outcome == CancelOutcome::Cancelled
+            || cancelled.status() == OrderStatus::Cancelled { reason: CancelReason::OutOfStock },
         "{outcome:?} {cancelled:?}"
     );
     let done = t.wait_for(order.id(), |o| matches!(o.status(), OrderStatus::Cancelled { .. })).await?;

@@ -39,8 +39,13 @@ impl TestEngine {
         Self::start_in(dir, config, Arc::new(SimulatedGateway::new())).await
     }
 
-    pub(crate) async fn start_in(dir: tempfile::TempDir, config: Config, gateway: Arc<SimulatedGateway>) -> anyhow::Result<TestEngine> {
-        let adapters = Adapters { gateway: gateway.clone(), carrier: Arc::new(SimulatedCarrier), ..Adapters::default() };
+    pub(crate) async fn start_in(
+        dir: tempfile::TempDir,
+        config: Config,
+        gateway: Arc<SimulatedGateway>,
+    ) -> anyhow::Result<TestEngine> {
+        let adapters =
+            Adapters { gateway: gateway.clone(), carrier: Arc::new(SimulatedCarrier), ..Adapters::default() };
         let engine = Engine::start_with(config.clone(), adapters).await?;
         Ok(TestEngine { engine: Some(engine), gateway, config, dir })
     }
@@ -78,7 +83,10 @@ impl TestEngine {
     }
 
     pub(crate) async fn place(&self, lines: &[(&str, u32)], token: &str) -> anyhow::Result<Order> {
-        let lines = lines.iter().map(|(sku, n)| Ok((Sku::parse(sku)?, Quantity::new(*n)?))).collect::<anyhow::Result<Vec<_>>>()?;
+        let lines = lines
+            .iter()
+            .map(|(sku, n)| Ok((Sku::parse(sku)?, Quantity::new(*n)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let request = PlaceOrder {
             id: OrderId::generate(Timestamp::from_millis(1_700_000_000_000)),
             customer_id: CustomerId::from_raw(1),
@@ -101,7 +109,10 @@ impl TestEngine {
             if let Some(order) = order.as_ref().filter(|o| done(o) && o.is_finished()) {
                 return Ok(order.clone());
             }
-            anyhow::ensure!(tokio::time::Instant::now() < deadline, "order {id} did not get there; last seen {order:?}");
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "order {id} did not get there; last seen {order:?}"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

@@ -1,6 +1,6 @@
 //! Integration tests: real engines on temporary stores. One binary (tests/it).
 
-mod helpers;
 mod cancel;
+mod helpers;
 mod recovery;
 mod saga;

@@ -44,7 +44,10 @@ async fn a_thousand_orders_for_a_hundred_units_sell_exactly_a_hundred() -> TestR
             let request = orderdock::ecommerce::order::PlaceOrder {
                 id: orderdock::events::OrderId::generate(orderdock::events::Timestamp::from_millis(1_700_000_000_000)),
                 customer_id: orderdock::events::CustomerId::from_raw(2),
-                lines: vec![(orderdock::events::Sku::parse("HOT").unwrap(), orderdock::events::Quantity::new(1).unwrap())],
+                lines: vec![(
+                    orderdock::events::Sku::parse("HOT").unwrap(),
+                    orderdock::events::Quantity::new(1).unwrap(),
+                )],
                 ship_to: orderdock::events::Address::new("A", "B", "C", "D", "FR").unwrap(),
                 payment_token: "tok_visa".to_owned(),
             };
@@ -112,7 +115,14 @@ async fn restarts_during_warehouse_work_resume_where_the_saga_stood() -> TestRes
     let fo2 = FulfillmentOrderId::for_order(second.id());
     for fo in [fo1, fo2] {
         let released = wait_until(SETTLE, || async {
-            t.engine().fulfillment().orders().get(fo).await.ok().flatten().is_some_and(|f| f.status() == FulfillmentStatus::Released)
+            t.engine()
+                .fulfillment()
+                .orders()
+                .get(fo)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|f| f.status() == FulfillmentStatus::Released)
         })
         .await;
         assert!(released);
@@ -169,7 +179,14 @@ async fn a_duplicate_event_is_recognised_and_ignored() -> TestResult {
     let fo = FulfillmentOrderId::for_order(order.id());
     assert!(
         wait_until(SETTLE, || async {
-            t.engine().fulfillment().orders().get(fo).await.ok().flatten().is_some_and(|f| f.status() == FulfillmentStatus::Released)
+            t.engine()
+                .fulfillment()
+                .orders()
+                .get(fo)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|f| f.status() == FulfillmentStatus::Released)
         })
         .await
     );
@@ -183,7 +200,10 @@ async fn a_duplicate_event_is_recognised_and_ignored() -> TestResult {
         schema_version: orderdock::events::EVENT_SCHEMA_VERSION,
         event: orderdock::events::IntegrationEvent::OrderPlaced {
             customer_id: order.customer_id(),
-            lines: vec![orderdock::events::EventLine { sku: orderdock::events::Sku::parse("MUG")?, quantity: orderdock::events::Quantity::new(2)? }],
+            lines: vec![orderdock::events::EventLine {
+                sku: orderdock::events::Sku::parse("MUG")?,
+                quantity: orderdock::events::Quantity::new(2)?,
+            }],
             ship_to: order.ship_to().clone(),
         },
     };
@@ -205,7 +225,14 @@ async fn a_crashed_actor_is_restarted_from_its_snapshot() -> TestResult {
     let fo = FulfillmentOrderId::for_order(order.id());
     assert!(
         wait_until(SETTLE, || async {
-            t.engine().fulfillment().orders().get(fo).await.ok().flatten().is_some_and(|f| f.status() == FulfillmentStatus::Released)
+            t.engine()
+                .fulfillment()
+                .orders()
+                .get(fo)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|f| f.status() == FulfillmentStatus::Released)
         })
         .await
     );

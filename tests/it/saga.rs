@@ -27,7 +27,15 @@ async fn happy_path_reaches_delivered_on_autopilot() -> TestResult {
     assert_eq!(done.payment().captured.amount(), 2400);
     let view = t.engine().order_view(order.id()).await?.expect("view");
     let names: Vec<&str> = view.timeline.iter().map(|s| s.name.as_str()).collect();
-    for expected in ["order_placed", "stock_reserved", "payment_captured", "released_to_warehouse", "packed", "shipment_dispatched", "shipment_delivered"] {
+    for expected in [
+        "order_placed",
+        "stock_reserved",
+        "payment_captured",
+        "released_to_warehouse",
+        "packed",
+        "shipment_dispatched",
+        "shipment_delivered",
+    ] {
         assert!(names.contains(&expected), "timeline lacks {expected}: {names:?}");
     }
     assert!(t.gateway.violations().is_empty());
@@ -49,7 +57,10 @@ async fn level(t: &TestEngine, sku: &str) -> anyhow::Result<(u32, u32, u32)> {
     Ok(levels.iter().fold((0, 0, 0), |(h, r, a), l| (h + l.on_hand, r + l.reserved + l.picked, a + l.available)))
 }
 
-async fn fulfillment_order(t: &TestEngine, id: orderdock::events::OrderId) -> anyhow::Result<orderdock::fulfillment::FulfillmentOrder> {
+async fn fulfillment_order(
+    t: &TestEngine,
+    id: orderdock::events::OrderId,
+) -> anyhow::Result<orderdock::fulfillment::FulfillmentOrder> {
     let fo = orderdock::events::FulfillmentOrderId::for_order(id);
     t.engine().fulfillment().orders().get(fo).await?.ok_or_else(|| anyhow::anyhow!("no fulfillment order"))
 }
@@ -121,7 +132,9 @@ async fn an_expired_reservation_cancels_the_order_and_returns_the_stock() -> Tes
     let dir = tempfile::tempdir()?;
     let mut config = crate::helpers::config(dir.path(), true);
     config.fulfillment.reservation_ttl = std::time::Duration::from_millis(300);
-    let t = TestEngine::start_in(dir, config, std::sync::Arc::new(orderdock::ecommerce::payments::SimulatedGateway::new())).await?;
+    let t =
+        TestEngine::start_in(dir, config, std::sync::Arc::new(orderdock::ecommerce::payments::SimulatedGateway::new()))
+            .await?;
     t.product("MUG", 1200).await?;
     t.warehouse("east", 1, &["A-01"]).await?;
     t.receive("east/A-01", "MUG", 5).await?;

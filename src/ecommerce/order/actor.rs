@@ -29,7 +29,9 @@ const ORDER_VERSION: u8 = 1;
 /// [`StoreError::Corrupt`].
 pub fn decode(id: &str, bytes: &[u8]) -> Result<Order, StoreError> {
     let order: Order = codec::decode(ORDER_VERSION, &format!("order {id}"), bytes)?;
-    order.check_invariants().map_err(|err| StoreError::Corrupt { what: format!("order {id}"), detail: err.to_string() })?;
+    order
+        .check_invariants()
+        .map_err(|err| StoreError::Corrupt { what: format!("order {id}"), detail: err.to_string() })?;
     Ok(order)
 }
 
@@ -101,7 +103,12 @@ impl ChildSpec for OrderSpec {
 type State = Live<Order>;
 
 impl OrderActor {
-    async fn save(&self, state: &mut State, transition: Transition, applied: Option<EventId>) -> Result<(), ActorProcessingErr> {
+    async fn save(
+        &self,
+        state: &mut State,
+        transition: Transition,
+        applied: Option<EventId>,
+    ) -> Result<(), ActorProcessingErr> {
         let Transition { next, events, steps } = transition;
         next.check_invariants()?;
         let now = self.deps.clock.now();
@@ -131,7 +138,8 @@ impl OrderActor {
         }
         let Some(authorization) = order.payment().authorization.clone() else {
             // Nothing was ever authorized: there is nothing to capture, void or refund.
-            let _ = myself.cast(OrderMsg::PaymentAnswered(op, Err(PaymentError::Declined("no authorization".to_owned()))));
+            let _ =
+                myself.cast(OrderMsg::PaymentAnswered(op, Err(PaymentError::Declined("no authorization".to_owned()))));
             return;
         };
         state.in_flight = true;
@@ -163,7 +171,12 @@ impl Actor for OrderActor {
         Ok(Live::new(order))
     }
 
-    async fn handle(&self, myself: ActorRef<OrderMsg>, message: OrderMsg, state: &mut State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<OrderMsg>,
+        message: OrderMsg,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
         if !matches!(message, OrderMsg::Idle) {
             state.touched = std::time::Instant::now();
         }
@@ -255,7 +268,8 @@ impl Actor for OrderActor {
             }
             OrderMsg::Resume => self.pay(&myself, state),
             OrderMsg::Idle => {
-                let busy = state.in_flight || state.aggregate.as_ref().is_some_and(|o| !o.pending_payments().is_empty());
+                let busy =
+                    state.in_flight || state.aggregate.as_ref().is_some_and(|o| !o.pending_payments().is_empty());
                 if state.aggregate.is_none() || (!busy && state.idle_for(self.deps.idle_after)) {
                     myself.stop(Some("passivated".to_owned()));
                 }

@@ -56,7 +56,12 @@ impl OrderHandle {
         Self { deps }
     }
 
-    async fn ask<T: Send + 'static>(&self, id: OrderId, vacant_ok: bool, build: impl Fn(ractor::RpcReplyPort<T>) -> OrderMsg) -> Result<T, CallError> {
+    async fn ask<T: Send + 'static>(
+        &self,
+        id: OrderId,
+        vacant_ok: bool,
+        build: impl Fn(ractor::RpcReplyPort<T>) -> OrderMsg,
+    ) -> Result<T, CallError> {
         let spec = OrderSpec { deps: self.deps.clone() };
         call(&spec, self.deps.orders()?, &id, vacant_ok, CALL_TIMEOUT, build).await
     }
@@ -80,7 +85,9 @@ impl OrderHandle {
         Order::total_of(&lines)?;
         let new = NewOrder { id: request.id, customer_id: request.customer_id, lines, ship_to: request.ship_to };
         let token = token.to_owned();
-        Ok(self.ask(request.id, true, |reply| OrderMsg::Place { new: new.clone(), token: token.clone(), reply }).await??)
+        Ok(self
+            .ask(request.id, true, |reply| OrderMsg::Place { new: new.clone(), token: token.clone(), reply })
+            .await??)
     }
 
     /// The order `id`, if it exists.

@@ -363,7 +363,10 @@ impl Order {
         let mut steps = Vec::new();
         let status = self.status;
         match (&envelope.event, status) {
-            (IntegrationEvent::StockReserved { fulfillment_order_id, expires_at, shipments_planned }, OrderStatus::Placed) => {
+            (
+                IntegrationEvent::StockReserved { fulfillment_order_id, expires_at, shipments_planned },
+                OrderStatus::Placed,
+            ) => {
                 next.status = OrderStatus::StockConfirmed;
                 next.fulfillment = Some(FulfillmentLink {
                     id: *fulfillment_order_id,
@@ -376,7 +379,8 @@ impl Order {
             }
             (IntegrationEvent::StockRejected { missing }, OrderStatus::Placed) => {
                 next.cancel(CancelReason::OutOfStock);
-                let detail = missing.iter().map(|m| format!("{} short by {}", m.sku, m.units)).collect::<Vec<_>>().join(", ");
+                let detail =
+                    missing.iter().map(|m| format!("{} short by {}", m.sku, m.units)).collect::<Vec<_>>().join(", ");
                 steps.push(step(now, "stock_rejected", detail, true));
                 steps.push(step(now, "authorization_void_requested", "out of stock".to_owned(), true));
             }
@@ -384,7 +388,10 @@ impl Order {
                 next.cancel(CancelReason::ReservationExpired);
                 steps.push(step(now, "reservation_expired", "payment not captured in time".to_owned(), true));
             }
-            (IntegrationEvent::FulfillmentProgressed { stage, short }, OrderStatus::Paid | OrderStatus::InFulfillment) => {
+            (
+                IntegrationEvent::FulfillmentProgressed { stage, short },
+                OrderStatus::Paid | OrderStatus::InFulfillment,
+            ) => {
                 next.status = OrderStatus::InFulfillment;
                 let name = match stage {
                     FulfillmentStage::Released => "released_to_warehouse",
@@ -396,13 +403,21 @@ impl Order {
                     next.refunds_issued += 1;
                     next.pending_payments.push(PaymentOp::Refund { number: next.refunds_issued, amount });
                     steps.push(step(now, "partial_refund_requested", format!("{amount} for units not picked"), true));
-                    if next.fulfillment.as_ref().is_some_and(|f| f.shipments_total == 0) && *stage == FulfillmentStage::Packed {
+                    if next.fulfillment.as_ref().is_some_and(|f| f.shipments_total == 0)
+                        && *stage == FulfillmentStage::Packed
+                    {
                         next.status = OrderStatus::Refunded { reason: CancelReason::OutOfStock };
                     }
                 }
             }
             (
-                IntegrationEvent::ShipmentDispatched { shipment_id, tracking_number, shipments_total, shipments_dispatched, .. },
+                IntegrationEvent::ShipmentDispatched {
+                    shipment_id,
+                    tracking_number,
+                    shipments_total,
+                    shipments_dispatched,
+                    ..
+                },
                 OrderStatus::Paid | OrderStatus::InFulfillment | OrderStatus::PartiallyShipped,
             ) => {
                 if let Some(link) = next.fulfillment.as_mut() {
@@ -415,7 +430,12 @@ impl Order {
                     OrderStatus::PartiallyShipped
                 };
                 next.cancel_requested = false;
-                steps.push(step(now, "shipment_dispatched", format!("{shipment_id} tracking {tracking_number}"), false));
+                steps.push(step(
+                    now,
+                    "shipment_dispatched",
+                    format!("{shipment_id} tracking {tracking_number}"),
+                    false,
+                ));
             }
             (
                 IntegrationEvent::ShipmentDelivered { shipment_id, shipments_total, shipments_delivered },
@@ -493,7 +513,9 @@ impl Order {
             OrderStatus::Paid | OrderStatus::InFulfillment => {
                 if !self.cancel_requested {
                     next.cancel_requested = true;
-                    events.push(next.emit(now, IntegrationEvent::OrderCancelled { reason: CancelReason::CustomerRequest }));
+                    events.push(
+                        next.emit(now, IntegrationEvent::OrderCancelled { reason: CancelReason::CustomerRequest }),
+                    );
                     steps.push(step(now, "cancellation_requested", "asked fulfillment to stop".to_owned(), true));
                 }
                 CancelOutcome::Requested
@@ -540,7 +562,9 @@ impl Order {
                 next.payment.status = PaymentStatus::Declined;
                 if next.status == OrderStatus::StockConfirmed {
                     next.status = OrderStatus::Cancelled { reason: CancelReason::PaymentDeclined };
-                    events.push(next.emit(now, IntegrationEvent::OrderCancelled { reason: CancelReason::PaymentDeclined }));
+                    events.push(
+                        next.emit(now, IntegrationEvent::OrderCancelled { reason: CancelReason::PaymentDeclined }),
+                    );
                 }
                 next.pending_payments.push(PaymentOp::Void);
                 steps.push(step(now, "capture_declined", err.to_string(), true));
@@ -683,9 +707,13 @@ mod tests {
     }
 
     fn placed() -> Order {
-        Order::place(new_order(vec![line("A", 2, 1000), line("B", 1, 500)]), Authorization::Approved("auth_1".into()), NOW)
-            .unwrap()
-            .next
+        Order::place(
+            new_order(vec![line("A", 2, 1000), line("B", 1, 500)]),
+            Authorization::Approved("auth_1".into()),
+            NOW,
+        )
+        .unwrap()
+        .next
     }
 
     fn from_fulfillment(order: &Order, n: u32, event: IntegrationEvent) -> EventEnvelope {
@@ -743,8 +771,12 @@ mod tests {
 
     #[test]
     fn placing_prices_the_lines_and_emits_order_placed() {
-        let transition =
-            Order::place(new_order(vec![line("A", 2, 1000), line("B", 1, 500)]), Authorization::Approved("a".into()), NOW).unwrap();
+        let transition = Order::place(
+            new_order(vec![line("A", 2, 1000), line("B", 1, 500)]),
+            Authorization::Approved("a".into()),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(transition.next.total().amount(), 2500);
         assert_eq!(transition.next.status(), OrderStatus::Placed);
         assert!(matches!(transition.events[0].event, IntegrationEvent::OrderPlaced { .. }));
@@ -753,7 +785,8 @@ mod tests {
 
     #[test]
     fn a_declined_authorization_cancels_without_events() {
-        let transition = Order::place(new_order(vec![line("A", 1, 100)]), Authorization::Declined("no".into()), NOW).unwrap();
+        let transition =
+            Order::place(new_order(vec![line("A", 1, 100)]), Authorization::Declined("no".into()), NOW).unwrap();
         assert_eq!(transition.next.status(), OrderStatus::Cancelled { reason: CancelReason::PaymentDeclined });
         assert!(transition.events.is_empty());
         assert!(transition.next.is_finished());
@@ -889,7 +922,11 @@ mod tests {
                 &from_fulfillment(
                     &order,
                     4,
-                    IntegrationEvent::ShipmentDelivered { shipment_id: ShipmentId::from_raw(1), shipments_total: 1, shipments_delivered: 1 },
+                    IntegrationEvent::ShipmentDelivered {
+                        shipment_id: ShipmentId::from_raw(1),
+                        shipments_total: 1,
+                        shipments_delivered: 1,
+                    },
                 ),
                 NOW,
             )
@@ -945,7 +982,11 @@ mod tests {
         let late = from_fulfillment(
             &order,
             9,
-            IntegrationEvent::StockReserved { fulfillment_order_id: FulfillmentOrderId::from_raw(7), expires_at: NOW, shipments_planned: 1 },
+            IntegrationEvent::StockReserved {
+                fulfillment_order_id: FulfillmentOrderId::from_raw(7),
+                expires_at: NOW,
+                shipments_planned: 1,
+            },
         );
         let next = order.apply(&late, NOW).next;
         assert_eq!(next.status(), order.status());

@@ -170,7 +170,12 @@ impl Actor for BinActor {
         Ok(Live::new(bin))
     }
 
-    async fn handle(&self, myself: ActorRef<BinMsg>, message: BinMsg, state: &mut Live<Bin>) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<BinMsg>,
+        message: BinMsg,
+        state: &mut Live<Bin>,
+    ) -> Result<(), ActorProcessingErr> {
         if !matches!(message, BinMsg::Idle) {
             state.touched = std::time::Instant::now();
         }

@@ -56,7 +56,13 @@ impl BinHandle {
     ///
     /// # Errors
     /// A call failure; the inner result carries the bin's refusal.
-    pub async fn reserve(&self, bin: &BinId, id: ReservationId, sku: &Sku, units: u32) -> Result<Result<(), BinError>, CallError> {
+    pub async fn reserve(
+        &self,
+        bin: &BinId,
+        id: ReservationId,
+        sku: &Sku,
+        units: u32,
+    ) -> Result<Result<(), BinError>, CallError> {
         self.ask(bin, false, |reply| BinMsg::Reserve { id, sku: sku.clone(), units, reply }).await
     }
 

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::state::{Action, FulfillmentOrder, FulfillmentOrderError, FulfillmentStatus, NewFulfillmentOrder, Transition};
+use super::state::{
+    Action, FulfillmentOrder, FulfillmentOrderError, FulfillmentStatus, NewFulfillmentOrder, Transition,
+};
 use crate::actors::persist::{batch, Change};
 use crate::actors::{backoff, ChildSpec, Live, IDLE_CHECK_INTERVAL};
 use crate::events::bus::{Delivery, DeliveryError};
@@ -121,7 +123,12 @@ type State = Live<FulfillmentOrder>;
 
 impl FulfillmentOrderActor {
     /// Persists a transition, swaps it in and hands its events to the dispatcher.
-    async fn save(&self, state: &mut State, transition: Transition, applied: Option<EventId>) -> Result<(), ActorProcessingErr> {
+    async fn save(
+        &self,
+        state: &mut State,
+        transition: Transition,
+        applied: Option<EventId>,
+    ) -> Result<(), ActorProcessingErr> {
         let Transition { next, events, steps } = transition;
         next.check_invariants()?;
         let now = self.deps.clock.now();
@@ -169,7 +176,9 @@ impl FulfillmentOrderActor {
                 }
             }
             let now = self.deps.clock.now();
-            let plan = match allocate(order.lines(), &self.deps.directory.warehouses(), &stock, |n| order.next_reservation_id(n)) {
+            let plan = match allocate(order.lines(), &self.deps.directory.warehouses(), &stock, |n| {
+                order.next_reservation_id(n)
+            }) {
                 Ok(plan) => plan,
                 Err(missing) => return self.reject(state, missing).await,
             };
@@ -195,7 +204,9 @@ impl FulfillmentOrderActor {
                     self.save(state, transition, None).await?;
                     return Ok(());
                 }
-                Some(missing) if attempt + 1 == ALLOCATION_ATTEMPTS_MAX => return self.reject(state, vec![missing]).await,
+                Some(missing) if attempt + 1 == ALLOCATION_ATTEMPTS_MAX => {
+                    return self.reject(state, vec![missing]).await
+                }
                 Some(_) => tracing::debug!(order = %order.id(), attempt, "stock taken while reserving; planning again"),
             }
         }
@@ -209,7 +220,11 @@ impl FulfillmentOrderActor {
     }
 
     /// Performs the pending actions in order; on a failure, schedules a retry.
-    async fn run_pending(&self, myself: &ActorRef<FulfillmentOrderMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+    async fn run_pending(
+        &self,
+        myself: &ActorRef<FulfillmentOrderMsg>,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
         let order = self.current(state)?.clone();
         if order.pending().is_empty() {
             return Ok(());
@@ -257,21 +272,23 @@ impl FulfillmentOrderActor {
                 };
                 self.deps.shipment_handle().create(new).await.map(|_| ()).map_err(|err| err.to_string())
             }
-            Action::CancelShipment { shipment } => {
-                match self.deps.shipment_handle().cancel(*shipment).await {
-                    Ok(_) => Ok(()),
-                    Err(crate::fulfillment::FulfillmentError::Shipment(err)) => {
-                        tracing::warn!(%shipment, cause = %err, "shipment could not be cancelled");
-                        Ok(())
-                    }
-                    Err(err) => Err(err.to_string()),
+            Action::CancelShipment { shipment } => match self.deps.shipment_handle().cancel(*shipment).await {
+                Ok(_) => Ok(()),
+                Err(crate::fulfillment::FulfillmentError::Shipment(err)) => {
+                    tracing::warn!(%shipment, cause = %err, "shipment could not be cancelled");
+                    Ok(())
                 }
-            }
+                Err(err) => Err(err.to_string()),
+            },
         }
     }
 
     /// Everything that follows a change: actions, timers, autopilot.
-    async fn follow_up(&self, myself: &ActorRef<FulfillmentOrderMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+    async fn follow_up(
+        &self,
+        myself: &ActorRef<FulfillmentOrderMsg>,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
         if state.aggregate.as_ref().is_some_and(|o| o.status() == FulfillmentStatus::Received) {
             self.reserve_stock(state).await?;
         }
@@ -300,7 +317,11 @@ impl FulfillmentOrderActor {
     }
 
     /// The simulated operator: picks every open task in full, then packs.
-    async fn autopilot(&self, myself: &ActorRef<FulfillmentOrderMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+    async fn autopilot(
+        &self,
+        myself: &ActorRef<FulfillmentOrderMsg>,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
         let order = self.current(state)?.clone();
         let now = self.deps.clock.now();
         let mut next = order.clone();
@@ -326,7 +347,11 @@ impl Actor for FulfillmentOrderActor {
     type State = State;
     type Arguments = Option<FulfillmentOrder>;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, order: Option<FulfillmentOrder>) -> Result<State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        order: Option<FulfillmentOrder>,
+    ) -> Result<State, ActorProcessingErr> {
         ractor::time::send_interval(IDLE_CHECK_INTERVAL, myself.get_cell(), || FulfillmentOrderMsg::Idle);
         if order.as_ref().is_some_and(|o| !o.is_finished()) {
             myself.cast(FulfillmentOrderMsg::Resume)?;
@@ -334,7 +359,12 @@ impl Actor for FulfillmentOrderActor {
         Ok(Live::new(order))
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, message: Self::Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
         if !matches!(message, FulfillmentOrderMsg::Idle) {
             state.touched = std::time::Instant::now();
         }
@@ -363,7 +393,8 @@ impl Actor for FulfillmentOrderActor {
                             self.save(state, transition, Some(envelope.event_id)).await?;
                         }
                         other => {
-                            let _ = reply.send(Err(DeliveryError::NotReady(format!("{} before order_placed", other.kind()))));
+                            let _ = reply
+                                .send(Err(DeliveryError::NotReady(format!("{} before order_placed", other.kind()))));
                             myself.stop(None);
                             return Ok(());
                         }
@@ -449,7 +480,8 @@ impl Actor for FulfillmentOrderActor {
             }
             FulfillmentOrderMsg::Idle => {
                 let busy = state.aggregate.as_ref().is_some_and(|o| {
-                    !o.pending().is_empty() || matches!(o.status(), FulfillmentStatus::Received | FulfillmentStatus::Reserved)
+                    !o.pending().is_empty()
+                        || matches!(o.status(), FulfillmentStatus::Received | FulfillmentStatus::Reserved)
                 });
                 if state.aggregate.is_none() || (!busy && state.idle_for(self.deps.config.idle_after)) {
                     myself.stop(Some("passivated".to_owned()));

@@ -69,7 +69,11 @@ impl FulfillmentOrderHandle {
     /// [`FulfillmentError`]: unknown task, over-pick, wrong status, call failure.
     pub async fn confirm_pick(&self, task: PickTaskId, picked: u32) -> Result<FulfillmentOrder, FulfillmentError> {
         Ok(self
-            .ask(task.fulfillment_order, false, |reply| FulfillmentOrderMsg::ConfirmPick { index: task.index, picked, reply })
+            .ask(task.fulfillment_order, false, |reply| FulfillmentOrderMsg::ConfirmPick {
+                index: task.index,
+                picked,
+                reply,
+            })
             .await??)
     }
 
@@ -93,7 +97,12 @@ impl FulfillmentOrderHandle {
         tracking_number: Option<String>,
     ) -> Result<(), FulfillmentError> {
         Ok(self
-            .ask(id, false, |reply| FulfillmentOrderMsg::ShipmentUpdate { shipment, stage, tracking_number: tracking_number.clone(), reply })
+            .ask(id, false, |reply| FulfillmentOrderMsg::ShipmentUpdate {
+                shipment,
+                stage,
+                tracking_number: tracking_number.clone(),
+                reply,
+            })
             .await??)
     }
 }

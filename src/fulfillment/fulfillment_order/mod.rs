@@ -5,4 +5,7 @@ pub mod handle;
 pub mod state;
 
 pub use handle::FulfillmentOrderHandle;
-pub use state::{Action, BinOp, FulfillmentOrder, FulfillmentOrderError, FulfillmentStatus, PickTask, ShipmentRecord, ShortPickPolicy};
+pub use state::{
+    Action, BinOp, FulfillmentOrder, FulfillmentOrderError, FulfillmentStatus, PickTask, ShipmentRecord,
+    ShortPickPolicy,
+};

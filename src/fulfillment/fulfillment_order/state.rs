@@ -322,7 +322,8 @@ impl FulfillmentOrder {
         }
         let mut next = self.changed(now);
         next.attempt = next.attempt.wrapping_add(1);
-        let detail = plan.iter().map(|p| format!("{}×{} from {}", p.units, p.sku, p.bin)).collect::<Vec<_>>().join(", ");
+        let detail =
+            plan.iter().map(|p| format!("{}×{} from {}", p.units, p.sku, p.bin)).collect::<Vec<_>>().join(", ");
         next.plan = plan;
         Ok(Transition { next, events: Vec::new(), steps: vec![step(now, "allocated", detail, false)] })
     }
@@ -394,11 +395,23 @@ impl FulfillmentOrder {
             (IntegrationEvent::PaymentCaptured { amount }, FulfillmentStatus::Reserved) => {
                 next.status = FulfillmentStatus::Released;
                 next.expires_at = None;
-                next.tasks = (0..next.plan.len()).map(|i| PickTask { index: u16::try_from(i).unwrap_or(u16::MAX), picked: None }).collect();
-                events.extend(next.emit(now, IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Released, short: vec![] }));
-                steps.push(step(now, "released_to_warehouse", format!("paid {amount}; {} pick tasks", next.tasks.len()), false));
+                next.tasks = (0..next.plan.len())
+                    .map(|i| PickTask { index: u16::try_from(i).unwrap_or(u16::MAX), picked: None })
+                    .collect();
+                events.extend(next.emit(
+                    now,
+                    IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Released, short: vec![] },
+                ));
+                steps.push(step(
+                    now,
+                    "released_to_warehouse",
+                    format!("paid {amount}; {} pick tasks", next.tasks.len()),
+                    false,
+                ));
             }
-            (IntegrationEvent::OrderCancelled { reason }, status) => next.cancel(*reason, status, now, &mut events, &mut steps),
+            (IntegrationEvent::OrderCancelled { reason }, status) => {
+                next.cancel(*reason, status, now, &mut events, &mut steps)
+            }
             (event, status) => {
                 steps.push(step(now, "event_ignored", format!("{} while {}", event.kind(), status.as_str()), false));
             }
@@ -421,7 +434,8 @@ impl FulfillmentOrder {
                 self.status = FulfillmentStatus::Cancelled { stock: StockOutcome::Released };
                 self.expires_at = None;
                 self.release_plan(BinOp::Release);
-                events.extend(self.emit(now, IntegrationEvent::CancellationConfirmed { stock: StockOutcome::Released }));
+                events
+                    .extend(self.emit(now, IntegrationEvent::CancellationConfirmed { stock: StockOutcome::Released }));
                 steps.push(step(now, "stock_released", format!("cancelled: {}", reason.as_str()), true));
             }
             FulfillmentStatus::Picking | FulfillmentStatus::Packed if !dispatched => {
@@ -431,10 +445,15 @@ impl FulfillmentOrder {
                     self.pending.push(Action::CancelShipment { shipment: shipment.id });
                     shipment.stage = ShipmentStage::Cancelled;
                 }
-                events.extend(self.emit(now, IntegrationEvent::CancellationConfirmed { stock: StockOutcome::ReturnedToStock }));
+                events.extend(
+                    self.emit(now, IntegrationEvent::CancellationConfirmed { stock: StockOutcome::ReturnedToStock }),
+                );
                 steps.push(step(now, "returned_to_stock", format!("cancelled: {}", reason.as_str()), true));
             }
-            FulfillmentStatus::Picking | FulfillmentStatus::Packed | FulfillmentStatus::Shipped | FulfillmentStatus::Delivered => {
+            FulfillmentStatus::Picking
+            | FulfillmentStatus::Packed
+            | FulfillmentStatus::Shipped
+            | FulfillmentStatus::Delivered => {
                 events.extend(self.emit(now, IntegrationEvent::CancellationRejected));
                 steps.push(step(now, "cancellation_rejected", "already dispatched".to_owned(), false));
             }
@@ -472,7 +491,9 @@ impl FulfillmentOrder {
     pub fn confirm_pick(&self, index: u16, picked: u32, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
         let task = self.tasks.get(usize::from(index)).ok_or(FulfillmentOrderError::UnknownTask(index))?;
         match task.picked {
-            Some(done) if done == picked => return Ok(Transition { next: self.clone(), events: vec![], steps: vec![] }),
+            Some(done) if done == picked => {
+                return Ok(Transition { next: self.clone(), events: vec![], steps: vec![] })
+            }
             Some(_) => return Err(FulfillmentOrderError::AlreadyPicked(index)),
             None => {}
         }
@@ -489,20 +510,32 @@ impl FulfillmentOrder {
         if let Some(task) = next.tasks.get_mut(usize::from(index)) {
             task.picked = Some(picked);
         }
-        next.pending.push(Action::Bin { bin: item.bin.clone(), reservation: item.reservation, op: BinOp::Pick { units: picked } });
+        next.pending.push(Action::Bin {
+            bin: item.bin.clone(),
+            reservation: item.reservation,
+            op: BinOp::Pick { units: picked },
+        });
         if picked < item.units {
             let missing = item.units - picked;
             match next.short.iter_mut().find(|s| s.sku == item.sku) {
                 Some(entry) => entry.units += missing,
                 None => next.short.push(SkuUnits { sku: item.sku.clone(), units: missing }),
             }
-            steps.push(step(now, "short_pick", format!("{} of {} {} found in {}", picked, item.units, item.sku, item.bin), true));
+            steps.push(step(
+                now,
+                "short_pick",
+                format!("{} of {} {} found in {}", picked, item.units, item.sku, item.bin),
+                true,
+            ));
         } else {
             steps.push(step(now, "picked", format!("{}×{} from {}", picked, item.sku, item.bin), false));
         }
         if next.status == FulfillmentStatus::Released {
             next.status = FulfillmentStatus::Picking;
-            events.extend(next.emit(now, IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Picking, short: vec![] }));
+            events.extend(next.emit(
+                now,
+                IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Picking, short: vec![] },
+            ));
         }
         debug_assert!(next.check_invariants().is_ok());
         Ok(Transition { next, events, steps })
@@ -532,7 +565,8 @@ impl FulfillmentOrder {
         for task in &next.tasks {
             let (Some(item), Some(units)) = (next.plan.get(usize::from(task.index)), task.picked) else { continue };
             if units > 0 {
-                *by_warehouse.entry(item.bin.warehouse.clone()).or_default().entry(item.sku.clone()).or_default() += units;
+                *by_warehouse.entry(item.bin.warehouse.clone()).or_default().entry(item.sku.clone()).or_default() +=
+                    units;
             }
         }
         let mut steps = Vec::new();
@@ -540,13 +574,21 @@ impl FulfillmentOrder {
             let shipment = ShipmentId::derived(next.id.as_raw(), u32::try_from(n).unwrap_or(u32::MAX) + 1);
             let items: Vec<SkuUnits> = items.into_iter().map(|(sku, units)| SkuUnits { sku, units }).collect();
             steps.push(step(now, "packed", format!("{shipment} from {warehouse}"), false));
-            next.shipments.push(ShipmentRecord { id: shipment, warehouse: warehouse.clone(), stage: ShipmentStage::Created, tracking_number: None });
+            next.shipments.push(ShipmentRecord {
+                id: shipment,
+                warehouse: warehouse.clone(),
+                stage: ShipmentStage::Created,
+                tracking_number: None,
+            });
             next.pending.push(Action::CreateShipment { shipment, warehouse, items });
         }
         // Nothing found to ship at all: the order ends here; e-commerce refunds the short units.
         next.status = if next.shipments.is_empty() { FulfillmentStatus::Delivered } else { FulfillmentStatus::Packed };
         let short = next.short.clone();
-        let events = next.emit(now, IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Packed, short }).into_iter().collect();
+        let events = next
+            .emit(now, IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Packed, short })
+            .into_iter()
+            .collect();
         debug_assert!(next.check_invariants().is_ok());
         Ok(Transition { next, events, steps })
     }
@@ -564,7 +606,11 @@ impl FulfillmentOrder {
         tracking_number: Option<String>,
         now: Timestamp,
     ) -> Result<Transition, FulfillmentOrderError> {
-        let position = self.shipments.iter().position(|s| s.id == shipment).ok_or(FulfillmentOrderError::UnknownShipment(shipment))?;
+        let position = self
+            .shipments
+            .iter()
+            .position(|s| s.id == shipment)
+            .ok_or(FulfillmentOrderError::UnknownShipment(shipment))?;
         let current = self.shipments[position].stage;
         let unchanged = Ok(Transition { next: self.clone(), events: vec![], steps: vec![] });
         if matches!(self.status, FulfillmentStatus::Cancelled { .. }) {
@@ -586,10 +632,15 @@ impl FulfillmentOrder {
             for (index, item) in next.plan.clone().iter().enumerate() {
                 let picked = next.tasks.get(index).and_then(|t| t.picked).unwrap_or(0);
                 if item.bin.warehouse == warehouse && picked > 0 {
-                    next.pending.push(Action::Bin { bin: item.bin.clone(), reservation: item.reservation, op: BinOp::Ship });
+                    next.pending.push(Action::Bin {
+                        bin: item.bin.clone(),
+                        reservation: item.reservation,
+                        op: BinOp::Ship,
+                    });
                 }
             }
-            let dispatched = u16::try_from(next.shipments.iter().filter(|s| s.stage.has_left()).count()).unwrap_or(u16::MAX);
+            let dispatched =
+                u16::try_from(next.shipments.iter().filter(|s| s.stage.has_left()).count()).unwrap_or(u16::MAX);
             let tracking_number = next.shipments[position].tracking_number.clone().unwrap_or_default();
             if dispatched == total {
                 next.status = FulfillmentStatus::Shipped;
@@ -604,16 +655,27 @@ impl FulfillmentOrder {
                     shipments_dispatched: dispatched,
                 },
             ));
-            steps.push(step(now, "shipment_dispatched", format!("{shipment} from {warehouse}, tracking {tracking_number}"), false));
+            steps.push(step(
+                now,
+                "shipment_dispatched",
+                format!("{shipment} from {warehouse}, tracking {tracking_number}"),
+                false,
+            ));
         }
         if stage == ShipmentStage::Delivered {
-            let delivered = u16::try_from(next.shipments.iter().filter(|s| s.stage == ShipmentStage::Delivered).count()).unwrap_or(u16::MAX);
+            let delivered =
+                u16::try_from(next.shipments.iter().filter(|s| s.stage == ShipmentStage::Delivered).count())
+                    .unwrap_or(u16::MAX);
             if delivered == total {
                 next.status = FulfillmentStatus::Delivered;
             }
             events.extend(next.emit(
                 now,
-                IntegrationEvent::ShipmentDelivered { shipment_id: shipment, shipments_total: total, shipments_delivered: delivered },
+                IntegrationEvent::ShipmentDelivered {
+                    shipment_id: shipment,
+                    shipments_total: total,
+                    shipments_delivered: delivered,
+                },
             ));
             steps.push(step(now, "shipment_delivered", shipment.to_string(), false));
         } else if stage != ShipmentStage::InTransit {
@@ -736,8 +798,20 @@ mod tests {
 
     fn plan(order: &FulfillmentOrder) -> Vec<PlannedItem> {
         vec![
-            PlannedItem { line: 0, sku: sku(), bin: "east/A".parse().unwrap(), units: 2, reservation: order.next_reservation_id(0) },
-            PlannedItem { line: 0, sku: sku(), bin: "west/B".parse().unwrap(), units: 1, reservation: order.next_reservation_id(1) },
+            PlannedItem {
+                line: 0,
+                sku: sku(),
+                bin: "east/A".parse().unwrap(),
+                units: 2,
+                reservation: order.next_reservation_id(0),
+            },
+            PlannedItem {
+                line: 0,
+                sku: sku(),
+                bin: "west/B".parse().unwrap(),
+                units: 1,
+                reservation: order.next_reservation_id(1),
+            },
         ]
     }
 
@@ -836,7 +910,8 @@ mod tests {
             assert!(order.expire(NOW).is_err(), "never before the expiry ({name})");
 
             let paid = order.apply(&captured(), NOW);
-            let released_now = paid.next.status() == FulfillmentStatus::Released && order.status() != FulfillmentStatus::Released;
+            let released_now =
+                paid.next.status() == FulfillmentStatus::Released && order.status() != FulfillmentStatus::Released;
             assert_eq!(released_now, name == "reserved", "payment captured while {name}");
             assert!(paid.next.has_applied(captured().event_id));
 
@@ -853,7 +928,9 @@ mod tests {
             let pick = order.confirm_pick(0, 2, NOW);
             match name {
                 "released" => assert!(pick.is_ok()),
-                "picking" | "packed" | "shipped" | "delivered" => assert_eq!(pick.map(|t| t.next), Ok(order.clone()), "repeat pick ({name})"),
+                "picking" | "packed" | "shipped" | "delivered" => {
+                    assert_eq!(pick.map(|t| t.next), Ok(order.clone()), "repeat pick ({name})")
+                }
                 "cancelled" => assert!(pick.is_err() || pick.is_ok_and(|t| t.next == order)),
                 _ => assert!(matches!(pick, Err(FulfillmentOrderError::UnknownTask(0))), "pick while {name}"),
             }
@@ -893,7 +970,8 @@ mod tests {
     fn expiry_releases_every_reservation_and_tells_ecommerce() {
         let transition = reserved().expire(LATER).unwrap();
         assert_eq!(transition.events[0].event.kind(), "reservation_expired");
-        let expiring = transition.next.pending().iter().filter(|a| matches!(a, Action::Bin { op: BinOp::Expire, .. })).count();
+        let expiring =
+            transition.next.pending().iter().filter(|a| matches!(a, Action::Bin { op: BinOp::Expire, .. })).count();
         assert_eq!(expiring, 2);
     }
 
@@ -903,14 +981,19 @@ mod tests {
         assert_eq!(order.short(), &[SkuUnits { sku: sku(), units: 1 }]);
         let packed = order.pack(NOW).unwrap();
         match &packed.events[0].event {
-            IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Packed, short } => assert_eq!(short.len(), 1),
+            IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Packed, short } => {
+                assert_eq!(short.len(), 1)
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
 
     #[test]
     fn over_picks_and_conflicting_repeats_are_refused() {
-        assert_eq!(released().confirm_pick(0, 3, NOW).unwrap_err(), FulfillmentOrderError::OverPick { units: 2, picked: 3 });
+        assert_eq!(
+            released().confirm_pick(0, 3, NOW).unwrap_err(),
+            FulfillmentOrderError::OverPick { units: 2, picked: 3 }
+        );
         assert_eq!(picking().confirm_pick(0, 1, NOW).unwrap_err(), FulfillmentOrderError::AlreadyPicked(0));
     }
 

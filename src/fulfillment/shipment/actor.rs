@@ -123,7 +123,14 @@ impl ShipmentActor {
     }
 
     /// Asks the fulfillment order to agree to `stage`, from a task.
-    fn propose(&self, myself: &ActorRef<ShipmentMsg>, shipment: &Shipment, stage: ShipmentStage, detail: String, tracking_number: Option<String>) {
+    fn propose(
+        &self,
+        myself: &ActorRef<ShipmentMsg>,
+        shipment: &Shipment,
+        stage: ShipmentStage,
+        detail: String,
+        tracking_number: Option<String>,
+    ) {
         let orders = self.deps.fulfillment_order_handle();
         let fulfillment_order = shipment.fulfillment_order();
         let id = shipment.id();
@@ -134,7 +141,11 @@ impl ShipmentActor {
                     let _ = myself.cast(ShipmentMsg::Confirmed { stage, detail, tracking_number });
                 }
                 Err(FulfillmentError::Order(crate::fulfillment::FulfillmentOrderError::Cancelled)) => {
-                    let _ = myself.cast(ShipmentMsg::Confirmed { stage: ShipmentStage::Cancelled, detail: "order cancelled".to_owned(), tracking_number: None });
+                    let _ = myself.cast(ShipmentMsg::Confirmed {
+                        stage: ShipmentStage::Cancelled,
+                        detail: "order cancelled".to_owned(),
+                        tracking_number: None,
+                    });
                 }
                 Err(err) => {
                     tracing::warn!(shipment = %id, cause = %err, "fulfillment order did not take the update; retrying");
@@ -174,7 +185,13 @@ impl ShipmentActor {
                     Ok(tracking) => {
                         state.in_flight = true;
                         state.attempts = 0;
-                        self.propose(myself, &shipment, ShipmentStage::LabelPurchased, "label purchased".to_owned(), Some(tracking));
+                        self.propose(
+                            myself,
+                            &shipment,
+                            ShipmentStage::LabelPurchased,
+                            "label purchased".to_owned(),
+                            Some(tracking),
+                        );
                     }
                     Err(err) => {
                         tracing::warn!(shipment = %shipment.id(), cause = %err, "label purchase failed; retrying");
@@ -186,7 +203,9 @@ impl ShipmentActor {
             stage if self.deps.config.autopilot => {
                 let next = match stage {
                     ShipmentStage::LabelPurchased => Some((ShipmentStage::InTransit, "picked up by the carrier")),
-                    ShipmentStage::InTransit | ShipmentStage::Exception => Some((ShipmentStage::OutForDelivery, "out for delivery")),
+                    ShipmentStage::InTransit | ShipmentStage::Exception => {
+                        Some((ShipmentStage::OutForDelivery, "out for delivery"))
+                    }
                     ShipmentStage::OutForDelivery => Some((ShipmentStage::Delivered, "delivered")),
                     ShipmentStage::Created | ShipmentStage::Delivered | ShipmentStage::Cancelled => None,
                 };
@@ -206,7 +225,11 @@ impl Actor for ShipmentActor {
     type State = State;
     type Arguments = Option<Shipment>;
 
-    async fn pre_start(&self, myself: ActorRef<ShipmentMsg>, shipment: Option<Shipment>) -> Result<State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ShipmentMsg>,
+        shipment: Option<Shipment>,
+    ) -> Result<State, ActorProcessingErr> {
         ractor::time::send_interval(IDLE_CHECK_INTERVAL, myself.get_cell(), || ShipmentMsg::Idle);
         if shipment.as_ref().is_some_and(|s| !s.is_finished()) {
             myself.cast(ShipmentMsg::Resume)?;
@@ -214,7 +237,12 @@ impl Actor for ShipmentActor {
         Ok(Live::new(shipment))
     }
 
-    async fn handle(&self, myself: ActorRef<ShipmentMsg>, message: ShipmentMsg, state: &mut State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<ShipmentMsg>,
+        message: ShipmentMsg,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
         if !matches!(message, ShipmentMsg::Idle) {
             state.touched = std::time::Instant::now();
         }
@@ -253,7 +281,9 @@ impl Actor for ShipmentActor {
                 self.follow_up(&myself, state).await?;
             }
             ShipmentMsg::Cancel(reply) => {
-                let Some(shipment) = state.aggregate.clone() else { return Err("shipment actor without a shipment".into()) };
+                let Some(shipment) = state.aggregate.clone() else {
+                    return Err("shipment actor without a shipment".into());
+                };
                 match shipment.advance(ShipmentStage::Cancelled, "order cancelled", None, now) {
                     Ok(next) => {
                         if next != shipment {
@@ -274,7 +304,8 @@ impl Actor for ShipmentActor {
                 self.follow_up(&myself, state).await?;
             }
             ShipmentMsg::Idle => {
-                let waiting = state.in_flight || (self.deps.config.autopilot && state.aggregate.as_ref().is_some_and(|s| !s.is_finished()));
+                let waiting = state.in_flight
+                    || (self.deps.config.autopilot && state.aggregate.as_ref().is_some_and(|s| !s.is_finished()));
                 if state.aggregate.is_none() || (!waiting && state.idle_for(self.deps.config.idle_after)) {
                     myself.stop(Some("passivated".to_owned()));
                 }

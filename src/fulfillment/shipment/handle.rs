@@ -42,7 +42,12 @@ impl ShipmentHandle {
     ///
     /// # Errors
     /// [`FulfillmentError::Shipment`] for a stage that cannot follow; [`FulfillmentError::Call`].
-    pub async fn track(&self, id: ShipmentId, stage: ShipmentStage, detail: &str) -> Result<Shipment, FulfillmentError> {
+    pub async fn track(
+        &self,
+        id: ShipmentId,
+        stage: ShipmentStage,
+        detail: &str,
+    ) -> Result<Shipment, FulfillmentError> {
         Ok(self.ask(id, false, |reply| ShipmentMsg::Track { stage, detail: detail.to_owned(), reply }).await??)
     }
 

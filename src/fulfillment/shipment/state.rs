@@ -48,7 +48,10 @@ impl ShipmentStage {
     /// Whether the parcel has left the warehouse.
     pub fn has_left(self) -> bool {
         match self {
-            ShipmentStage::InTransit | ShipmentStage::OutForDelivery | ShipmentStage::Delivered | ShipmentStage::Exception => true,
+            ShipmentStage::InTransit
+            | ShipmentStage::OutForDelivery
+            | ShipmentStage::Delivered
+            | ShipmentStage::Exception => true,
             ShipmentStage::Created | ShipmentStage::LabelPurchased | ShipmentStage::Cancelled => false,
         }
     }
@@ -144,7 +147,13 @@ impl Shipment {
     /// # Errors
     /// [`ShipmentError::IllegalStage`] for a step backwards or a skipped label;
     /// [`ShipmentError::AlreadyLeft`] for a cancel after dispatch.
-    pub fn advance(&self, stage: ShipmentStage, detail: &str, tracking_number: Option<String>, now: Timestamp) -> Result<Shipment, ShipmentError> {
+    pub fn advance(
+        &self,
+        stage: ShipmentStage,
+        detail: &str,
+        tracking_number: Option<String>,
+        now: Timestamp,
+    ) -> Result<Shipment, ShipmentError> {
         if stage == self.stage {
             return Ok(self.clone());
         }

@@ -93,7 +93,10 @@ impl Directory {
 
     /// The bins that hold (or held) `sku`.
     pub fn bins_for(&self, sku: &Sku) -> Vec<BinId> {
-        self.index.read().map(|i| i.sku_bins.get(sku).map(|b| b.iter().cloned().collect()).unwrap_or_default()).unwrap_or_default()
+        self.index
+            .read()
+            .map(|i| i.sku_bins.get(sku).map(|b| b.iter().cloned().collect()).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// Every SKU with at least one bin.

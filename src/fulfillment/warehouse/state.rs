@@ -107,7 +107,9 @@ pub fn allocate(
     // Free units per (warehouse, sku), bins richest first.
     let mut free: BTreeMap<(WarehouseId, Sku), Vec<(BinId, u32)>> = BTreeMap::new();
     for entry in stock.iter().filter(|s| s.available > 0) {
-        free.entry((entry.bin.warehouse.clone(), entry.sku.clone())).or_default().push((entry.bin.clone(), entry.available));
+        free.entry((entry.bin.warehouse.clone(), entry.sku.clone()))
+            .or_default()
+            .push((entry.bin.clone(), entry.available));
     }
     for bins in free.values_mut() {
         bins.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
