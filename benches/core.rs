@@ -28,7 +28,7 @@ fn new_order(n: u128) -> NewOrder {
 
 fn transitions(c: &mut Criterion) {
     let mut group = c.benchmark_group("transitions");
-    group.bench_function("order_place_and_capture", |b| {
+    group.bench_function("order_place_cancel_void", |b| {
         b.iter(|| {
             let placed = Order::place(new_order(7), Authorization::Approved("auth".into()), NOW).unwrap().next;
             let mut confirmed = placed.request_cancel(NOW).unwrap().1.next;

@@ -100,12 +100,18 @@ struct Ledger {
 #[derive(Debug, Default)]
 pub struct SimulatedGateway {
     ledger: Mutex<Ledger>,
+    outage: std::sync::atomic::AtomicBool,
 }
 
 impl SimulatedGateway {
     /// A gateway with an empty ledger.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Starts (`true`) or ends an outage: while it lasts every call fails as unavailable.
+    pub fn set_outage(&self, down: bool) {
+        self.outage.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// A copy of the ledger, by authorization.
@@ -140,6 +146,9 @@ impl SimulatedGateway {
         operation: impl FnOnce(&mut Ledger) -> Result<Option<AuthorizationId>, PaymentError>,
         token_of: impl FnOnce(&Ledger) -> Option<String>,
     ) -> Result<Option<AuthorizationId>, PaymentError> {
+        if self.outage.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PaymentError::Unavailable("simulated outage".to_owned()));
+        }
         let Ok(mut ledger) = self.ledger.lock() else {
             return Err(PaymentError::Unavailable("ledger poisoned".to_owned()));
         };

@@ -252,3 +252,61 @@ async fn a_crashed_actor_is_restarted_from_its_snapshot() -> TestResult {
     t.engine().fulfillment().orders().pack(fo).await?;
     Ok(())
 }
+
+// Goal: idle actors passivate, so memory follows the active set; a passivated
+// aggregate comes back from its snapshot on its next message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_actors_passivate_and_come_back_from_their_snapshot() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut config = crate::helpers::config(dir.path(), true);
+    config.fulfillment.idle_after = std::time::Duration::from_millis(100);
+    let t =
+        TestEngine::start_in(dir, config, std::sync::Arc::new(orderdock::ecommerce::payments::SimulatedGateway::new()))
+            .await?;
+    t.product("MUG", 1000).await?;
+    t.warehouse("east", 1, &["A-01"]).await?;
+    t.receive("east/A-01", "MUG", 50).await?;
+    let mut orders = Vec::new();
+    for _ in 0..20 {
+        orders.push(t.place(&[("MUG", 1)], "tok_visa").await?);
+    }
+    for order in &orders {
+        t.wait_status(order.id(), OrderStatus::Delivered).await?;
+    }
+    let all_idle = wait_until(SETTLE, || async {
+        t.engine().ecommerce().live_actors().await == 0 && t.engine().fulfillment().live_actors().await == (0, 0, 0)
+    })
+    .await;
+    assert!(
+        all_idle,
+        "still live: {} orders, {:?}",
+        t.engine().ecommerce().live_actors().await,
+        t.engine().fulfillment().live_actors().await
+    );
+    let back = t.order(orders[0].id()).await?;
+    assert_eq!(back.status(), OrderStatus::Delivered);
+    assert_eq!(t.engine().ecommerce().live_actors().await, 1, "respawned on demand");
+    Ok(())
+}
+
+// Goal: a crash after the reservation but before the capture went through
+// (the gateway is failing its first attempts) resumes the capture under the
+// same idempotency key: the order completes and is charged exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_after_reservation_captures_exactly_once() -> TestResult {
+    let t = stocked(true).await?;
+    let order = t.place(&[("MUG", 1)], "tok_visa").await?;
+    // The gateway goes down after the authorization: the capture waits.
+    t.gateway.set_outage(true);
+    let confirmed = wait_until(SETTLE, || async {
+        t.order(order.id()).await.ok().is_some_and(|o| o.status() == OrderStatus::StockConfirmed)
+    })
+    .await;
+    assert!(confirmed, "{:?}", t.order(order.id()).await?);
+    let t = t.crash_and_restart().await?;
+    t.gateway.set_outage(false);
+    let done = t.wait_status(order.id(), OrderStatus::Delivered).await?;
+    assert_eq!(done.payment().captured.amount(), 1000);
+    assert_eq!(t.gateway.ledger().values().map(|e| e.captures).sum::<u32>(), 1);
+    check_invariants(&t, &[order]).await
+}

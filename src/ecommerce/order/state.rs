@@ -769,6 +769,141 @@ mod tests {
             .next
     }
 
+    fn every_status() -> Vec<Order> {
+        let paid = paid();
+        let in_fulfillment = paid
+            .apply(
+                &from_fulfillment(
+                    &paid,
+                    2,
+                    IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Released, short: vec![] },
+                ),
+                NOW,
+            )
+            .next;
+        let shipped = dispatched(&in_fulfillment);
+        let delivered = shipped
+            .apply(
+                &from_fulfillment(
+                    &shipped,
+                    4,
+                    IntegrationEvent::ShipmentDelivered {
+                        shipment_id: ShipmentId::from_raw(1),
+                        shipments_total: 1,
+                        shipments_delivered: 1,
+                    },
+                ),
+                NOW,
+            )
+            .next;
+        let mut partially = paid.clone();
+        partially.status = OrderStatus::PartiallyShipped;
+        let refunded = {
+            let requested = paid.request_cancel(NOW).unwrap().1.next;
+            requested
+                .apply(
+                    &from_fulfillment(
+                        &paid,
+                        5,
+                        IntegrationEvent::CancellationConfirmed { stock: StockOutcome::Released },
+                    ),
+                    NOW,
+                )
+                .next
+        };
+        vec![
+            placed(),
+            reserved(&placed()),
+            paid,
+            in_fulfillment,
+            partially,
+            shipped,
+            delivered,
+            placed().request_cancel(NOW).unwrap().1.next,
+            refunded,
+        ]
+    }
+
+    // Goal: every (status, event or command) pair has the outcome the state
+    // machine promises. Events that do not apply only mark themselves applied.
+    #[test]
+    fn every_event_and_command_in_every_status() {
+        let events = [
+            IntegrationEvent::StockReserved {
+                fulfillment_order_id: FulfillmentOrderId::from_raw(7),
+                expires_at: NOW,
+                shipments_planned: 1,
+            },
+            IntegrationEvent::StockRejected { missing: vec![] },
+            IntegrationEvent::ReservationExpired,
+            IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Packed, short: vec![] },
+            IntegrationEvent::ShipmentDispatched {
+                shipment_id: ShipmentId::from_raw(1),
+                warehouse_id: WarehouseId::parse("wh").unwrap(),
+                tracking_number: "T".into(),
+                shipments_total: 1,
+                shipments_dispatched: 1,
+            },
+            IntegrationEvent::ShipmentDelivered {
+                shipment_id: ShipmentId::from_raw(1),
+                shipments_total: 1,
+                shipments_delivered: 1,
+            },
+            IntegrationEvent::CancellationConfirmed { stock: StockOutcome::Released },
+            IntegrationEvent::CancellationRejected,
+        ];
+        let statuses: Vec<&str> = every_status().iter().map(|o| o.status().as_str()).collect();
+        assert_eq!(
+            statuses,
+            [
+                "placed",
+                "stock_confirmed",
+                "paid",
+                "in_fulfillment",
+                "partially_shipped",
+                "shipped",
+                "delivered",
+                "cancelled",
+                "refunded"
+            ]
+        );
+        for order in every_status() {
+            let status = order.status().as_str();
+            for (n, event) in events.iter().enumerate() {
+                let envelope = from_fulfillment(&order, 20 + n as u32, event.clone());
+                let next = order.apply(&envelope, NOW).next;
+                assert!(next.has_applied(envelope.event_id));
+                assert!(next.check_invariants().is_ok());
+                let expected = match (event.kind(), status) {
+                    ("stock_reserved", "placed") => "stock_confirmed",
+                    ("stock_rejected", "placed") => "cancelled",
+                    ("reservation_expired", "placed" | "stock_confirmed") => "cancelled",
+                    ("fulfillment_progressed", "paid" | "in_fulfillment") => "in_fulfillment",
+                    ("shipment_dispatched", "paid" | "in_fulfillment" | "partially_shipped") => "shipped",
+                    ("shipment_delivered", "shipped") => "delivered",
+                    ("shipment_delivered", "partially_shipped") => "partially_shipped",
+                    ("cancellation_confirmed", "paid" | "in_fulfillment") => "refunded",
+                    (_, unchanged) => unchanged,
+                };
+                assert_eq!(next.status().as_str(), expected, "{} while {status}", event.kind());
+                if order.status().is_terminal() {
+                    assert_eq!(next.status(), order.status(), "terminal states absorb {}", event.kind());
+                }
+            }
+            let cancel = order.request_cancel(NOW);
+            match status {
+                "placed" | "stock_confirmed" => assert_eq!(cancel.unwrap().0, CancelOutcome::Cancelled),
+                "paid" | "in_fulfillment" => assert_eq!(cancel.unwrap().0, CancelOutcome::Requested),
+                "cancelled" | "refunded" => {
+                    let (outcome, transition) = cancel.unwrap();
+                    assert_eq!(outcome, CancelOutcome::Cancelled);
+                    assert!(transition.events.is_empty(), "repeat cancel emits nothing");
+                }
+                _ => assert!(matches!(cancel, Err(OrderError::NotCancellable { .. })), "cancel while {status}"),
+            }
+        }
+    }
+
     #[test]
     fn placing_prices_the_lines_and_emits_order_placed() {
         let transition = Order::place(
