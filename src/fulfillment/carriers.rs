@@ -2,6 +2,7 @@
 
 use crate::events::bus::BoxFuture;
 use crate::events::{Currency, Money, ShipmentId, SkuUnits};
+use crate::fulfillment::shipment::ShipmentStage;
 
 /// Why a carrier call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +26,10 @@ pub trait Carrier: Send + Sync + std::fmt::Debug + 'static {
     /// for the same shipment returns the same number.
     fn purchase_label(&self, shipment: ShipmentId, items: Vec<SkuUnits>)
         -> BoxFuture<'_, Result<String, CarrierError>>;
+    /// The tracking event a simulated carrier reports after `stage`, on
+    /// autopilot. Real carriers report theirs through the tracking webhook
+    /// and answer `None`.
+    fn next_tracking_event(&self, stage: ShipmentStage) -> Option<(ShipmentStage, &'static str)>;
 }
 
 /// A carrier that labels everything at a flat rate per unit.
@@ -48,5 +53,16 @@ impl Carrier for SimulatedCarrier {
     ) -> BoxFuture<'_, Result<String, CarrierError>> {
         let tracking = format!("SIM{:016X}", shipment.as_raw() as u64);
         Box::pin(async move { Ok(tracking) })
+    }
+
+    fn next_tracking_event(&self, stage: ShipmentStage) -> Option<(ShipmentStage, &'static str)> {
+        match stage {
+            ShipmentStage::LabelPurchased => Some((ShipmentStage::InTransit, "picked up by the carrier")),
+            ShipmentStage::InTransit | ShipmentStage::Exception => {
+                Some((ShipmentStage::OutForDelivery, "out for delivery"))
+            }
+            ShipmentStage::OutForDelivery => Some((ShipmentStage::Delivered, "delivered")),
+            ShipmentStage::Created | ShipmentStage::Delivered | ShipmentStage::Cancelled => None,
+        }
     }
 }

@@ -43,6 +43,8 @@ pub struct FulfillmentConfig {
     pub carrier_step_delay: Duration,
     /// Idle time after which an actor passivates (stops; respawned from its snapshot on demand). Default 30 s.
     pub idle_after: Duration,
+    /// What a short pick leads to. Default: re-allocate the missing units elsewhere.
+    pub short_pick: fulfillment_order::ShortPickPolicy,
 }
 
 impl Default for FulfillmentConfig {
@@ -52,6 +54,7 @@ impl Default for FulfillmentConfig {
             autopilot: false,
             carrier_step_delay: Duration::from_millis(10),
             idle_after: Duration::from_secs(30),
+            short_pick: fulfillment_order::ShortPickPolicy::default(),
         }
     }
 }

@@ -3,13 +3,22 @@
 use orderdock::ecommerce::order::PlaceError;
 use orderdock::ecommerce::order::{CancelOutcome, OrderError, OrderStatus, PaymentStatus};
 use orderdock::events::{CancelReason, FulfillmentOrderId, PickTaskId, StockOutcome};
-use orderdock::fulfillment::fulfillment_order::FulfillmentStatus;
+use orderdock::fulfillment::fulfillment_order::{FulfillmentStatus, ShortPickPolicy};
 use orderdock::fulfillment::shipment::ShipmentStage;
 
 use crate::helpers::{wait_until, TestEngine, TestResult, SETTLE};
 
 async fn manual_paid_order() -> anyhow::Result<(TestEngine, orderdock::events::OrderId)> {
-    let t = TestEngine::start(false).await?;
+    manual_paid_order_with(ShortPickPolicy::ShipPartial).await
+}
+
+async fn manual_paid_order_with(policy: ShortPickPolicy) -> anyhow::Result<(TestEngine, orderdock::events::OrderId)> {
+    let dir = tempfile::tempdir()?;
+    let mut config = crate::helpers::config(dir.path(), false);
+    config.fulfillment.short_pick = policy;
+    let t =
+        TestEngine::start_in(dir, config, std::sync::Arc::new(orderdock::ecommerce::payments::SimulatedGateway::new()))
+            .await?;
     t.product("MUG", 1000).await?;
     t.warehouse("east", 1, &["A-01"]).await?;
     t.receive("east/A-01", "MUG", 10).await?;
@@ -128,5 +137,24 @@ async fn cancelling_a_placed_order_cancels_at_once_and_voids() -> TestResult {
     );
     let done = t.wait_for(order.id(), |o| matches!(o.status(), OrderStatus::Cancelled { .. })).await?;
     assert_eq!(done.payment().status, PaymentStatus::Voided);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_pick_is_reallocated_and_ships_in_full() -> TestResult {
+    let (t, id) = manual_paid_order_with(ShortPickPolicy::Reallocate).await?;
+    let fo = FulfillmentOrderId::for_order(id);
+    let orders = t.engine().fulfillment().orders();
+    // The only bin holds 10; the picker finds 1 of 3: 2 are written off and
+    // re-reserved from what the bin still shows.
+    let after = orders.confirm_pick(PickTaskId { fulfillment_order: fo, index: 0 }, 1).await?;
+    assert_eq!(after.tasks().len(), 2, "a new pick task for the missing units");
+    assert!(after.tasks()[1].held);
+    orders.confirm_pick(PickTaskId { fulfillment_order: fo, index: 1 }, 2).await?;
+    let packed = orders.pack(fo).await?;
+    assert!(packed.short().is_empty());
+    let order = t.order(id).await?;
+    assert_eq!(order.payment().refunded.amount(), 0, "nothing to refund: every unit ships");
+    assert_eq!(available(&t).await?, (8, 5), "2 written off, 3 picked");
     Ok(())
 }

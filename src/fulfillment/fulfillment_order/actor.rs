@@ -16,7 +16,9 @@ use super::state::{
 use crate::actors::persist::{batch, Change};
 use crate::actors::{backoff, ChildSpec, Live, IDLE_CHECK_INTERVAL};
 use crate::events::bus::{Delivery, DeliveryError};
-use crate::events::{Channel, EventEnvelope, EventId, FulfillmentOrderId, IntegrationEvent, SkuUnits};
+use crate::events::{
+    Channel, EventEnvelope, EventId, EventLine, FulfillmentOrderId, IntegrationEvent, Quantity, SkuUnits,
+};
 use crate::fulfillment::bin::BinError;
 use crate::fulfillment::shipment::state::{NewShipment, ShipmentStage};
 use crate::fulfillment::warehouse::{allocate, BinStock};
@@ -219,6 +221,45 @@ impl FulfillmentOrderActor {
         self.save(state, transition, None).await
     }
 
+    /// Finds the units of short picks elsewhere: plans them (persisted before
+    /// any bin is asked), then reserves each new item; what cannot be held ships short.
+    async fn reallocate(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
+        let order = self.current(state)?.clone();
+        if !order.unplaced().is_empty() {
+            let bins = self.deps.bin_handle();
+            let mut stock = Vec::new();
+            for missing in order.unplaced() {
+                for bin in self.deps.directory.bins_for(&missing.sku) {
+                    if let Some(found) = bins.get(&bin).await? {
+                        let available = found.level(&missing.sku).available();
+                        stock.push(BinStock { bin, sku: missing.sku.clone(), available });
+                    }
+                }
+            }
+            let lines: Vec<EventLine> = order
+                .unplaced()
+                .iter()
+                .filter_map(|m| Quantity::new(m.units).ok().map(|quantity| EventLine { sku: m.sku.clone(), quantity }))
+                .collect();
+            let warehouses = self.deps.directory.warehouses();
+            let items = allocate(&lines, &warehouses, &stock, |n| order.reallocation_id(n)).unwrap_or_default();
+            let transition = order.reallocated(items, self.deps.clock.now())?;
+            self.save(state, transition, None).await?;
+        }
+        let order = self.current(state)?.clone();
+        for task in order.tasks().iter().filter(|t| !t.held) {
+            let Some(item) = order.plan().get(usize::from(task.index)) else { continue };
+            let held = match self.deps.bin_handle().reserve(&item.bin, item.reservation, &item.sku, item.units).await? {
+                Ok(()) => true,
+                Err(BinError::InsufficientStock { .. }) => false,
+                Err(err) => return Err(err.into()),
+            };
+            let transition = self.current(state)?.hold_result(task.index, held, self.deps.clock.now())?;
+            self.save(state, transition, None).await?;
+        }
+        Ok(())
+    }
+
     /// Performs the pending actions in order; on a failure, schedules a retry.
     async fn run_pending(
         &self,
@@ -293,6 +334,9 @@ impl FulfillmentOrderActor {
             self.reserve_stock(state).await?;
         }
         self.run_pending(myself, state).await?;
+        if state.aggregate.as_ref().is_some_and(|o| o.status() == FulfillmentStatus::Picking) {
+            self.reallocate(state).await?;
+        }
         let Some(order) = state.aggregate.clone() else { return Ok(()) };
         match order.status() {
             FulfillmentStatus::Reserved => {
@@ -327,9 +371,9 @@ impl FulfillmentOrderActor {
         let mut next = order.clone();
         let mut events = Vec::new();
         let mut steps = Vec::new();
-        for task in order.tasks().iter().filter(|t| t.picked.is_none()) {
+        for task in order.tasks().iter().filter(|t| t.picked.is_none() && t.held) {
             let units = order.plan().get(usize::from(task.index)).map_or(0, |p| p.units);
-            let transition = next.confirm_pick(task.index, units, now)?;
+            let transition = next.confirm_pick(task.index, units, self.deps.config.short_pick, now)?;
             next = transition.next;
             events.extend(transition.events);
             steps.extend(transition.steps);
@@ -415,11 +459,12 @@ impl Actor for FulfillmentOrderActor {
             }
             FulfillmentOrderMsg::ConfirmPick { index, picked, reply } => {
                 let order = self.current(state)?.clone();
-                match order.confirm_pick(index, picked, now) {
+                match order.confirm_pick(index, picked, self.deps.config.short_pick, now) {
                     Ok(transition) => {
                         self.save(state, transition, None).await?;
-                        let _ = reply.send(Ok(self.current(state)?.clone()));
                         self.run_pending(&myself, state).await?;
+                        self.reallocate(state).await?;
+                        let _ = reply.send(Ok(self.current(state)?.clone()));
                     }
                     Err(err) => {
                         let _ = reply.send(Err(err));

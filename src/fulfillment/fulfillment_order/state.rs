@@ -32,8 +32,10 @@ use crate::fulfillment::warehouse::state::PlannedItem;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ShortPickPolicy {
-    /// Ship what was found; the missing units are refunded.
+    /// Reserve the missing units elsewhere (a new pick task); ship short only what cannot be found.
     #[default]
+    Reallocate,
+    /// Ship what was found; the missing units are refunded.
     ShipPartial,
 }
 
@@ -147,6 +149,8 @@ pub struct PickTask {
     pub index: u16,
     /// Units found, once confirmed.
     pub picked: Option<u32>,
+    /// Whether its reservation is held (a re-allocated task waits for its reservation).
+    pub held: bool,
 }
 
 /// The order's record of one of its shipments.
@@ -191,6 +195,7 @@ pub struct FulfillmentOrder {
     tasks: Vec<PickTask>,
     shipments: Vec<ShipmentRecord>,
     short: Vec<SkuUnits>,
+    unplaced: Vec<SkuUnits>,
     pending: Vec<Action>,
     applied: Vec<EventId>,
     sequence: u32,
@@ -225,6 +230,9 @@ pub enum FulfillmentOrderError {
     /// The task was already confirmed with another count.
     #[error("pick task {0} was already confirmed with another count")]
     AlreadyPicked(u16),
+    /// The task's reservation is not held yet (a re-allocation in progress).
+    #[error("pick task {0} is waiting for its reservation")]
+    TaskNotHeld(u16),
     /// Pack asked for before every task was picked.
     #[error("{0} pick tasks are still open")]
     PicksOpen(usize),
@@ -250,6 +258,13 @@ pub struct Transition {
     pub steps: Vec<SagaStep>,
 }
 
+fn add_units(list: &mut Vec<SkuUnits>, sku: &crate::events::Sku, units: u32) {
+    match list.iter_mut().find(|entry| &entry.sku == sku) {
+        Some(entry) => entry.units += units,
+        None => list.push(SkuUnits { sku: sku.clone(), units }),
+    }
+}
+
 fn step(now: Timestamp, name: &str, detail: String, compensation: bool) -> SagaStep {
     SagaStep { at: now, context: ContextName::Fulfillment, name: name.to_owned(), detail, compensation }
 }
@@ -269,6 +284,7 @@ impl FulfillmentOrder {
             tasks: Vec::new(),
             shipments: Vec::new(),
             short: Vec::new(),
+            unplaced: Vec::new(),
             pending: Vec::new(),
             applied: applied.into_iter().collect(),
             sequence: 0,
@@ -396,7 +412,7 @@ impl FulfillmentOrder {
                 next.status = FulfillmentStatus::Released;
                 next.expires_at = None;
                 next.tasks = (0..next.plan.len())
-                    .map(|i| PickTask { index: u16::try_from(i).unwrap_or(u16::MAX), picked: None })
+                    .map(|i| PickTask { index: u16::try_from(i).unwrap_or(u16::MAX), picked: None, held: true })
                     .collect();
                 events.extend(next.emit(
                     now,
@@ -488,8 +504,17 @@ impl FulfillmentOrder {
     /// # Errors
     /// [`FulfillmentOrderError::WrongStatus`], [`FulfillmentOrderError::UnknownTask`],
     /// [`FulfillmentOrderError::OverPick`], [`FulfillmentOrderError::AlreadyPicked`].
-    pub fn confirm_pick(&self, index: u16, picked: u32, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
+    pub fn confirm_pick(
+        &self,
+        index: u16,
+        picked: u32,
+        policy: ShortPickPolicy,
+        now: Timestamp,
+    ) -> Result<Transition, FulfillmentOrderError> {
         let task = self.tasks.get(usize::from(index)).ok_or(FulfillmentOrderError::UnknownTask(index))?;
+        if !task.held {
+            return Err(FulfillmentOrderError::TaskNotHeld(index));
+        }
         match task.picked {
             Some(done) if done == picked => {
                 return Ok(Transition { next: self.clone(), events: vec![], steps: vec![] })
@@ -517,10 +542,11 @@ impl FulfillmentOrder {
         });
         if picked < item.units {
             let missing = item.units - picked;
-            match next.short.iter_mut().find(|s| s.sku == item.sku) {
-                Some(entry) => entry.units += missing,
-                None => next.short.push(SkuUnits { sku: item.sku.clone(), units: missing }),
-            }
+            let owed = match policy {
+                ShortPickPolicy::Reallocate => &mut next.unplaced,
+                ShortPickPolicy::ShipPartial => &mut next.short,
+            };
+            add_units(owed, &item.sku, missing);
             steps.push(step(
                 now,
                 "short_pick",
@@ -541,6 +567,78 @@ impl FulfillmentOrder {
         Ok(Transition { next, events, steps })
     }
 
+    /// Units from short picks waiting to be re-allocated.
+    pub fn unplaced(&self) -> &[SkuUnits] {
+        &self.unplaced
+    }
+
+    /// The reservation id of re-allocated item `n` (after the current plan).
+    pub fn reallocation_id(&self, n: u16) -> ReservationId {
+        let offset = u16::try_from(self.plan.len()).unwrap_or(u16::MAX).saturating_add(n);
+        ReservationId::derived(self.id.as_raw(), (u32::from(self.attempt.wrapping_add(1)) << 16) | u32::from(offset))
+    }
+
+    /// Re-allocates the short-picked units to `items` (planned elsewhere):
+    /// each becomes a pick task that waits for its reservation. With no
+    /// items, the units cannot be found anywhere and will ship short.
+    ///
+    /// # Errors
+    /// [`FulfillmentOrderError::WrongStatus`] unless picking with units to re-allocate.
+    pub fn reallocated(&self, items: Vec<PlannedItem>, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
+        if self.status != FulfillmentStatus::Picking || self.unplaced.is_empty() {
+            return Err(self.wrong("re-allocate"));
+        }
+        let mut next = self.changed(now);
+        next.attempt = next.attempt.wrapping_add(1);
+        let mut steps = Vec::new();
+        if items.is_empty() {
+            for missing in std::mem::take(&mut next.unplaced) {
+                steps.push(step(
+                    now,
+                    "reallocation_failed",
+                    format!("{} {} not found elsewhere", missing.units, missing.sku),
+                    true,
+                ));
+                add_units(&mut next.short, &missing.sku, missing.units);
+            }
+        } else {
+            next.unplaced.clear();
+            for item in items {
+                let index = u16::try_from(next.plan.len()).unwrap_or(u16::MAX);
+                steps.push(step(now, "reallocated", format!("{}×{} from {}", item.units, item.sku, item.bin), true));
+                next.tasks.push(PickTask { index, picked: None, held: false });
+                next.plan.push(item);
+            }
+        }
+        debug_assert!(next.check_invariants().is_ok());
+        Ok(Transition { next, events: Vec::new(), steps })
+    }
+
+    /// The reservation of re-allocated task `index` was (`held`) or was not
+    /// obtained; a task that could not be held ships short.
+    ///
+    /// # Errors
+    /// [`FulfillmentOrderError::UnknownTask`].
+    pub fn hold_result(&self, index: u16, held: bool, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
+        let item = self.plan.get(usize::from(index)).ok_or(FulfillmentOrderError::UnknownTask(index))?.clone();
+        let mut next = self.changed(now);
+        let mut steps = Vec::new();
+        if let Some(task) = next.tasks.get_mut(usize::from(index)).filter(|t| !t.held) {
+            task.held = true;
+            if !held {
+                task.picked = Some(0);
+                add_units(&mut next.short, &item.sku, item.units);
+                steps.push(step(
+                    now,
+                    "reallocation_failed",
+                    format!("{}×{} taken in {}", item.units, item.sku, item.bin),
+                    true,
+                ));
+            }
+        }
+        Ok(Transition { next, events: Vec::new(), steps })
+    }
+
     /// Packs every picked unit into one shipment per warehouse. Packing again changes nothing.
     ///
     /// # Errors
@@ -556,7 +654,7 @@ impl FulfillmentOrder {
             | FulfillmentStatus::Rejected
             | FulfillmentStatus::Cancelled { .. } => return Err(self.wrong("pack")),
         }
-        let open = self.tasks.iter().filter(|t| t.picked.is_none()).count();
+        let open = self.tasks.iter().filter(|t| t.picked.is_none()).count() + self.unplaced.len();
         if open > 0 {
             return Err(FulfillmentOrderError::PicksOpen(open));
         }
@@ -849,10 +947,10 @@ mod tests {
         reserved().apply(&captured(), NOW).next
     }
     fn picking() -> FulfillmentOrder {
-        released().confirm_pick(0, 2, NOW).unwrap().next
+        released().confirm_pick(0, 2, ShortPickPolicy::ShipPartial, NOW).unwrap().next
     }
     fn packed() -> FulfillmentOrder {
-        picking().confirm_pick(1, 1, NOW).unwrap().next.pack(NOW).unwrap().next
+        picking().confirm_pick(1, 1, ShortPickPolicy::ShipPartial, NOW).unwrap().next.pack(NOW).unwrap().next
     }
     fn shipped() -> FulfillmentOrder {
         let mut order = packed();
@@ -925,7 +1023,7 @@ mod tests {
             };
             assert_eq!(cancel.events.first().map(|e| e.event.kind()), expected, "cancel while {name}");
 
-            let pick = order.confirm_pick(0, 2, NOW);
+            let pick = order.confirm_pick(0, 2, ShortPickPolicy::ShipPartial, NOW);
             match name {
                 "released" => assert!(pick.is_ok()),
                 "picking" | "packed" | "shipped" | "delivered" => {
@@ -977,7 +1075,13 @@ mod tests {
 
     #[test]
     fn a_short_pick_is_recorded_and_reported_at_pack() {
-        let order = released().confirm_pick(0, 1, NOW).unwrap().next.confirm_pick(1, 1, NOW).unwrap().next;
+        let order = released()
+            .confirm_pick(0, 1, ShortPickPolicy::ShipPartial, NOW)
+            .unwrap()
+            .next
+            .confirm_pick(1, 1, ShortPickPolicy::ShipPartial, NOW)
+            .unwrap()
+            .next;
         assert_eq!(order.short(), &[SkuUnits { sku: sku(), units: 1 }]);
         let packed = order.pack(NOW).unwrap();
         match &packed.events[0].event {
@@ -989,12 +1093,72 @@ mod tests {
     }
 
     #[test]
+    fn a_short_pick_under_reallocate_waits_for_a_new_reservation() {
+        let order = released().confirm_pick(0, 1, ShortPickPolicy::Reallocate, NOW).unwrap().next;
+        assert_eq!(order.unplaced(), &[SkuUnits { sku: sku(), units: 1 }]);
+        assert!(order.short().is_empty());
+        let order = order.confirm_pick(1, 1, ShortPickPolicy::Reallocate, NOW).unwrap().next;
+        assert_eq!(
+            order.pack(NOW).unwrap_err(),
+            FulfillmentOrderError::PicksOpen(1),
+            "the unplaced unit keeps it open"
+        );
+        let item = PlannedItem {
+            line: 0,
+            sku: sku(),
+            bin: "west/C".parse().unwrap(),
+            units: 1,
+            reservation: order.reallocation_id(0),
+        };
+        let order = order.reallocated(vec![item], NOW).unwrap().next;
+        assert_eq!(order.tasks().len(), 3);
+        assert_eq!(
+            order.confirm_pick(2, 1, ShortPickPolicy::Reallocate, NOW).unwrap_err(),
+            FulfillmentOrderError::TaskNotHeld(2)
+        );
+        let order = order.hold_result(2, true, NOW).unwrap().next;
+        let order = order.confirm_pick(2, 1, ShortPickPolicy::Reallocate, NOW).unwrap().next;
+        let packed = order.pack(NOW).unwrap().next;
+        assert!(packed.short().is_empty());
+        let shipped: u32 = packed
+            .pending()
+            .iter()
+            .filter_map(|a| match a {
+                Action::CreateShipment { items, .. } => Some(items.iter().map(|i| i.units).sum::<u32>()),
+                _ => None,
+            })
+            .sum();
+        assert_eq!(shipped, 3, "every ordered unit ships");
+    }
+
+    #[test]
+    fn units_that_cannot_be_reallocated_ship_short() {
+        let order = released().confirm_pick(0, 0, ShortPickPolicy::Reallocate, NOW).unwrap().next;
+        let order = order.reallocated(vec![], NOW).unwrap().next;
+        assert_eq!(order.short(), &[SkuUnits { sku: sku(), units: 2 }]);
+        assert!(order.unplaced().is_empty());
+        let item = PlannedItem {
+            line: 0,
+            sku: sku(),
+            bin: "west/C".parse().unwrap(),
+            units: 2,
+            reservation: order.reallocation_id(0),
+        };
+        let again = released().confirm_pick(0, 0, ShortPickPolicy::Reallocate, NOW).unwrap().next;
+        let lost = again.reallocated(vec![item], NOW).unwrap().next.hold_result(2, false, NOW).unwrap().next;
+        assert_eq!(lost.short(), &[SkuUnits { sku: sku(), units: 2 }]);
+    }
+
+    #[test]
     fn over_picks_and_conflicting_repeats_are_refused() {
         assert_eq!(
-            released().confirm_pick(0, 3, NOW).unwrap_err(),
+            released().confirm_pick(0, 3, ShortPickPolicy::ShipPartial, NOW).unwrap_err(),
             FulfillmentOrderError::OverPick { units: 2, picked: 3 }
         );
-        assert_eq!(picking().confirm_pick(0, 1, NOW).unwrap_err(), FulfillmentOrderError::AlreadyPicked(0));
+        assert_eq!(
+            picking().confirm_pick(0, 1, ShortPickPolicy::ShipPartial, NOW).unwrap_err(),
+            FulfillmentOrderError::AlreadyPicked(0)
+        );
     }
 
     #[test]

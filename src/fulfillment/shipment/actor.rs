@@ -201,15 +201,7 @@ impl ShipmentActor {
                 }
             }
             stage if self.deps.config.autopilot => {
-                let next = match stage {
-                    ShipmentStage::LabelPurchased => Some((ShipmentStage::InTransit, "picked up by the carrier")),
-                    ShipmentStage::InTransit | ShipmentStage::Exception => {
-                        Some((ShipmentStage::OutForDelivery, "out for delivery"))
-                    }
-                    ShipmentStage::OutForDelivery => Some((ShipmentStage::Delivered, "delivered")),
-                    ShipmentStage::Created | ShipmentStage::Delivered | ShipmentStage::Cancelled => None,
-                };
-                if let Some((stage, detail)) = next {
+                if let Some((stage, detail)) = self.deps.carrier.next_tracking_event(stage) {
                     let delay = self.deps.config.carrier_step_delay;
                     myself.send_after(delay, move || ShipmentMsg::Carrier { stage, detail: detail.to_owned() });
                 }
