@@ -36,3 +36,4 @@ pub mod fulfillment;
 pub mod persistence;
 
 pub use engine::{Adapters, Config, Engine, FulfillmentView, OrderView, StartError};
+pub mod http;

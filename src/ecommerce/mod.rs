@@ -4,6 +4,7 @@
 //! through [`EcommerceInbox`] and sends its own through its store's outbox
 //! and the dispatcher. It never uses `crate::fulfillment`.
 
+pub mod accounts;
 pub mod catalog;
 pub mod order;
 pub mod payments;
@@ -32,6 +33,7 @@ pub(crate) struct Deps {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) gateway: Arc<dyn PaymentGateway>,
     pub(crate) catalog: Catalog,
+    pub(crate) accounts: accounts::Accounts,
     pub(crate) dispatcher: DispatcherHandle,
     pub(crate) idle_after: Duration,
     orders: OnceLock<ActorRef<SupervisorMsg<OrderSpec>>>,
@@ -64,11 +66,22 @@ impl Ecommerce {
         idle_after: Duration,
     ) -> Result<Ecommerce, StartFailure> {
         let loader = store.clone();
-        let catalog = tokio::task::spawn_blocking(move || Catalog::load(loader))
-            .await
-            .map_err(|err| StoreError::Io(err.to_string()))??;
-        let deps =
-            Arc::new(Deps { scope, store, clock, gateway, catalog, dispatcher, idle_after, orders: OnceLock::new() });
+        let (catalog, accounts) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            Ok((Catalog::load(loader.clone())?, accounts::Accounts::load(loader)?))
+        })
+        .await
+        .map_err(|err| StoreError::Io(err.to_string()))??;
+        let deps = Arc::new(Deps {
+            scope,
+            store,
+            clock,
+            gateway,
+            catalog,
+            accounts,
+            dispatcher,
+            idle_after,
+            orders: OnceLock::new(),
+        });
         let (orders, _) = Actor::spawn(None, Supervisor::new(Arc::new(OrderSpec { deps: deps.clone() })), ())
             .await
             .map_err(|err| CallError::Store(err.to_string()))?;
@@ -96,6 +109,11 @@ impl Ecommerce {
     /// The catalog.
     pub fn catalog(&self) -> &Catalog {
         &self.deps.catalog
+    }
+
+    /// Customer accounts and API keys.
+    pub fn accounts(&self) -> &accounts::Accounts {
+        &self.deps.accounts
     }
 
     /// The store.
