@@ -31,6 +31,8 @@ pub struct Change<'a> {
     pub applied: Option<EventId>,
     /// When.
     pub now: Timestamp,
+    /// Further writes that must commit with the change (an idempotency record).
+    pub extra: Option<WriteOp>,
 }
 
 /// The atomic batch for `change`.
@@ -61,6 +63,9 @@ pub fn batch(change: Change<'_>) -> Result<WriteBatch, StoreError> {
             step: step_id,
             bytes: codec::encode(STEP_VERSION, step)?,
         });
+    }
+    if let Some(op) = change.extra {
+        batch.push(op);
     }
     if let Some(event) = change.applied {
         batch.push(WriteOp::RecordInbox { key: event.as_raw(), at: change.now.as_millis() });

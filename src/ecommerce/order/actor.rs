@@ -17,7 +17,7 @@ use crate::ecommerce::payments::PaymentError;
 use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{EventEnvelope, EventId, OrderId};
-use crate::persistence::{codec, StoreError};
+use crate::persistence::{codec, StoreError, WriteOp};
 
 /// Record kind of order snapshots.
 pub const ORDER_KIND: &str = "order";
@@ -44,6 +44,8 @@ pub enum OrderMsg {
         new: NewOrder,
         /// The payment token to authorize.
         token: String,
+        /// A write to commit with the order (the request's idempotency record).
+        record: Option<WriteOp>,
         /// The order once durable.
         reply: RpcReplyPort<Result<Order, OrderError>>,
     },
@@ -109,6 +111,16 @@ impl OrderActor {
         transition: Transition,
         applied: Option<EventId>,
     ) -> Result<(), ActorProcessingErr> {
+        self.save_with(state, transition, applied, None).await
+    }
+
+    async fn save_with(
+        &self,
+        state: &mut State,
+        transition: Transition,
+        applied: Option<EventId>,
+        extra: Option<WriteOp>,
+    ) -> Result<(), ActorProcessingErr> {
         let Transition { next, events, steps } = transition;
         next.check_invariants()?;
         let now = self.deps.clock.now();
@@ -122,6 +134,7 @@ impl OrderActor {
             steps: &steps,
             applied,
             now,
+            extra,
         })?;
         self.deps.store.commit(write).await?;
         state.aggregate = Some(next);
@@ -182,7 +195,7 @@ impl Actor for OrderActor {
         }
         let now = self.deps.clock.now();
         match message {
-            OrderMsg::Place { new, token, reply } => {
+            OrderMsg::Place { new, token, record, reply } => {
                 if let Some(order) = state.aggregate.clone() {
                     let _ = reply.send(Ok(order));
                     return Ok(());
@@ -208,7 +221,7 @@ impl Actor for OrderActor {
                 };
                 match Order::place(new, authorization, now) {
                     Ok(transition) => {
-                        self.save(state, transition, None).await?;
+                        self.save_with(state, transition, None, record).await?;
                         let _ = reply.send(Ok(self.current(state)?.clone()));
                     }
                     Err(err) => {

@@ -8,6 +8,7 @@ use crate::actors::{call, CallError, CALL_TIMEOUT};
 use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{Address, CustomerId, EventEnvelope, OrderId, Quantity, Sku};
+use crate::persistence::WriteOp;
 
 /// Longest payment token, in bytes.
 pub const PAYMENT_TOKEN_LEN_MAX: usize = 255;
@@ -73,6 +74,15 @@ impl OrderHandle {
     /// # Errors
     /// [`PlaceError`].
     pub async fn place(&self, request: PlaceOrder) -> Result<Order, PlaceError> {
+        self.place_recorded(request, None).await
+    }
+
+    /// As [`OrderHandle::place`], committing `record` in the same transaction
+    /// as the new order (the HTTP edge's idempotency record).
+    ///
+    /// # Errors
+    /// [`PlaceError`].
+    pub async fn place_recorded(&self, request: PlaceOrder, record: Option<WriteOp>) -> Result<Order, PlaceError> {
         let token = request.payment_token.trim();
         if token.is_empty() || token.len() > PAYMENT_TOKEN_LEN_MAX || token.chars().any(char::is_control) {
             return Err(PlaceError::PaymentToken);
@@ -86,7 +96,12 @@ impl OrderHandle {
         let new = NewOrder { id: request.id, customer_id: request.customer_id, lines, ship_to: request.ship_to };
         let token = token.to_owned();
         Ok(self
-            .ask(request.id, true, |reply| OrderMsg::Place { new: new.clone(), token: token.clone(), reply })
+            .ask(request.id, true, |reply| OrderMsg::Place {
+                new: new.clone(),
+                token: token.clone(),
+                record: record.clone(),
+                reply,
+            })
             .await??)
     }
 

@@ -46,6 +46,8 @@ pub enum BinMsg {
         sku: Sku,
         /// Units.
         units: u32,
+        /// A write to commit with the change (an idempotency record).
+        record: Option<WriteOp>,
         /// The bin after the receipt.
         reply: RpcReplyPort<Result<Bin, BinError>>,
     },
@@ -55,6 +57,8 @@ pub enum BinMsg {
         sku: Sku,
         /// Signed units.
         delta: i32,
+        /// A write to commit with the change (an idempotency record).
+        record: Option<WriteOp>,
         /// The bin after the adjustment.
         reply: RpcReplyPort<Result<Bin, BinError>>,
     },
@@ -124,10 +128,13 @@ impl ChildSpec for BinSpec {
 }
 
 impl BinActor {
-    async fn save(&self, next: &Bin) -> Result<(), ActorProcessingErr> {
+    async fn save(&self, next: &Bin, record: Option<WriteOp>) -> Result<(), ActorProcessingErr> {
         next.check_invariants()?;
         let mut batch = WriteBatch::new();
         batch.push(WriteOp::PutSnapshot { kind: BIN_KIND, id: next.id().to_string(), bytes: encode(next)? });
+        if let Some(record) = record {
+            batch.push(record);
+        }
         self.deps.store.commit(batch).await?;
         Ok(())
     }
@@ -137,6 +144,7 @@ impl BinActor {
         &self,
         state: &mut Live<Bin>,
         decided: Result<Bin, BinError>,
+        record: Option<WriteOp>,
         answer: impl FnOnce(&Bin) -> T,
         reply: RpcReplyPort<Result<T, BinError>>,
     ) -> Result<(), ActorProcessingErr> {
@@ -145,8 +153,8 @@ impl BinActor {
         };
         match decided {
             Ok(next) => {
-                if &next != current {
-                    self.save(&next).await?;
+                if &next != current || record.is_some() {
+                    self.save(&next, record).await?;
                 }
                 let value = answer(&next);
                 state.aggregate = Some(next);
@@ -183,18 +191,18 @@ impl Actor for BinActor {
             return Err("bin actor without a bin".into());
         };
         match message {
-            BinMsg::Receive { sku, units, reply } => {
+            BinMsg::Receive { sku, units, record, reply } => {
                 let decided = bin.receive(&sku, units);
-                self.change(state, decided, Bin::clone, reply).await?;
+                self.change(state, decided, record, Bin::clone, reply).await?;
                 self.deps.directory.note_stock(bin.id(), &sku);
             }
-            BinMsg::Adjust { sku, delta, reply } => {
+            BinMsg::Adjust { sku, delta, record, reply } => {
                 let decided = bin.adjust(&sku, delta);
-                self.change(state, decided, Bin::clone, reply).await?;
+                self.change(state, decided, record, Bin::clone, reply).await?;
             }
             BinMsg::Reserve { id, sku, units, reply } => {
                 let decided = bin.reserve(id, &sku, units);
-                self.change(state, decided, |_| (), reply).await?;
+                self.change(state, decided, None, |_| (), reply).await?;
             }
             BinMsg::Resolve { id, op, reply } => {
                 let decided = match op {
@@ -204,7 +212,7 @@ impl Actor for BinActor {
                     BinOp::Restock => Ok(bin.restock(id)),
                     BinOp::Ship => Ok(bin.ship(id)),
                 };
-                self.change(state, decided, |_| (), reply).await?;
+                self.change(state, decided, None, |_| (), reply).await?;
             }
             BinMsg::Get(reply) => {
                 let _ = reply.send(Some(bin));

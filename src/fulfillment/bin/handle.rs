@@ -8,6 +8,7 @@ use crate::actors::{call, CallError, CALL_TIMEOUT};
 use crate::events::{BinId, ReservationId, Sku};
 use crate::fulfillment::fulfillment_order::state::BinOp;
 use crate::fulfillment::{Deps, FulfillmentError};
+use crate::persistence::WriteOp;
 
 /// Talks to bin actors.
 #[derive(Debug, Clone)]
@@ -35,10 +36,26 @@ impl BinHandle {
     /// # Errors
     /// [`FulfillmentError::UnknownBin`], a [`BinError`], or a call failure.
     pub async fn receive(&self, bin: &BinId, sku: &Sku, units: u32) -> Result<Bin, FulfillmentError> {
+        self.receive_recorded(bin, sku, units, None).await
+    }
+
+    /// As [`BinHandle::receive`], committing `record` in the same transaction.
+    ///
+    /// # Errors
+    /// As [`BinHandle::receive`].
+    pub async fn receive_recorded(
+        &self,
+        bin: &BinId,
+        sku: &Sku,
+        units: u32,
+        record: Option<WriteOp>,
+    ) -> Result<Bin, FulfillmentError> {
         if !self.deps.directory.has_bin(bin) {
             return Err(FulfillmentError::UnknownBin(bin.clone()));
         }
-        Ok(self.ask(bin, true, |reply| BinMsg::Receive { sku: sku.clone(), units, reply }).await??)
+        Ok(self
+            .ask(bin, true, |reply| BinMsg::Receive { sku: sku.clone(), units, record: record.clone(), reply })
+            .await??)
     }
 
     /// Counts `delta` units of `sku` in or out of `bin`.
@@ -46,10 +63,26 @@ impl BinHandle {
     /// # Errors
     /// [`FulfillmentError::UnknownBin`], a [`BinError`], or a call failure.
     pub async fn adjust(&self, bin: &BinId, sku: &Sku, delta: i32) -> Result<Bin, FulfillmentError> {
+        self.adjust_recorded(bin, sku, delta, None).await
+    }
+
+    /// As [`BinHandle::adjust`], committing `record` in the same transaction.
+    ///
+    /// # Errors
+    /// As [`BinHandle::adjust`].
+    pub async fn adjust_recorded(
+        &self,
+        bin: &BinId,
+        sku: &Sku,
+        delta: i32,
+        record: Option<WriteOp>,
+    ) -> Result<Bin, FulfillmentError> {
         if !self.deps.directory.has_bin(bin) {
             return Err(FulfillmentError::UnknownBin(bin.clone()));
         }
-        Ok(self.ask(bin, true, |reply| BinMsg::Adjust { sku: sku.clone(), delta, reply }).await??)
+        Ok(self
+            .ask(bin, true, |reply| BinMsg::Adjust { sku: sku.clone(), delta, record: record.clone(), reply })
+            .await??)
     }
 
     /// Holds `units` of `sku` in `bin` under `id`.

@@ -23,7 +23,7 @@ use crate::fulfillment::bin::BinError;
 use crate::fulfillment::shipment::state::{NewShipment, ShipmentStage};
 use crate::fulfillment::warehouse::{allocate, BinStock};
 use crate::fulfillment::Deps;
-use crate::persistence::{codec, StoreError};
+use crate::persistence::{codec, StoreError, WriteOp};
 
 /// Record kind of fulfillment order snapshots.
 pub const FULFILLMENT_ORDER_KIND: &str = "fulfillment_order";
@@ -49,7 +49,7 @@ pub enum FulfillmentOrderMsg {
     /// An integration event from e-commerce.
     Deliver(EventEnvelope, RpcReplyPort<Result<Delivery, DeliveryError>>),
     /// An order from another channel.
-    Create(NewFulfillmentOrder, RpcReplyPort<Result<FulfillmentOrder, FulfillmentOrderError>>),
+    Create(NewFulfillmentOrder, Option<WriteOp>, RpcReplyPort<Result<FulfillmentOrder, FulfillmentOrderError>>),
     /// A picker confirms a task.
     ConfirmPick {
         /// Task number.
@@ -131,6 +131,16 @@ impl FulfillmentOrderActor {
         transition: Transition,
         applied: Option<EventId>,
     ) -> Result<(), ActorProcessingErr> {
+        self.save_with(state, transition, applied, None).await
+    }
+
+    async fn save_with(
+        &self,
+        state: &mut State,
+        transition: Transition,
+        applied: Option<EventId>,
+        extra: Option<WriteOp>,
+    ) -> Result<(), ActorProcessingErr> {
         let Transition { next, events, steps } = transition;
         next.check_invariants()?;
         let now = self.deps.clock.now();
@@ -144,6 +154,7 @@ impl FulfillmentOrderActor {
             steps: &steps,
             applied,
             now,
+            extra,
         })?;
         self.deps.store.commit(write).await?;
         state.aggregate = Some(next);
@@ -447,13 +458,13 @@ impl Actor for FulfillmentOrderActor {
                 let _ = reply.send(Ok(Delivery::Applied));
                 self.follow_up(&myself, state).await?;
             }
-            FulfillmentOrderMsg::Create(new, reply) => {
+            FulfillmentOrderMsg::Create(new, record, reply) => {
                 if let Some(order) = state.aggregate.clone() {
                     let _ = reply.send(Ok(order));
                     return Ok(());
                 }
                 let transition = FulfillmentOrder::receive(new, None, now);
-                self.save(state, transition, None).await?;
+                self.save_with(state, transition, None, record).await?;
                 self.follow_up(&myself, state).await?;
                 let _ = reply.send(Ok(self.current(state)?.clone()));
             }

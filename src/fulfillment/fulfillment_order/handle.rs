@@ -9,6 +9,7 @@ use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{EventEnvelope, FulfillmentOrderId, PickTaskId, ShipmentId};
 use crate::fulfillment::shipment::state::ShipmentStage;
 use crate::fulfillment::{Deps, FulfillmentError};
+use crate::persistence::WriteOp;
 
 /// Talks to fulfillment order actors.
 #[derive(Debug, Clone)]
@@ -47,9 +48,13 @@ impl FulfillmentOrderHandle {
     ///
     /// # Errors
     /// [`FulfillmentError`].
-    pub async fn create(&self, new: NewFulfillmentOrder) -> Result<FulfillmentOrder, FulfillmentError> {
+    pub async fn create(
+        &self,
+        new: NewFulfillmentOrder,
+        record: Option<WriteOp>,
+    ) -> Result<FulfillmentOrder, FulfillmentError> {
         let id = new.id;
-        Ok(self.ask(id, true, |reply| FulfillmentOrderMsg::Create(new.clone(), reply)).await??)
+        Ok(self.ask(id, true, |reply| FulfillmentOrderMsg::Create(new.clone(), record.clone(), reply)).await??)
     }
 
     /// The fulfillment order `id`, if it exists.
