@@ -310,7 +310,7 @@ impl Engine {
     /// Shuts down in order, within [`SHUTDOWN_GRACE`]: delivers what the
     /// outboxes hold, stops the actors, stops the dispatchers and closes the
     /// stores (every acknowledged change is already on disk).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         let started = Instant::now();
         let _ = self.settle(SHUTDOWN_GRACE / 3).await;
         self.ecommerce.stop(SHUTDOWN_GRACE / 3).await;
@@ -329,7 +329,7 @@ impl Engine {
     /// Stops without draining or closing cleanly, as a crash would (for tests
     /// of recovery): actors and dispatchers stop, queued writes are dropped,
     /// nothing more is flushed.
-    pub async fn abandon(self) {
+    pub async fn abandon(&self) {
         for dispatcher in self.dispatchers() {
             dispatcher.stop();
         }

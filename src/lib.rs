@@ -16,6 +16,7 @@
 //! - [`ecommerce`]: `order/` (state, actor, handle), catalog, payments.
 //! - [`fulfillment`]: `bin/`, `fulfillment_order/`, `shipment/`, `warehouse/`, carriers.
 //! - [`engine`]: the embedded engine joining both contexts.
+//! - [`http`]: the axum API at the edge; [`config`]: the `serve` configuration file.
 //!
 //! # Example
 //! ```no_run
@@ -29,11 +30,12 @@
 #![warn(missing_docs)]
 
 pub mod actors;
+pub mod config;
 pub mod ecommerce;
 pub mod engine;
 pub mod events;
 pub mod fulfillment;
+pub mod http;
 pub mod persistence;
 
 pub use engine::{Adapters, Config, Engine, FulfillmentView, OrderView, StartError};
-pub mod http;

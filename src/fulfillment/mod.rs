@@ -321,6 +321,39 @@ impl Fulfillment {
         Ok(found)
     }
 
+    /// Open pick tasks of `warehouse`: (fulfillment order, task index, planned item), oldest order first.
+    ///
+    /// # Errors
+    /// [`FulfillmentError::Store`].
+    pub async fn open_pick_tasks(
+        &self,
+        warehouse: &WarehouseId,
+    ) -> Result<Vec<(FulfillmentOrder, u16, warehouse::PlannedItem)>, FulfillmentError> {
+        let store = self.deps.store.clone();
+        let orders = tokio::task::spawn_blocking(move || -> Result<Vec<FulfillmentOrder>, StoreError> {
+            let mut found = Vec::new();
+            for id in store.open_ids(fulfillment_order::actor::FULFILLMENT_ORDER_KIND)? {
+                if let Some(bytes) = store.snapshot(fulfillment_order::actor::FULFILLMENT_ORDER_KIND, &id)? {
+                    found.push(fulfillment_order::actor::decode(&id, &bytes)?);
+                }
+            }
+            Ok(found)
+        })
+        .await
+        .map_err(|err| StoreError::Io(err.to_string()))??;
+        let mut tasks = Vec::new();
+        for order in orders {
+            for task in order.tasks().iter().filter(|t| t.picked.is_none() && t.held) {
+                if let Some(item) = order.plan().get(usize::from(task.index)).filter(|i| &i.bin.warehouse == warehouse)
+                {
+                    tasks.push((order.clone(), task.index, item.clone()));
+                }
+            }
+        }
+        tasks.sort_by_key(|(order, index, _)| (order.created_at(), *index));
+        Ok(tasks)
+    }
+
     /// Live children per supervisor: (bins, fulfillment orders, shipments).
     pub async fn live_actors(&self) -> (usize, usize, usize) {
         async fn count<S: crate::actors::ChildSpec>(sup: Result<&ActorRef<SupervisorMsg<S>>, CallError>) -> usize {

@@ -1,9 +1,235 @@
 //! The axum edge: `/v1` routes, authentication, idempotency, errors, limits.
-//! The contexts know no HTTP; this module knows them only through the
-//! engine's handles.
 //!
-//! Placeholder module while the API is built; see issue "HTTP API and CLI".
+//! The contexts know no HTTP; this module reaches them only through the
+//! engine's handles. One file per resource, each with `router()`.
+//! Every error is `application/problem+json` ([`ApiError`]).
 
+pub mod auth;
+pub mod carriers;
+pub mod customers;
+pub mod dto;
 pub mod error;
+pub mod fulfillment;
+pub mod idempotency;
+pub mod inventory;
+pub mod ops;
+pub mod orders;
+pub mod products;
+pub mod warehouses;
+
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Router;
+use serde::de::DeserializeOwned;
+use tower::ServiceBuilder;
 
 pub use error::ApiError;
+
+use crate::Engine;
+
+/// Largest request body, in bytes (64 KiB).
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// Limits of the HTTP edge.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Requests handled at once; beyond it requests are shed with 503. Default 1,024.
+    pub concurrency_max: usize,
+    /// Longest a request may take before 408. Default 30 s.
+    pub request_timeout: Duration,
+    /// Requests per second per API key (token bucket). Default 10,000.
+    pub rate_per_key: u32,
+    /// Burst per API key. Default 20,000.
+    pub burst_per_key: u32,
+    /// Secret for carrier webhook signatures (HMAC-SHA256).
+    pub carrier_secret: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            concurrency_max: 1024,
+            request_timeout: Duration::from_secs(30),
+            rate_per_key: 10_000,
+            burst_per_key: 20_000,
+            carrier_secret: String::new(),
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Orders created through the API.
+    pub orders_created: AtomicU64,
+    /// Responses with a 2xx status.
+    pub responses_2xx: AtomicU64,
+    /// Responses with a 4xx status.
+    pub responses_4xx: AtomicU64,
+    /// Responses with a 5xx status.
+    pub responses_5xx: AtomicU64,
+}
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// Limits and secrets.
+    pub config: Arc<HttpConfig>,
+    /// Keys being executed.
+    pub in_flight: idempotency::InFlight,
+    /// Per-key rate limit.
+    pub limiter: Arc<auth::RateLimiter>,
+    /// Metrics.
+    pub counters: Arc<Counters>,
+}
+
+impl AppState {
+    /// State for `engine` with `config`.
+    pub fn new(engine: Arc<Engine>, config: HttpConfig) -> Self {
+        let limiter = Arc::new(auth::RateLimiter::new(config.rate_per_key, config.burst_per_key));
+        Self {
+            engine,
+            config: Arc::new(config),
+            in_flight: idempotency::InFlight::default(),
+            limiter,
+            counters: Arc::default(),
+        }
+    }
+
+    /// Now, in ms since the epoch, from the engine's clock.
+    pub fn now(&self) -> crate::events::Timestamp {
+        self.engine.adapters().clock.now()
+    }
+}
+
+/// The body bytes, or the right problem (413 over the limit).
+///
+/// # Errors
+/// [`ApiError::TooLarge`] or [`ApiError::BadRequest`].
+pub fn body(bytes: Result<axum::body::Bytes, BytesRejection>) -> Result<axum::body::Bytes, ApiError> {
+    bytes.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(BODY_LIMIT_BYTES)
+        } else {
+            ApiError::bad("unreadable_body", rejection.body_text())
+        }
+    })
+}
+
+/// Parses a JSON body: malformed → 400 `malformed_json`; wrong shape or unknown field → 422 `invalid_body`.
+///
+/// # Errors
+/// As above.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|err| match err.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
+            ApiError::bad("malformed_json", err)
+        }
+        serde_json::error::Category::Data => ApiError::invalid("invalid_body", err),
+    })
+}
+
+/// A JSON response.
+pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<(StatusCode, Vec<u8>), ApiError> {
+    serde_json::to_vec(value).map(|bytes| (status, bytes)).map_err(|err| ApiError::Internal(err.to_string()))
+}
+
+/// Sends JSON bytes.
+pub fn respond((status, bytes): (StatusCode, Vec<u8>)) -> axum::response::Response {
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+async fn overloaded(err: tower::BoxError) -> ApiError {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Timeout
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Unavailable("the server is at capacity; retry shortly")
+    } else {
+        ApiError::Internal(err.to_string())
+    }
+}
+
+async fn count(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use std::sync::atomic::Ordering;
+    let response = next.run(request).await;
+    let counter = match response.status().as_u16() {
+        200..=299 => &state.counters.responses_2xx,
+        400..=499 => &state.counters.responses_4xx,
+        _ => &state.counters.responses_5xx,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+/// Every route, with the edge's limits.
+pub fn router(state: AppState) -> Router {
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .concurrency_limit(state.config.concurrency_max)
+        .timeout(state.config.request_timeout);
+    Router::new()
+        .merge(products::router())
+        .merge(customers::router())
+        .merge(warehouses::router())
+        .merge(inventory::router())
+        .merge(orders::router())
+        .merge(fulfillment::router())
+        .merge(carriers::router())
+        .merge(ops::router())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count))
+        .layer(limits)
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then stops taking
+/// requests and lets those running finish.
+///
+/// # Errors
+/// An I/O error from the listener.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let pruner = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let now = state.now().as_millis();
+                for store in [state.engine.ecommerce().store(), state.engine.fulfillment().store()] {
+                    match idempotency::prune(store, now).await {
+                        Ok(n) if n > 0 => tracing::info!(pruned = n, "idempotency records pruned"),
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(cause = %err, "idempotency pruning failed"),
+                    }
+                }
+            }
+        })
+    };
+    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    pruner.abort();
+    result
+}

@@ -380,6 +380,43 @@ impl Store {
         Ok(found)
     }
 
+    /// Up to `max` snapshots of `kind` with ids after `after` (exclusive), in id order.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::Corrupt`].
+    pub fn snapshots_after(&self, kind: &str, after: Option<&str>, max: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
+        let table = txn.open_table(tables::SNAPSHOTS).map_err(StoreError::from_redb)?;
+        let mut found = Vec::new();
+        for row in table.range((kind, after.unwrap_or(""))..).map_err(StoreError::from_redb)? {
+            let (key, value) = row.map_err(StoreError::from_redb)?;
+            let (row_kind, id) = key.value();
+            if row_kind != kind || found.len() >= max {
+                break;
+            }
+            if Some(id) == after {
+                continue;
+            }
+            found.push((id.to_owned(), value.value().to_vec()));
+        }
+        Ok(found)
+    }
+
+    /// Every idempotency record, by key.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::Corrupt`].
+    pub fn idempotency_records(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
+        let table = txn.open_table(tables::IDEMPOTENCY).map_err(StoreError::from_redb)?;
+        let mut found = Vec::new();
+        for row in table.iter().map_err(StoreError::from_redb)? {
+            let (key, value) = row.map_err(StoreError::from_redb)?;
+            found.push((key.value().to_owned(), value.value().to_vec()));
+        }
+        Ok(found)
+    }
+
     /// The ids of aggregates of `kind` marked open (work left).
     ///
     /// # Errors

@@ -46,6 +46,29 @@ pub enum PlaceError {
     Call(#[from] CallError),
 }
 
+/// Most orders one page of [`OrderHandle::list`] returns.
+pub const PAGE_SIZE_MAX: usize = 100;
+/// Most stored orders one page looks at before it returns what it found (with a cursor to go on).
+pub const PAGE_SCAN_MAX: usize = 10_000;
+
+/// Which orders to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    /// Only this customer's.
+    pub customer_id: Option<CustomerId>,
+    /// Only orders with this status code (`placed`, `delivered`, …).
+    pub status: Option<String>,
+}
+
+/// One page of orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderPage {
+    /// The orders, oldest first.
+    pub orders: Vec<Order>,
+    /// Where the next page starts, if there may be more.
+    pub next: Option<OrderId>,
+}
+
 /// Talks to order actors.
 #[derive(Debug, Clone)]
 pub struct OrderHandle {
@@ -114,6 +137,44 @@ impl OrderHandle {
             Err(CallError::NotFound) => Ok(None),
             other => other,
         }
+    }
+
+    /// A page of orders after `after` (exclusive), oldest first, at most `limit`
+    /// (capped at [`PAGE_SIZE_MAX`]). Reads the stored snapshots, which every
+    /// acknowledged change has reached.
+    ///
+    /// # Errors
+    /// [`CallError::Store`].
+    pub async fn list(
+        &self,
+        filter: OrderFilter,
+        after: Option<OrderId>,
+        limit: usize,
+    ) -> Result<OrderPage, CallError> {
+        let limit = limit.clamp(1, PAGE_SIZE_MAX);
+        let store = self.deps.store.clone();
+        let rows = tokio::task::spawn_blocking(move || {
+            store.snapshots_after(super::actor::ORDER_KIND, after.map(|id| id.to_string()).as_deref(), PAGE_SCAN_MAX)
+        })
+        .await
+        .map_err(|err| CallError::Store(err.to_string()))?
+        .map_err(|err| CallError::Store(err.to_string()))?;
+        let scanned_all = rows.len() < PAGE_SCAN_MAX;
+        let mut orders = Vec::new();
+        let mut last = None;
+        for (id, bytes) in rows {
+            let order = super::actor::decode(&id, &bytes).map_err(|err| CallError::Store(err.to_string()))?;
+            last = Some(order.id());
+            let matches = filter.customer_id.is_none_or(|c| c == order.customer_id())
+                && filter.status.as_deref().is_none_or(|s| s == order.status().as_str());
+            if matches {
+                orders.push(order);
+                if orders.len() == limit {
+                    return Ok(OrderPage { next: last, orders });
+                }
+            }
+        }
+        Ok(OrderPage { orders, next: if scanned_all { None } else { last } })
     }
 
     /// Asks to cancel order `id`.

@@ -4,5 +4,5 @@ pub mod actor;
 pub mod handle;
 pub mod state;
 
-pub use handle::{OrderHandle, PlaceError, PlaceOrder};
+pub use handle::{OrderFilter, OrderHandle, OrderPage, PlaceError, PlaceOrder, PAGE_SIZE_MAX};
 pub use state::{CancelOutcome, Order, OrderError, OrderLine, OrderStatus, Payment, PaymentOp, PaymentStatus};

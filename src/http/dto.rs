@@ -1,0 +1,571 @@
+//! Request and response bodies. Requests refuse unknown fields and never
+//! carry server-owned values (prices, totals, status); responses are built
+//! field by field from the domain, never serialized from it directly.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::ecommerce::order::Order;
+use crate::engine::{FulfillmentView, OrderView};
+use crate::events::{Money, SagaStep};
+use crate::fulfillment::shipment::Shipment;
+use crate::fulfillment::FulfillmentOrder;
+
+/// An amount in minor units (cents) of a currency.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoneyDto {
+    /// Minor units, 0 or more.
+    pub amount: i64,
+    /// ISO 4217 code, e.g. `EUR`.
+    pub currency: String,
+}
+
+impl From<Money> for MoneyDto {
+    fn from(money: Money) -> Self {
+        MoneyDto { amount: money.amount(), currency: money.currency().to_string() }
+    }
+}
+
+/// A product to create or replace.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductRequest {
+    /// SKU: 1–64 of `[A-Za-z0-9._-]`.
+    pub sku: String,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Unit price.
+    pub price: MoneyDto,
+}
+
+/// A product.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductResponse {
+    /// SKU.
+    pub sku: String,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Unit price.
+    pub price: MoneyDto,
+}
+
+/// Products found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductList {
+    /// At most 100, in SKU order.
+    pub items: Vec<ProductResponse>,
+}
+
+/// A customer to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerRequest {
+    /// Display name.
+    pub name: String,
+    /// E-mail address.
+    pub email: String,
+}
+
+/// A created customer with its API key (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerCreated {
+    /// Customer id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail.
+    pub email: String,
+    /// The customer's API key. Store it: it is not shown again.
+    pub api_key: String,
+}
+
+/// A warehouse to create or extend.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WarehouseRequest {
+    /// Id, e.g. `wh-east`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Lower is preferred when allocating.
+    pub priority: u32,
+    /// Bin codes, e.g. `A-01`.
+    pub bins: Vec<String>,
+}
+
+/// A warehouse.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WarehouseResponse {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Allocation priority.
+    pub priority: u32,
+    /// Bin codes.
+    pub bins: Vec<String>,
+}
+
+/// Units received into a bin.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptRequest {
+    /// Warehouse id.
+    pub warehouse_id: String,
+    /// Bin code.
+    pub bin: String,
+    /// SKU.
+    pub sku: String,
+    /// Units, 1 to 1,000,000.
+    pub quantity: u32,
+}
+
+/// A stock count correction.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentRequest {
+    /// Warehouse id.
+    pub warehouse_id: String,
+    /// Bin code.
+    pub bin: String,
+    /// SKU.
+    pub sku: String,
+    /// Units found (positive) or missing (negative), not zero.
+    pub delta: i32,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Stock of one SKU in one bin.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LocationLevel {
+    /// Warehouse id.
+    pub warehouse_id: String,
+    /// Bin code.
+    pub bin: String,
+    /// Units in the bin (picked units included until they ship).
+    pub on_hand: u32,
+    /// Units held by reservations or picked.
+    pub reserved: u32,
+    /// Units free to sell.
+    pub available: u32,
+}
+
+/// Stock of one SKU everywhere.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InventoryResponse {
+    /// SKU.
+    pub sku: String,
+    /// Units on hand.
+    pub on_hand: u32,
+    /// Units reserved or picked.
+    pub reserved: u32,
+    /// Units free to sell.
+    pub available: u32,
+    /// Per bin.
+    pub locations: Vec<LocationLevel>,
+}
+
+/// One line of an order request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineRequest {
+    /// SKU.
+    pub sku: String,
+    /// Units, 1 to 10,000.
+    pub quantity: u32,
+}
+
+/// A delivery address.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressDto {
+    /// Recipient.
+    pub name: String,
+    /// Street line.
+    pub line1: String,
+    /// City.
+    pub city: String,
+    /// Postal code.
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: String,
+}
+
+/// How the customer pays.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
+    /// The payment method's token (simulated gateway: `tok_visa`, `tok_decline`, …).
+    pub token: String,
+}
+
+/// An order to place. Prices and totals come from the catalog.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderRequest {
+    /// The customer (admins only; a customer key orders for itself).
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    /// 1 to 100 lines, one per SKU.
+    pub lines: Vec<LineRequest>,
+    /// Where to ship.
+    pub ship_to: AddressDto,
+    /// How to pay.
+    pub payment: PaymentRequest,
+}
+
+/// A priced order line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineResponse {
+    /// SKU.
+    pub sku: String,
+    /// Units.
+    pub quantity: u32,
+    /// Price per unit.
+    pub unit_price: MoneyDto,
+}
+
+/// The payment of an order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentResponse {
+    /// `authorized`, `declined`, `captured`, `voided` or `refunded`.
+    pub status: String,
+    /// Amount captured.
+    pub captured: MoneyDto,
+    /// Amount refunded.
+    pub refunded: MoneyDto,
+}
+
+/// One tracking event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrackingEventResponse {
+    /// Milliseconds since the epoch.
+    pub at: u64,
+    /// Stage reached.
+    pub status: String,
+    /// The carrier's words.
+    pub detail: String,
+}
+
+/// A shipment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShipmentResponse {
+    /// Shipment id.
+    pub id: String,
+    /// Warehouse it leaves from.
+    pub warehouse_id: String,
+    /// Carrier.
+    pub carrier: String,
+    /// Tracking number, once labelled.
+    pub tracking_number: Option<String>,
+    /// Stage.
+    pub status: String,
+    /// Tracking events, oldest first.
+    pub events: Vec<TrackingEventResponse>,
+}
+
+/// A pick task.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PickTaskResponse {
+    /// Task id (`pck_…`).
+    pub id: String,
+    /// Fulfillment order.
+    pub fulfillment_order_id: String,
+    /// Warehouse.
+    pub warehouse_id: String,
+    /// Bin.
+    pub bin: String,
+    /// SKU.
+    pub sku: String,
+    /// Units to pick.
+    pub quantity: u32,
+    /// `open`, `waiting` (reservation pending) or `picked`.
+    pub status: String,
+    /// Units found, once picked.
+    pub picked: Option<u32>,
+}
+
+/// Pick tasks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PickTaskList {
+    /// Oldest order first.
+    pub items: Vec<PickTaskResponse>,
+}
+
+/// A picker's confirmation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmPickRequest {
+    /// Units found: the task's quantity, or fewer (a short pick).
+    pub picked: u32,
+}
+
+/// The fulfillment side of an order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FulfillmentResponse {
+    /// `pending` (not received yet), `unavailable` (did not answer in time) or the fulfillment status.
+    pub status: String,
+    /// Fulfillment order id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Channel (`web`, `mobile`, `b2b`, `marketplace`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Shipments.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shipments: Vec<ShipmentResponse>,
+    /// Pick tasks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pick_tasks: Vec<PickTaskResponse>,
+    /// Units that will not ship, per SKU.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub short: Vec<LineRequest>,
+}
+
+/// One step of the saga.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepResponse {
+    /// Milliseconds since the epoch.
+    pub at: u64,
+    /// `ecommerce` or `fulfillment`.
+    pub context: String,
+    /// Step name.
+    pub step: String,
+    /// Detail.
+    pub detail: String,
+    /// Whether it undoes an earlier step.
+    pub compensation: bool,
+}
+
+/// An order, composed from both contexts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderResponse {
+    /// Order id.
+    pub id: String,
+    /// Customer id.
+    pub customer_id: String,
+    /// `placed`, `stock_confirmed`, `paid`, `in_fulfillment`, `partially_shipped`, `shipped`, `delivered`, `cancelled` or `refunded`.
+    pub status: String,
+    /// `out_of_stock`, `payment_declined`, `customer_request` or `reservation_expired`.
+    pub cancel_reason: Option<String>,
+    /// Lines.
+    pub lines: Vec<LineResponse>,
+    /// Total.
+    pub total: MoneyDto,
+    /// Payment.
+    pub payment: PaymentResponse,
+    /// Milliseconds since the epoch.
+    pub placed_at: u64,
+    /// The fulfillment side.
+    pub fulfillment: FulfillmentResponse,
+    /// The saga's steps, oldest first.
+    pub timeline: Vec<StepResponse>,
+}
+
+/// A page of orders.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderList {
+    /// Orders, oldest first (without fulfillment detail or timeline).
+    pub items: Vec<OrderResponse>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// What a cancellation did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelResponse {
+    /// `cancelled` (done) or `requested` (fulfillment is stopping; the order becomes `refunded`).
+    pub outcome: String,
+    /// The order.
+    pub order: OrderResponse,
+}
+
+/// An order from another channel, straight into fulfillment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelOrderRequest {
+    /// `mobile`, `b2b` or `marketplace`.
+    pub channel: String,
+    /// The channel's own reference.
+    pub external_id: String,
+    /// Lines.
+    pub lines: Vec<LineRequest>,
+    /// Where to ship.
+    pub ship_to: AddressDto,
+}
+
+/// A fulfillment order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FulfillmentOrderResponse {
+    /// Fulfillment order id.
+    pub id: String,
+    /// The order it serves.
+    pub order_id: String,
+    /// Its fulfillment.
+    pub fulfillment: FulfillmentResponse,
+}
+
+/// A carrier tracking event (webhook).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CarrierEventRequest {
+    /// The shipment.
+    pub shipment_id: String,
+    /// `in_transit`, `out_for_delivery`, `delivered` or `exception`.
+    pub status: String,
+    /// The carrier's words.
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// The error body (RFC 9457).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemResponse {
+    /// Always `about:blank`.
+    pub r#type: String,
+    /// The status's reason phrase.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// Stable machine code.
+    pub code: String,
+    /// Human-readable detail.
+    pub detail: String,
+}
+
+fn steps(timeline: &[SagaStep]) -> Vec<StepResponse> {
+    timeline
+        .iter()
+        .map(|s| StepResponse {
+            at: s.at.as_millis(),
+            context: s.context.as_str().to_owned(),
+            step: s.name.clone(),
+            detail: s.detail.clone(),
+            compensation: s.compensation,
+        })
+        .collect()
+}
+
+/// The shipment's public fields.
+pub fn shipment(shipment: &Shipment) -> ShipmentResponse {
+    ShipmentResponse {
+        id: shipment.id().to_string(),
+        warehouse_id: shipment.warehouse().to_string(),
+        carrier: shipment.carrier().to_owned(),
+        tracking_number: shipment.tracking_number().map(str::to_owned),
+        status: shipment.stage().as_str().to_owned(),
+        events: shipment
+            .events()
+            .iter()
+            .map(|e| TrackingEventResponse {
+                at: e.at.as_millis(),
+                status: e.stage.as_str().to_owned(),
+                detail: e.detail.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The fulfillment order's public fields.
+pub fn fulfillment(order: &FulfillmentOrder, shipments: &[Shipment]) -> FulfillmentResponse {
+    FulfillmentResponse {
+        status: order.status().as_str().to_owned(),
+        id: Some(order.id().to_string()),
+        channel: Some(format!("{:?}", order.channel()).to_lowercase()),
+        shipments: shipments.iter().map(shipment).collect(),
+        pick_tasks: order
+            .tasks()
+            .iter()
+            .filter_map(|task| {
+                let item = order.plan().get(usize::from(task.index))?;
+                Some(PickTaskResponse {
+                    id: crate::events::PickTaskId { fulfillment_order: order.id(), index: task.index }.to_string(),
+                    fulfillment_order_id: order.id().to_string(),
+                    warehouse_id: item.bin.warehouse.to_string(),
+                    bin: item.bin.code.to_string(),
+                    sku: item.sku.to_string(),
+                    quantity: item.units,
+                    status: match (task.picked, task.held) {
+                        (Some(_), _) => "picked",
+                        (None, false) => "waiting",
+                        (None, true) => "open",
+                    }
+                    .to_owned(),
+                    picked: task.picked,
+                })
+            })
+            .collect(),
+        short: order.short().iter().map(|s| LineRequest { sku: s.sku.to_string(), quantity: s.units }).collect(),
+    }
+}
+
+/// The order's public fields with its fulfillment side and timeline.
+pub fn order(order: &Order, side: FulfillmentResponse, timeline: &[SagaStep]) -> OrderResponse {
+    use crate::ecommerce::order::{OrderStatus, PaymentStatus};
+    let cancel_reason = match order.status() {
+        OrderStatus::Cancelled { reason } | OrderStatus::Refunded { reason } => Some(reason.as_str().to_owned()),
+        _ => None,
+    };
+    let payment = order.payment();
+    OrderResponse {
+        id: order.id().to_string(),
+        customer_id: order.customer_id().to_string(),
+        status: order.status().as_str().to_owned(),
+        cancel_reason,
+        lines: order
+            .lines()
+            .iter()
+            .map(|l| LineResponse {
+                sku: l.sku.to_string(),
+                quantity: l.quantity.get(),
+                unit_price: l.unit_price.into(),
+            })
+            .collect(),
+        total: order.total().into(),
+        payment: PaymentResponse {
+            status: match payment.status {
+                PaymentStatus::Authorized => "authorized",
+                PaymentStatus::Declined => "declined",
+                PaymentStatus::Captured => "captured",
+                PaymentStatus::Voided => "voided",
+                PaymentStatus::Refunded => "refunded",
+            }
+            .to_owned(),
+            captured: payment.captured.into(),
+            refunded: payment.refunded.into(),
+        },
+        placed_at: order.placed_at().as_millis(),
+        fulfillment: side,
+        timeline: steps(timeline),
+    }
+}
+
+/// A fulfillment side with only a status word.
+pub fn fulfillment_status(status: &str) -> FulfillmentResponse {
+    FulfillmentResponse {
+        status: status.to_owned(),
+        id: None,
+        channel: None,
+        shipments: vec![],
+        pick_tasks: vec![],
+        short: vec![],
+    }
+}
+
+/// The unified view as a response.
+pub fn order_view(view: &OrderView) -> OrderResponse {
+    let side = match &view.fulfillment {
+        FulfillmentView::Known { order: fo, shipments } => fulfillment(fo, shipments),
+        FulfillmentView::Pending => fulfillment_status("pending"),
+        FulfillmentView::Unavailable => fulfillment_status("unavailable"),
+    };
+    order(&view.order, side, &view.timeline)
+}

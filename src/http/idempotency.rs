@@ -1,0 +1,235 @@
+//! The `Idempotency-Key` contract.
+//!
+//! - Required on every POST that creates or changes an order, a receipt or an
+//!   adjustment: missing → 400 `idempotency_key_missing`; not 1–255 printable
+//!   ASCII characters → 400 `idempotency_key_invalid`.
+//! - Keys are scoped by the caller's key id and the route.
+//! - The record is written in the same transaction as the change it guards
+//!   (it names the resource created), then completed with the response.
+//! - Same key, same body (compared as canonical JSON) → the saved response,
+//!   byte for byte. Same key, other body → 422 `idempotency_key_reused`.
+//!   Same key while the first request is still running → 409 `idempotency_in_flight`.
+//! - Validation failures are not saved: the client may fix the body and retry with the key.
+//! - Records are kept for [`RETENTION`] and then pruned.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::ApiError;
+use crate::persistence::{codec, Store, WriteBatch, WriteOp};
+
+/// How long idempotency records are kept.
+pub const RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+/// Longest key, in bytes.
+pub const KEY_LEN_MAX: usize = 255;
+const RECORD_VERSION: u8 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    fingerprint: String,
+    created_at: u64,
+    /// The resource the request created (an order id, …), once known.
+    resource: Option<String>,
+    /// The response, once sent.
+    response: Option<(u16, Vec<u8>)>,
+}
+
+/// Keys being executed in this process.
+#[derive(Debug, Default, Clone)]
+pub struct InFlight {
+    keys: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A claimed key: the request may run. Dropping it frees the key.
+#[derive(Debug)]
+pub struct Claim {
+    key: String,
+    fingerprint: String,
+    store: Store,
+    resource: Option<String>,
+    now: u64,
+    in_flight: InFlight,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Ok(mut keys) = self.in_flight.keys.lock() {
+            keys.remove(&self.key);
+        }
+    }
+}
+
+/// What to do with a request.
+#[derive(Debug)]
+pub enum Admission {
+    /// Run it.
+    Run(Claim),
+    /// Send this saved response again.
+    Replay(Response),
+}
+
+fn canonical_fingerprint(body: &[u8]) -> String {
+    let canonical = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| serde_json::to_vec(&value).ok())
+        .unwrap_or_else(|| body.to_vec());
+    Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl InFlight {
+    /// Checks the key of a request to `route` by `key_id` with `body`.
+    ///
+    /// # Errors
+    /// 400 for a missing or malformed key, 409 while in flight, 422 for a reused key.
+    pub async fn admit(
+        &self,
+        store: &Store,
+        key_id: &str,
+        route: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: u64,
+    ) -> Result<Admission, ApiError> {
+        let raw = headers
+            .get("idempotency-key")
+            .ok_or_else(|| ApiError::bad("idempotency_key_missing", "this request needs an Idempotency-Key header"))?;
+        let raw = raw
+            .to_str()
+            .map_err(|_| ApiError::bad("idempotency_key_invalid", "Idempotency-Key must be printable ASCII"))?;
+        if raw.is_empty() || raw.len() > KEY_LEN_MAX || !raw.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            return Err(ApiError::bad(
+                "idempotency_key_invalid",
+                format!("Idempotency-Key must be 1 to {KEY_LEN_MAX} printable characters"),
+            ));
+        }
+        let key = format!("{key_id}|{route}|{raw}");
+        let fingerprint = canonical_fingerprint(body);
+        {
+            let mut keys = self.keys.lock().map_err(|_| ApiError::Internal("idempotency lock poisoned".to_owned()))?;
+            if !keys.insert(key.clone()) {
+                return Err(ApiError::conflict(
+                    "idempotency_in_flight",
+                    "a request with this Idempotency-Key is still running",
+                ));
+            }
+        }
+        let mut claim = Claim {
+            key: key.clone(),
+            fingerprint: fingerprint.clone(),
+            store: store.clone(),
+            resource: None,
+            now,
+            in_flight: self.clone(),
+        };
+        let reader = store.clone();
+        let found = tokio::task::spawn_blocking(move || reader.idempotency(&key))
+            .await
+            .map_err(|err| ApiError::Internal(err.to_string()))?
+            .map_err(|err| ApiError::Internal(err.to_string()))?;
+        let Some(bytes) = found else { return Ok(Admission::Run(claim)) };
+        let record: Record = codec::decode(RECORD_VERSION, "idempotency record", &bytes)
+            .map_err(|err| ApiError::Internal(err.to_string()))?;
+        if record.fingerprint != fingerprint {
+            return Err(ApiError::invalid(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different body",
+            ));
+        }
+        match record.response {
+            Some((status, body)) => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                Ok(Admission::Replay((status, [(header::CONTENT_TYPE, "application/json")], body).into_response()))
+            }
+            // Committed with its change but never answered (a crash): run again on the same resource.
+            None => {
+                claim.resource = record.resource;
+                Ok(Admission::Run(claim))
+            }
+        }
+    }
+}
+
+impl Claim {
+    /// The resource an earlier, interrupted run of this request created.
+    pub fn resource(&self) -> Option<&str> {
+        self.resource.as_deref()
+    }
+
+    /// The record to commit with the change that creates `resource`.
+    ///
+    /// # Errors
+    /// [`ApiError::Internal`] if it cannot be encoded.
+    pub fn record(&self, resource: &str) -> Result<WriteOp, ApiError> {
+        let record = Record {
+            fingerprint: self.fingerprint.clone(),
+            created_at: self.now,
+            resource: Some(resource.to_owned()),
+            response: None,
+        };
+        let bytes = codec::encode(RECORD_VERSION, &record).map_err(|err| ApiError::Internal(err.to_string()))?;
+        Ok(WriteOp::PutIdempotency { key: self.key.clone(), bytes })
+    }
+
+    /// Saves the response durably, then returns it.
+    ///
+    /// # Errors
+    /// [`ApiError::Unavailable`] if the record cannot be written (the change is
+    /// done; a retry with the key finds it and answers again).
+    pub async fn complete(self, resource: &str, status: StatusCode, body: Vec<u8>) -> Result<Response, ApiError> {
+        let record = Record {
+            fingerprint: self.fingerprint.clone(),
+            created_at: self.now,
+            resource: Some(resource.to_owned()),
+            response: Some((status.as_u16(), body.clone())),
+        };
+        let bytes = codec::encode(RECORD_VERSION, &record).map_err(|err| ApiError::Internal(err.to_string()))?;
+        let mut batch = WriteBatch::new();
+        batch.push(WriteOp::PutIdempotency { key: self.key.clone(), bytes });
+        self.store
+            .commit(batch)
+            .await
+            .map_err(|_| ApiError::Unavailable("could not save the response; retry with the same Idempotency-Key"))?;
+        Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+    }
+}
+
+/// Deletes records older than [`RETENTION`] from `store`; returns how many.
+///
+/// # Errors
+/// A storage failure.
+pub async fn prune(store: &Store, now: u64) -> Result<usize, crate::persistence::StoreError> {
+    let reader = store.clone();
+    let records = tokio::task::spawn_blocking(move || reader.idempotency_records())
+        .await
+        .map_err(|err| crate::persistence::StoreError::Io(err.to_string()))??;
+    let cutoff = now.saturating_sub(u64::try_from(RETENTION.as_millis()).unwrap_or(u64::MAX));
+    let mut batch = WriteBatch::new();
+    let mut pruned = 0;
+    for (key, bytes) in records {
+        let old = codec::decode::<Record>(RECORD_VERSION, "idempotency record", &bytes)
+            .map_or(true, |r| r.created_at < cutoff);
+        if old {
+            batch.push(WriteOp::DeleteIdempotency { key });
+            pruned += 1;
+        }
+    }
+    store.commit(batch).await?;
+    Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_key_order_and_whitespace() {
+        assert_eq!(canonical_fingerprint(br#"{"a":1,"b":[2]}"#), canonical_fingerprint(b"{ \"b\": [2], \"a\": 1 }"));
+        assert_ne!(canonical_fingerprint(br#"{"a":1}"#), canonical_fingerprint(br#"{"a":2}"#));
+    }
+}

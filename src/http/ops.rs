@@ -1,0 +1,145 @@
+//! Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus text) and `/openapi.json`.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use utoipa::OpenApi;
+
+use super::{ApiError, AppState};
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+}
+
+/// The OpenAPI document, generated from the handlers and DTOs.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Orderdock API", description = "Order intake, unified tracking, inventory and warehouse work."),
+    paths(
+        super::products::create, super::products::search, super::products::read,
+        super::customers::create,
+        super::warehouses::create, super::warehouses::pick_tasks,
+        super::inventory::receive, super::inventory::adjust, super::inventory::levels,
+        super::orders::create, super::orders::list, super::orders::read, super::orders::cancel,
+        super::fulfillment::confirm_pick, super::fulfillment::pack, super::fulfillment::create, super::fulfillment::read,
+        super::carriers::event,
+        health, ready, metrics,
+    ),
+    modifiers(&BearerAuth)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+async fn openapi() -> Result<Response, ApiError> {
+    let body = ApiDoc::openapi().to_json().map_err(|err| ApiError::Internal(err.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
+pub async fn health() -> &'static str {
+    "ok"
+}
+
+/// Readiness: both stores answer.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let stores = [state.engine.ecommerce().store().clone(), state.engine.fulfillment().store().clone()];
+    let ok = tokio::task::spawn_blocking(move || stores.iter().all(|s| s.stats().is_ok())).await.unwrap_or(false);
+    if ok {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        ApiError::Unavailable("a store is not answering").into_response()
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let counters = &state.counters;
+    let (ecommerce_lag, fulfillment_lag) = state.engine.outbox_lag();
+    let orders_live = state.engine.ecommerce().live_actors().await;
+    let (bins_live, fulfillment_live, shipments_live) = state.engine.fulfillment().live_actors().await;
+    let stores = [state.engine.ecommerce().store().clone(), state.engine.fulfillment().store().clone()];
+    let stats = tokio::task::spawn_blocking(move || stores.iter().map(|s| s.stats().ok()).collect::<Vec<_>>())
+        .await
+        .unwrap_or_default();
+    let mut text = String::new();
+    let mut line = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, value) in samples {
+            text.push_str(&format!("{name}{labels} {value}\n"));
+        }
+    };
+    line(
+        "orderdock_orders_created_total",
+        "counter",
+        "Orders created through the API.",
+        &[("", counters.orders_created.load(Ordering::Relaxed))],
+    );
+    line(
+        "orderdock_http_responses_total",
+        "counter",
+        "HTTP responses by status class.",
+        &[
+            ("{class=\"2xx\"}", counters.responses_2xx.load(Ordering::Relaxed)),
+            ("{class=\"4xx\"}", counters.responses_4xx.load(Ordering::Relaxed)),
+            ("{class=\"5xx\"}", counters.responses_5xx.load(Ordering::Relaxed)),
+        ],
+    );
+    line(
+        "orderdock_outbox_pending",
+        "gauge",
+        "Events committed and not yet acknowledged by the other context.",
+        &[("{context=\"ecommerce\"}", ecommerce_lag as u64), ("{context=\"fulfillment\"}", fulfillment_lag as u64)],
+    );
+    line(
+        "orderdock_actors_live",
+        "gauge",
+        "Live aggregate actors by kind.",
+        &[
+            ("{kind=\"order\"}", orders_live as u64),
+            ("{kind=\"fulfillment_order\"}", fulfillment_live as u64),
+            ("{kind=\"bin\"}", bins_live as u64),
+            ("{kind=\"shipment\"}", shipments_live as u64),
+        ],
+    );
+    let contexts = ["ecommerce", "fulfillment"];
+    let commits: Vec<(String, u64)> = stats
+        .iter()
+        .zip(contexts)
+        .filter_map(|(s, c)| s.map(|s| (format!("{{context=\"{c}\"}}"), s.commits)))
+        .collect();
+    let commits: Vec<(&str, u64)> = commits.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    line("orderdock_store_commits_total", "counter", "Group commits (fsync'd transactions).", &commits);
+    let open: Vec<(String, u64)> = stats
+        .iter()
+        .zip(contexts)
+        .filter_map(|(s, c)| s.map(|s| (format!("{{context=\"{c}\"}}"), s.open_len)))
+        .collect();
+    let open: Vec<(&str, u64)> = open.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    line("orderdock_sagas_open", "gauge", "Aggregates with saga work left.", &open);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

@@ -1,0 +1,244 @@
+//! `/v1/orders`: placing, listing, tracking (the unified view) and cancelling.
+//!
+//! Customers see and act on their own orders only (another customer's order
+//! is a 404); admins act on anyone's; operators may read.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::dto::{self, CancelResponse, OrderList, OrderResponse, PlaceOrderRequest, ProblemResponse};
+use super::idempotency::Admission;
+use super::{body, json, parse, respond, ApiError, AppState};
+use crate::ecommerce::accounts::{Principal, Role};
+use crate::ecommerce::order::{CancelOutcome, Order, OrderFilter, PlaceOrder, PAGE_SIZE_MAX};
+use crate::events::{Address, CustomerId, OrderId, Quantity, Sku};
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/orders", post(create).get(list))
+        .route("/v1/orders/{id}", get(read))
+        .route("/v1/orders/{id}/cancel", post(cancel))
+}
+
+fn visible(principal: &Principal, order: &Order) -> bool {
+    match principal.role {
+        Role::Admin | Role::Operator => true,
+        Role::Customer => principal.customer_id == Some(order.customer_id()),
+        Role::Channel => false,
+    }
+}
+
+async fn view(state: &AppState, id: OrderId) -> Result<OrderResponse, ApiError> {
+    let view = state.engine.order_view(id).await?.ok_or(ApiError::NotFound("order"))?;
+    Ok(dto::order_view(&view))
+}
+
+/// Places an order (customer for itself, or admin for `customer_id`; Idempotency-Key required).
+#[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = PlaceOrderRequest,
+    params(("Idempotency-Key" = String, Header, description = "1–255 printable characters")),
+    responses((status = 201, body = OrderResponse), (status = 400, body = ProblemResponse), (status = 401, body = ProblemResponse),
+        (status = 403, body = ProblemResponse), (status = 409, body = ProblemResponse), (status = 413, body = ProblemResponse),
+        (status = 422, body = ProblemResponse), (status = 503, body = ProblemResponse)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let principal = caller.require(&[Role::Admin, Role::Customer])?.clone();
+    let bytes = body(bytes)?;
+    let store = state.engine.ecommerce().store().clone();
+    let claim = match state
+        .in_flight
+        .admit(&store, &principal.key_id, "orders", &headers, &bytes, state.now().as_millis())
+        .await?
+    {
+        Admission::Replay(response) => return Ok(response),
+        Admission::Run(claim) => claim,
+    };
+    let request: PlaceOrderRequest = parse(&bytes)?;
+    let customer_id = match (principal.role, &request.customer_id) {
+        (Role::Customer, None) => principal.customer_id.ok_or(ApiError::Forbidden)?,
+        (Role::Customer, Some(given)) => {
+            let given: CustomerId = given.parse()?;
+            if Some(given) != principal.customer_id {
+                return Err(ApiError::Forbidden);
+            }
+            given
+        }
+        (_, Some(given)) => {
+            let given: CustomerId = given.parse()?;
+            if state.engine.ecommerce().accounts().customer(given).is_none() {
+                return Err(ApiError::invalid("unknown_customer", format!("unknown customer {given}")));
+            }
+            given
+        }
+        (_, None) => return Err(ApiError::invalid("customer_required", "an admin must name the customer_id")),
+    };
+    if request.lines.len() > crate::ecommerce::order::state::ORDER_LINES_MAX {
+        return Err(ApiError::invalid(
+            "too_many_lines",
+            format!("an order has at most {} lines", crate::ecommerce::order::state::ORDER_LINES_MAX),
+        ));
+    }
+    let mut lines = Vec::with_capacity(request.lines.len());
+    for line in &request.lines {
+        lines.push((Sku::parse(&line.sku)?, Quantity::new(line.quantity)?));
+    }
+    let to = &request.ship_to;
+    let ship_to = Address::new(&to.name, &to.line1, &to.city, &to.postal_code, &to.country)?;
+    let id = match claim.resource() {
+        Some(resource) => resource.parse()?,
+        None => OrderId::generate(state.now()),
+    };
+    let record = claim.record(&id.to_string())?;
+    let order = state
+        .engine
+        .ecommerce()
+        .orders()
+        .place_recorded(
+            PlaceOrder { id, customer_id, lines, ship_to, payment_token: request.payment.token.clone() },
+            Some(record),
+        )
+        .await?;
+    state.counters.orders_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let response = dto::order(&order, dto::fulfillment_status("pending"), &[]);
+    let (status, body) = json(StatusCode::CREATED, &response)?;
+    claim.complete(&id.to_string(), status, body).await
+}
+
+/// Listing filter and page.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this customer's orders (admins and operators).
+    pub customer_id: Option<String>,
+    /// Only this status.
+    pub status: Option<String>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// 1 to 100; default 20.
+    pub limit: Option<usize>,
+}
+
+const STATUSES: [&str; 9] = [
+    "placed",
+    "stock_confirmed",
+    "paid",
+    "in_fulfillment",
+    "partially_shipped",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "refunded",
+];
+
+/// Lists orders, oldest first, by cursor.
+#[utoipa::path(get, path = "/v1/orders", tag = "orders", params(ListQuery),
+    responses((status = 200, body = OrderList), (status = 422, body = ProblemResponse)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let principal = caller.require(&[Role::Admin, Role::Operator, Role::Customer])?;
+    let Query(query) = query.map_err(|err| ApiError::bad("invalid_query", err.body_text()))?;
+    let limit = query.limit.unwrap_or(20);
+    if limit == 0 || limit > PAGE_SIZE_MAX {
+        return Err(ApiError::invalid("invalid_limit", format!("limit must be 1 to {PAGE_SIZE_MAX}")));
+    }
+    if let Some(status) = &query.status {
+        if !STATUSES.contains(&status.as_str()) {
+            return Err(ApiError::invalid("invalid_status", format!("status must be one of {}", STATUSES.join(", "))));
+        }
+    }
+    let asked: Option<CustomerId> = query.customer_id.as_deref().map(str::parse).transpose()?;
+    let customer_id = match principal.role {
+        Role::Customer => {
+            if asked.is_some_and(|c| Some(c) != principal.customer_id) {
+                return Err(ApiError::Forbidden);
+            }
+            principal.customer_id
+        }
+        Role::Admin | Role::Operator | Role::Channel => asked,
+    };
+    let after: Option<OrderId> = query
+        .cursor
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| ApiError::invalid("invalid_cursor", "unknown cursor"))?;
+    let page = state
+        .engine
+        .ecommerce()
+        .orders()
+        .list(OrderFilter { customer_id, status: query.status.clone() }, after, limit)
+        .await?;
+    let items = page.orders.iter().map(|o| dto::order(o, dto::fulfillment_status("omitted"), &[])).collect();
+    Ok(respond(json(StatusCode::OK, &OrderList { items, next_cursor: page.next.map(|id| id.to_string()) })?))
+}
+
+/// An order with its fulfillment, shipments, tracking and saga timeline.
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", params(("id" = String, Path)),
+    responses((status = 200, body = OrderResponse), (status = 404, body = ProblemResponse)),
+    security(("bearer" = [])))]
+pub async fn read(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let principal = caller.require(&[Role::Admin, Role::Operator, Role::Customer])?;
+    let id: OrderId = id.parse().map_err(|_| ApiError::NotFound("order"))?;
+    let order = state.engine.ecommerce().orders().get(id).await?.ok_or(ApiError::NotFound("order"))?;
+    if !visible(principal, &order) {
+        return Err(ApiError::NotFound("order"));
+    }
+    Ok(respond(json(StatusCode::OK, &view(&state, id).await?)?))
+}
+
+/// Asks to cancel an order: 202, or 409 `order_not_cancellable` once shipped (Idempotency-Key required).
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", params(("id" = String, Path), ("Idempotency-Key" = String, Header)),
+    responses((status = 202, body = CancelResponse), (status = 404, body = ProblemResponse), (status = 409, body = ProblemResponse)),
+    security(("bearer" = [])))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let principal = caller.require(&[Role::Admin, Role::Customer])?.clone();
+    let bytes = body(bytes)?;
+    let id: OrderId = id.parse().map_err(|_| ApiError::NotFound("order"))?;
+    let order = state.engine.ecommerce().orders().get(id).await?.ok_or(ApiError::NotFound("order"))?;
+    if !visible(&principal, &order) {
+        return Err(ApiError::NotFound("order"));
+    }
+    let store = state.engine.ecommerce().store().clone();
+    let route = format!("cancel:{id}");
+    let claim = match state
+        .in_flight
+        .admit(&store, &principal.key_id, &route, &headers, &bytes, state.now().as_millis())
+        .await?
+    {
+        Admission::Replay(response) => return Ok(response),
+        Admission::Run(claim) => claim,
+    };
+    let (outcome, _) = state.engine.ecommerce().orders().cancel(id).await?;
+    let response = CancelResponse {
+        outcome: match outcome {
+            CancelOutcome::Cancelled => "cancelled",
+            CancelOutcome::Requested => "requested",
+        }
+        .to_owned(),
+        order: view(&state, id).await?,
+    };
+    let (status, body) = json(StatusCode::ACCEPTED, &response)?;
+    claim.complete(&id.to_string(), status, body).await
+}

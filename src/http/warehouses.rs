@@ -1,0 +1,93 @@
+//! `/v1/warehouses`: warehouses (admin) and their open pick tasks (operators).
+
+use std::collections::BTreeSet;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::dto::{PickTaskList, PickTaskResponse, ProblemResponse, WarehouseRequest, WarehouseResponse};
+use super::{body, json, parse, respond, ApiError, AppState};
+use crate::ecommerce::accounts::Role;
+use crate::events::{BinCode, PickTaskId, WarehouseId};
+use crate::fulfillment::warehouse::Warehouse;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/warehouses", post(create)).route("/v1/warehouses/{id}/pick-tasks", get(pick_tasks))
+}
+
+/// Creates a warehouse or adds bins to it (admin).
+#[utoipa::path(post, path = "/v1/warehouses", tag = "warehouses", request_body = WarehouseRequest,
+    responses((status = 201, body = WarehouseResponse), (status = 403, body = ProblemResponse), (status = 422, body = ProblemResponse)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let request: WarehouseRequest = parse(&body(bytes)?)?;
+    let bins: BTreeSet<BinCode> = request.bins.iter().map(|b| BinCode::parse(b)).collect::<Result<_, _>>()?;
+    let warehouse = Warehouse::new(WarehouseId::parse(&request.id)?, &request.name, request.priority, bins)
+        .map_err(|err| ApiError::invalid("invalid_warehouse", err))?;
+    let saved = state.engine.fulfillment().create_warehouse(warehouse).await?;
+    let response = WarehouseResponse {
+        id: saved.id.to_string(),
+        name: saved.name,
+        priority: saved.priority,
+        bins: saved.bins.iter().map(ToString::to_string).collect(),
+    };
+    Ok(respond(json(StatusCode::CREATED, &response)?))
+}
+
+/// Pick task filter.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TaskQuery {
+    /// Only `open` is supported.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// Open pick tasks of a warehouse (operator, admin).
+#[utoipa::path(get, path = "/v1/warehouses/{id}/pick-tasks", tag = "warehouse work", params(("id" = String, Path), TaskQuery),
+    responses((status = 200, body = PickTaskList), (status = 403, body = ProblemResponse), (status = 404, body = ProblemResponse)),
+    security(("bearer" = [])))]
+pub async fn pick_tasks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<TaskQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin, Role::Operator])?;
+    let Query(query) = query.map_err(|err| ApiError::bad("invalid_query", err.body_text()))?;
+    if query.status.as_deref().is_some_and(|s| s != "open") {
+        return Err(ApiError::invalid("invalid_status", "only status=open is supported"));
+    }
+    let warehouse = WarehouseId::parse(&id).map_err(|_| ApiError::NotFound("warehouse"))?;
+    if state.engine.fulfillment().directory().warehouse(&warehouse).is_none() {
+        return Err(ApiError::NotFound("warehouse"));
+    }
+    let tasks = state.engine.fulfillment().open_pick_tasks(&warehouse).await?;
+    let items = tasks
+        .into_iter()
+        .map(|(order, index, item)| PickTaskResponse {
+            id: PickTaskId { fulfillment_order: order.id(), index }.to_string(),
+            fulfillment_order_id: order.id().to_string(),
+            warehouse_id: item.bin.warehouse.to_string(),
+            bin: item.bin.code.to_string(),
+            sku: item.sku.to_string(),
+            quantity: item.units,
+            status: "open".to_owned(),
+            picked: None,
+        })
+        .collect();
+    Ok(respond(json(StatusCode::OK, &PickTaskList { items })?))
+}

@@ -1,0 +1,219 @@
+//! `orderdock`: the command line. Reads configuration, installs tracing,
+//! wires signals; everything else lives in the library.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use orderdock::config::FileConfig;
+use orderdock::ecommerce::accounts::Role;
+use orderdock::http::{AppState, HttpConfig};
+use orderdock::persistence::Store;
+use orderdock::{Config, Engine};
+
+/// Orderdock: an order-to-delivery engine — e-commerce and fulfillment joined by a durable saga.
+#[derive(Debug, Parser)]
+#[command(name = "orderdock", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the engine with its HTTP API (embedded: both contexts, redb, nothing else needed).
+    Serve(ServeArgs),
+    /// Read a stopped engine's stores: orders by status, open sagas, outbox lag, stock with a conservation check.
+    Inspect {
+        /// Where the stores are.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where the stores, the admin key and the carrier secret live.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// A TOML configuration file (see docs/configuration.md).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Simulated warehouse operators and carrier advance work by themselves.
+    #[arg(long)]
+    autopilot: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ORDERDOCK_LOG").unwrap_or_else(|_| "info,ractor=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Inspect { data_dir } => inspect(&data_dir),
+    }
+}
+
+/// Writes `contents` to `path` readable by the owner only.
+fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::new(&args.data_dir);
+    let mut http = HttpConfig::default();
+    if let Some(path) = &args.config {
+        FileConfig::read(path)?.apply(&mut config, &mut http);
+    }
+    if args.autopilot {
+        config.fulfillment.autopilot = true;
+    }
+    let engine = Engine::start(config.clone()).await.context("starting the engine")?;
+    let accounts = engine.ecommerce().accounts();
+    let admin_key_path = args.data_dir.join("admin.key");
+    if !accounts.has_admin() {
+        let (secret, _) = accounts.issue_key(Role::Admin, None, engine.adapters().clock.now()).await?;
+        let _ = std::fs::remove_file(&admin_key_path);
+        write_secret(&admin_key_path, &format!("{secret}\n"))?;
+        eprintln!("Created an admin API key in {} (readable by you only).", admin_key_path.display());
+    } else {
+        eprintln!("Admin API key: {}", admin_key_path.display());
+    }
+    if http.carrier_secret.is_empty() {
+        let path = args.data_dir.join("carrier.key");
+        if !path.exists() {
+            let secret =
+                format!("{:032x}", orderdock::events::EventId::generate(engine.adapters().clock.now()).as_raw());
+            write_secret(&path, &format!("{secret}\n"))?;
+        }
+        http.carrier_secret = std::fs::read_to_string(&path)?.trim().to_owned();
+    }
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let address = listener.local_addr()?;
+    eprintln!(
+        "Orderdock listening on http://{address} (data in {}, autopilot {})",
+        args.data_dir.display(),
+        if config.fulfillment.autopilot { "on" } else { "off" }
+    );
+    let engine = Arc::new(engine);
+    let state = AppState::new(engine.clone(), http);
+    orderdock::http::serve(listener, state, shutdown_signal()).await?;
+    eprintln!("Stopping: draining the outboxes and closing the stores…");
+    engine.shutdown().await;
+    eprintln!("Stopped.");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+fn inspect(data_dir: &Path) -> anyhow::Result<()> {
+    let open = |name: &str| {
+        let path = data_dir.join(name);
+        anyhow::ensure!(path.exists(), "no store at {} (is --data-dir right?)", path.display());
+        Store::open(&path).map_err(|err| match err {
+            orderdock::persistence::StoreError::AlreadyOpen => {
+                anyhow::anyhow!("{} is in use: stop the server first", path.display())
+            }
+            other => anyhow::anyhow!("{}: {other}", path.display()),
+        })
+    };
+    let ecommerce = open("ecommerce.redb")?;
+    let fulfillment = open("fulfillment.redb")?;
+
+    let mut by_status: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for (id, bytes) in ecommerce.snapshots("order")? {
+        let order = orderdock::ecommerce::order::actor::decode(&id, &bytes)?;
+        *by_status.entry(order.status().as_str()).or_default() += 1;
+    }
+    println!("Orders by status:");
+    if by_status.is_empty() {
+        println!("  (none)");
+    }
+    for (status, count) in &by_status {
+        println!("  {status:<18} {count:>8}");
+    }
+
+    println!("\nSagas not finished:");
+    println!("  orders             {:>8}", ecommerce.open_ids("order")?.len());
+    println!("  fulfillment orders {:>8}", fulfillment.open_ids("fulfillment_order")?.len());
+    println!("  shipments          {:>8}", fulfillment.open_ids("shipment")?.len());
+
+    println!("\nOutbox (events not yet acknowledged):");
+    println!("  ecommerce          {:>8}", ecommerce.outbox()?.len());
+    println!("  fulfillment        {:>8}", fulfillment.outbox()?.len());
+
+    println!("\nStock per SKU (received = on hand + shipped + written off):");
+    let mut totals: BTreeMap<String, (u64, u64, u64, u64, u64, i64)> = BTreeMap::new();
+    let mut broken = 0;
+    for (id, bytes) in fulfillment.snapshots("bin")? {
+        let bin = orderdock::fulfillment::bin::actor::decode(&id, &bytes)?;
+        for (sku, level) in bin.levels() {
+            let entry = totals.entry(sku.to_string()).or_default();
+            entry.0 += level.received;
+            entry.1 += u64::from(level.on_hand);
+            entry.2 += u64::from(level.reserved + level.picked);
+            entry.3 += u64::from(level.available());
+            entry.4 += level.shipped;
+            entry.5 += level.adjusted_out;
+        }
+    }
+    println!(
+        "  {:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  check",
+        "sku", "received", "on_hand", "held", "available", "shipped", "written_off"
+    );
+    for (sku, (received, on_hand, held, available, shipped, written_off)) in &totals {
+        let balanced = i128::from(*received) == i128::from(*on_hand) + i128::from(*shipped) + i128::from(*written_off)
+            && held <= on_hand;
+        if !balanced {
+            broken += 1;
+        }
+        println!(
+            "  {sku:<20} {received:>10} {on_hand:>10} {held:>10} {available:>10} {shipped:>10} {written_off:>10}  {}",
+            if balanced { "ok" } else { "MISMATCH" }
+        );
+    }
+    ecommerce.close();
+    fulfillment.close();
+    anyhow::ensure!(broken == 0, "{broken} SKU(s) do not balance");
+    Ok(())
+}
