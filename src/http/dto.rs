@@ -480,7 +480,21 @@ pub fn fulfillment(order: &FulfillmentOrder, shipments: &[Shipment]) -> Fulfillm
         status: order.status().as_str().to_owned(),
         id: Some(order.id().to_string()),
         channel: Some(format!("{:?}", order.channel()).to_lowercase()),
-        shipments: shipments.iter().map(shipment).collect(),
+        shipments: order
+            .shipments()
+            .iter()
+            .map(|record| match shipments.iter().find(|s| s.id() == record.id) {
+                Some(found) => shipment(found),
+                None => ShipmentResponse {
+                    id: record.id.to_string(),
+                    warehouse_id: record.warehouse.to_string(),
+                    carrier: String::new(),
+                    tracking_number: record.tracking_number.clone(),
+                    status: record.stage.as_str().to_owned(),
+                    events: Vec::new(),
+                },
+            })
+            .collect(),
         pick_tasks: order
             .tasks()
             .iter()

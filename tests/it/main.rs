@@ -1,5 +1,6 @@
 //! Integration tests: real engines on temporary stores. One binary (tests/it).
 
+mod api;
 mod cancel;
 mod helpers;
 mod recovery;

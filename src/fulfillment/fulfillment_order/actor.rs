@@ -487,8 +487,9 @@ impl Actor for FulfillmentOrderActor {
                 match order.pack(now) {
                     Ok(transition) => {
                         self.save(state, transition, None).await?;
-                        let _ = reply.send(Ok(self.current(state)?.clone()));
+                        // The shipments exist by the time the packer hears back.
                         self.run_pending(&myself, state).await?;
+                        let _ = reply.send(Ok(self.current(state)?.clone()));
                     }
                     Err(err) => {
                         let _ = reply.send(Err(err));
