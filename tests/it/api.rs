@@ -600,3 +600,32 @@ async fn the_full_walk_over_a_real_socket_ends_delivered() -> TestResult {
     server.await??;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_view_survives_an_unresponsive_fulfillment_side() -> TestResult {
+    let api = Api::start(false).await?;
+    let (customer, _) = api.shop().await?;
+    let order = api.post("/v1/orders", &customer, Some("u-1"), &order_body(1)).await?;
+    let id = order.body["id"].as_str().unwrap_or_default().to_owned();
+    api.state.engine.fulfillment().stop(std::time::Duration::from_secs(1)).await;
+    let view = api.get(&format!("/v1/orders/{id}"), &customer).await?;
+    assert_eq!(view.status, StatusCode::OK);
+    assert_eq!(view.body["fulfillment"], json!({"status": "unavailable"}));
+    assert_eq!(view.body["id"], id.as_str());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_over_its_rate_gets_429() -> TestResult {
+    let mut api = Api::start(false).await?;
+    api.state = AppState::new(
+        api.state.engine.clone(),
+        HttpConfig { rate_per_key: 1, burst_per_key: 2, ..HttpConfig::default() },
+    );
+    assert_eq!(api.get("/v1/orders", &api.admin).await?.status, StatusCode::OK);
+    assert_eq!(api.get("/v1/orders", &api.admin).await?.status, StatusCode::OK);
+    let limited = api.get("/v1/orders", &api.admin).await?;
+    assert_eq!((limited.status, limited.body["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")));
+    assert_eq!(api.get("/v1/orders", &api.operator).await?.status, StatusCode::OK, "other keys are not affected");
+    Ok(())
+}
