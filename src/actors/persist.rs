@@ -3,16 +3,16 @@
 //! event it applied — all in one atomic batch (the outbox rule).
 
 use crate::events::{EventEnvelope, EventId, OrderId, SagaStep, Timestamp};
-use crate::persistence::{codec, StoreError, WriteBatch, WriteOp};
+use crate::persistence::{codec, Store, StoreError, WriteBatch, WriteOp};
 
-use super::dispatcher::outbox_ops;
+use super::dispatcher::{outbox_ops, DispatcherHandle};
 
 /// Version byte of an encoded saga step.
 pub const STEP_VERSION: u8 = 1;
 
 /// One aggregate's state change, ready to be written.
 #[derive(Debug)]
-pub struct Change<'a> {
+pub struct Change {
     /// Record kind of the aggregate.
     pub kind: &'static str,
     /// The aggregate's id in text form.
@@ -24,9 +24,9 @@ pub struct Change<'a> {
     /// The order the change concerns (for the saga log).
     pub order: OrderId,
     /// Events emitted.
-    pub events: &'a [EventEnvelope],
+    pub events: Vec<EventEnvelope>,
     /// Steps taken.
-    pub steps: &'a [SagaStep],
+    pub steps: Vec<SagaStep>,
     /// The event applied, if the change came from one.
     pub applied: Option<EventId>,
     /// When.
@@ -35,11 +35,24 @@ pub struct Change<'a> {
     pub extra: Option<WriteOp>,
 }
 
+impl Change {
+    /// Commits the change durably, then hands its events to the dispatcher.
+    ///
+    /// # Errors
+    /// A storage failure: nothing was acknowledged and no event leaves.
+    pub async fn commit(self, store: &Store, dispatcher: &DispatcherHandle) -> Result<(), StoreError> {
+        let write = batch(&self)?;
+        store.commit(write).await?;
+        dispatcher.enqueue(self.events);
+        Ok(())
+    }
+}
+
 /// The atomic batch for `change`.
 ///
 /// # Errors
 /// [`StoreError::Encode`] (a programming error).
-pub fn batch(change: Change<'_>) -> Result<WriteBatch, StoreError> {
+pub fn batch(change: &Change) -> Result<WriteBatch, StoreError> {
     let mut batch = WriteBatch::new();
     match change.finished {
         Some(true) => {
@@ -50,8 +63,8 @@ pub fn batch(change: Change<'_>) -> Result<WriteBatch, StoreError> {
         }
         None => {}
     }
-    batch.push(WriteOp::PutSnapshot { kind: change.kind, id: change.id, bytes: change.snapshot });
-    outbox_ops(&mut batch, change.events)?;
+    batch.push(WriteOp::PutSnapshot { kind: change.kind, id: change.id.clone(), bytes: change.snapshot.clone() });
+    outbox_ops(&mut batch, &change.events)?;
     for (n, step) in change.steps.iter().enumerate() {
         // Step ids sort by time, then by position within the change; the low
         // bits keep steps of both contexts and of repeated changes apart.
@@ -64,8 +77,8 @@ pub fn batch(change: Change<'_>) -> Result<WriteBatch, StoreError> {
             bytes: codec::encode(STEP_VERSION, step)?,
         });
     }
-    if let Some(op) = change.extra {
-        batch.push(op);
+    if let Some(op) = &change.extra {
+        batch.push(op.clone());
     }
     if let Some(event) = change.applied {
         batch.push(WriteOp::RecordInbox { key: event.as_raw(), at: change.now.as_millis() });

@@ -51,6 +51,46 @@ async fn inventory(state: &AppState, sku: &Sku) -> Result<InventoryResponse, Api
     })
 }
 
+/// A stock change to a bin.
+enum StockChange {
+    Receive(u32),
+    Adjust(i32),
+}
+
+/// Runs one idempotent stock change: admit the key, validate, apply the change
+/// with the key's record in the same transaction, answer with the SKU's stock.
+async fn change_stock(
+    state: &AppState,
+    caller: &Caller,
+    route: &str,
+    headers: &HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+    decide: impl FnOnce(&[u8]) -> Result<(BinId, Sku, StockChange), ApiError>,
+) -> Result<Response, ApiError> {
+    let principal = caller.require(&[Role::Admin, Role::Operator])?;
+    let bytes = body(bytes)?;
+    let store = state.engine.fulfillment().store().clone();
+    let claim = match state
+        .in_flight
+        .admit(&store, &principal.key_id, route, headers, &bytes, state.now().as_millis())
+        .await?
+    {
+        Admission::Replay(response) => return Ok(response),
+        Admission::Run(claim) => claim,
+    };
+    let (bin, sku, change) = decide(&bytes)?;
+    if claim.resource().is_none() {
+        let record = Some(claim.record(&bin.to_string())?);
+        let bins = state.engine.fulfillment().bins();
+        match change {
+            StockChange::Receive(units) => bins.receive_recorded(&bin, &sku, units, record).await?,
+            StockChange::Adjust(delta) => bins.adjust_recorded(&bin, &sku, delta, record).await?,
+        };
+    }
+    let (status, body) = json(StatusCode::CREATED, &inventory(state, &sku).await?)?;
+    claim.complete(&bin.to_string(), status, body).await
+}
+
 /// Receives units into a bin (operator, admin; Idempotency-Key required).
 #[utoipa::path(post, path = "/v1/inventory/receipts", tag = "inventory", request_body = ReceiptRequest,
     params(("Idempotency-Key" = String, Header, description = "1–255 printable characters")),
@@ -63,29 +103,18 @@ pub async fn receive(
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = caller.require(&[Role::Admin, Role::Operator])?;
-    let bytes = body(bytes)?;
-    let store = state.engine.fulfillment().store().clone();
-    let claim = match state
-        .in_flight
-        .admit(&store, &principal.key_id, "receipts", &headers, &bytes, state.now().as_millis())
-        .await?
-    {
-        Admission::Replay(response) => return Ok(response),
-        Admission::Run(claim) => claim,
-    };
-    let request: ReceiptRequest = parse(&bytes)?;
-    if request.quantity == 0 || request.quantity > RECEIPT_UNITS_MAX {
-        return Err(ApiError::invalid("invalid_quantity", format!("quantity must be 1 to {RECEIPT_UNITS_MAX}")));
-    }
-    let bin = bin(&request.warehouse_id, &request.bin)?;
-    let sku = Sku::parse(&request.sku)?;
-    if claim.resource().is_none() {
-        let record = claim.record(&bin.to_string())?;
-        state.engine.fulfillment().bins().receive_recorded(&bin, &sku, request.quantity, Some(record)).await?;
-    }
-    let (status, body) = json(StatusCode::CREATED, &inventory(&state, &sku).await?)?;
-    claim.complete(&bin.to_string(), status, body).await
+    change_stock(&state, &caller, "receipts", &headers, bytes, |bytes| {
+        let request: ReceiptRequest = parse(bytes)?;
+        if request.quantity == 0 || request.quantity > RECEIPT_UNITS_MAX {
+            return Err(ApiError::invalid("invalid_quantity", format!("quantity must be 1 to {RECEIPT_UNITS_MAX}")));
+        }
+        Ok((
+            bin(&request.warehouse_id, &request.bin)?,
+            Sku::parse(&request.sku)?,
+            StockChange::Receive(request.quantity),
+        ))
+    })
+    .await
 }
 
 /// Corrects a bin's count (operator, admin; Idempotency-Key required).
@@ -99,32 +128,17 @@ pub async fn adjust(
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = caller.require(&[Role::Admin, Role::Operator])?;
-    let bytes = body(bytes)?;
-    let store = state.engine.fulfillment().store().clone();
-    let claim = match state
-        .in_flight
-        .admit(&store, &principal.key_id, "adjustments", &headers, &bytes, state.now().as_millis())
-        .await?
-    {
-        Admission::Replay(response) => return Ok(response),
-        Admission::Run(claim) => claim,
-    };
-    let request: AdjustmentRequest = parse(&bytes)?;
-    if request.delta == 0 || request.delta.unsigned_abs() > RECEIPT_UNITS_MAX {
-        return Err(ApiError::invalid(
-            "invalid_quantity",
-            format!("delta must be non-zero and at most {RECEIPT_UNITS_MAX} units either way"),
-        ));
-    }
-    let bin = bin(&request.warehouse_id, &request.bin)?;
-    let sku = Sku::parse(&request.sku)?;
-    if claim.resource().is_none() {
-        let record = claim.record(&bin.to_string())?;
-        state.engine.fulfillment().bins().adjust_recorded(&bin, &sku, request.delta, Some(record)).await?;
-    }
-    let (status, body) = json(StatusCode::CREATED, &inventory(&state, &sku).await?)?;
-    claim.complete(&bin.to_string(), status, body).await
+    change_stock(&state, &caller, "adjustments", &headers, bytes, |bytes| {
+        let request: AdjustmentRequest = parse(bytes)?;
+        if request.delta == 0 || request.delta.unsigned_abs() > RECEIPT_UNITS_MAX {
+            return Err(ApiError::invalid(
+                "invalid_quantity",
+                format!("delta must be non-zero and at most {RECEIPT_UNITS_MAX} units either way"),
+            ));
+        }
+        Ok((bin(&request.warehouse_id, &request.bin)?, Sku::parse(&request.sku)?, StockChange::Adjust(request.delta)))
+    })
+    .await
 }
 
 /// Stock of a SKU in every bin (operator, admin).

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::state::{Authorization, CancelOutcome, NewOrder, Order, OrderError, PaymentOp, Transition};
-use crate::actors::persist::{batch, Change};
+use crate::actors::persist::Change;
 use crate::actors::{backoff, ChildSpec, Live, IDLE_CHECK_INTERVAL};
 use crate::ecommerce::payments::PaymentError;
 use crate::ecommerce::Deps;
@@ -124,21 +124,20 @@ impl OrderActor {
         let Transition { next, events, steps } = transition;
         next.check_invariants()?;
         let now = self.deps.clock.now();
-        let write = batch(Change {
+        let change = Change {
             kind: ORDER_KIND,
             id: next.id().to_string(),
             snapshot: codec::encode(ORDER_VERSION, &next)?,
             finished: Some(next.is_finished()),
             order: next.id(),
-            events: &events,
-            steps: &steps,
+            events,
+            steps,
             applied,
             now,
             extra,
-        })?;
-        self.deps.store.commit(write).await?;
+        };
+        change.commit(&self.deps.store, &self.deps.dispatcher).await?;
         state.aggregate = Some(next);
-        self.deps.dispatcher.enqueue(events);
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::state::{
     Action, FulfillmentOrder, FulfillmentOrderError, FulfillmentStatus, NewFulfillmentOrder, Transition,
 };
-use crate::actors::persist::{batch, Change};
+use crate::actors::persist::Change;
 use crate::actors::{backoff, ChildSpec, Live, IDLE_CHECK_INTERVAL};
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{
@@ -144,21 +144,20 @@ impl FulfillmentOrderActor {
         let Transition { next, events, steps } = transition;
         next.check_invariants()?;
         let now = self.deps.clock.now();
-        let write = batch(Change {
+        let change = Change {
             kind: FULFILLMENT_ORDER_KIND,
             id: next.id().to_string(),
             snapshot: codec::encode(FULFILLMENT_ORDER_VERSION, &next)?,
             finished: Some(next.is_finished()),
             order: next.order_id(),
-            events: &events,
-            steps: &steps,
+            events,
+            steps,
             applied,
             now,
             extra,
-        })?;
-        self.deps.store.commit(write).await?;
+        };
+        change.commit(&self.deps.store, &self.deps.dispatcher).await?;
         state.aggregate = Some(next);
-        self.deps.dispatcher.enqueue(events);
         Ok(())
     }
 
