@@ -156,6 +156,7 @@ pub struct Engine {
     ecommerce: Ecommerce,
     fulfillment: Fulfillment,
     adapters: Adapters,
+    watch: crate::actors::persist::Watch,
 }
 
 impl Engine {
@@ -198,6 +199,7 @@ impl Engine {
         let ecommerce_dispatcher = dispatcher::start(ecommerce_store.clone(), to_fulfillment.clone());
         let fulfillment_dispatcher = dispatcher::start(fulfillment_store.clone(), to_ecommerce.clone());
         let scope = engine_scope();
+        let watch = crate::actors::persist::watch();
         let fulfillment = Fulfillment::start(
             scope.clone(),
             fulfillment_store.clone(),
@@ -205,6 +207,7 @@ impl Engine {
             config.fulfillment.clone(),
             adapters.carrier.clone(),
             fulfillment_dispatcher.clone(),
+            watch.clone(),
         )
         .await
         .map_err(|err: FulfillmentError| StartError::Context(err.to_string()))?;
@@ -214,13 +217,14 @@ impl Engine {
             adapters.clock.clone(),
             adapters.gateway.clone(),
             ecommerce_dispatcher.clone(),
+            watch.clone(),
             config.fulfillment.idle_after,
         )
         .await
         .map_err(|err: StartFailure| StartError::Context(err.to_string()))?;
         let _ = to_fulfillment.target.set(fulfillment.inbox());
         let _ = to_ecommerce.target.set(ecommerce.inbox());
-        Ok(Engine { ecommerce, fulfillment, adapters })
+        Ok(Engine { ecommerce, fulfillment, adapters, watch })
     }
 
     /// The e-commerce context.
@@ -231,6 +235,13 @@ impl Engine {
     /// The fulfillment context.
     pub fn fulfillment(&self) -> &Fulfillment {
         &self.fulfillment
+    }
+
+    /// Every saga step of every order, as it is committed (both contexts).
+    /// A receiver that lags by more than [`crate::actors::persist::WATCH_CAPACITY`]
+    /// steps is told how many it missed; the stored timeline stays complete.
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<crate::actors::persist::Progress> {
+        self.watch.subscribe()
     }
 
     /// The adapters in use.

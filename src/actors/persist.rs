@@ -7,6 +7,28 @@ use crate::persistence::{codec, Store, StoreError, WriteBatch, WriteOp};
 
 use super::dispatcher::{outbox_ops, DispatcherHandle};
 
+/// Saga steps queued for watchers before the slowest one starts losing them.
+pub const WATCH_CAPACITY: usize = 65_536;
+
+/// One order's saga step, published after it was committed.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// The order.
+    pub order: OrderId,
+    /// The step.
+    pub step: SagaStep,
+}
+
+/// Where committed saga steps are published (for live views and the load tool).
+/// A watcher that falls more than [`WATCH_CAPACITY`] steps behind misses some;
+/// the saga log in the store stays complete.
+pub type Watch = tokio::sync::broadcast::Sender<Progress>;
+
+/// A new watch channel.
+pub fn watch() -> Watch {
+    tokio::sync::broadcast::channel(WATCH_CAPACITY).0
+}
+
 /// Version byte of an encoded saga step.
 pub const STEP_VERSION: u8 = 1;
 
@@ -36,14 +58,21 @@ pub struct Change {
 }
 
 impl Change {
-    /// Commits the change durably, then hands its events to the dispatcher.
+    /// Commits the change durably, then hands its events to the dispatcher
+    /// and publishes its steps to watchers.
     ///
     /// # Errors
     /// A storage failure: nothing was acknowledged and no event leaves.
-    pub async fn commit(self, store: &Store, dispatcher: &DispatcherHandle) -> Result<(), StoreError> {
+    pub async fn commit(self, store: &Store, dispatcher: &DispatcherHandle, watch: &Watch) -> Result<(), StoreError> {
         let write = batch(&self)?;
         store.commit(write).await?;
         dispatcher.enqueue(self.events);
+        if watch.receiver_count() > 0 {
+            for step in self.steps {
+                // No watcher left is not an error.
+                let _ = watch.send(Progress { order: self.order, step });
+            }
+        }
         Ok(())
     }
 }

@@ -35,6 +35,7 @@ pub(crate) struct Deps {
     pub(crate) catalog: Catalog,
     pub(crate) accounts: accounts::Accounts,
     pub(crate) dispatcher: DispatcherHandle,
+    pub(crate) watch: crate::actors::persist::Watch,
     pub(crate) idle_after: Duration,
     orders: OnceLock<ActorRef<SupervisorMsg<OrderSpec>>>,
 }
@@ -63,6 +64,7 @@ impl Ecommerce {
         clock: Arc<dyn Clock>,
         gateway: Arc<dyn PaymentGateway>,
         dispatcher: DispatcherHandle,
+        watch: crate::actors::persist::Watch,
         idle_after: Duration,
     ) -> Result<Ecommerce, StartFailure> {
         let loader = store.clone();
@@ -79,6 +81,7 @@ impl Ecommerce {
             catalog,
             accounts,
             dispatcher,
+            watch,
             idle_after,
             orders: OnceLock::new(),
         });

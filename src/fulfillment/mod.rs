@@ -99,6 +99,7 @@ pub(crate) struct Deps {
     pub(crate) directory: Directory,
     pub(crate) carrier: Arc<dyn Carrier>,
     pub(crate) dispatcher: DispatcherHandle,
+    pub(crate) watch: crate::actors::persist::Watch,
     bins: OnceLock<ActorRef<SupervisorMsg<BinSpec>>>,
     orders: OnceLock<ActorRef<SupervisorMsg<FulfillmentOrderSpec>>>,
     shipments: OnceLock<ActorRef<SupervisorMsg<ShipmentSpec>>>,
@@ -159,6 +160,7 @@ impl Fulfillment {
         config: FulfillmentConfig,
         carrier: Arc<dyn Carrier>,
         dispatcher: DispatcherHandle,
+        watch: crate::actors::persist::Watch,
     ) -> Result<Fulfillment, FulfillmentError> {
         let loader = store.clone();
         let directory = tokio::task::spawn_blocking(move || -> Result<Directory, StoreError> {
@@ -179,6 +181,7 @@ impl Fulfillment {
             directory,
             carrier,
             dispatcher,
+            watch,
             bins: OnceLock::new(),
             orders: OnceLock::new(),
             shipments: OnceLock::new(),

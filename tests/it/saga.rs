@@ -148,3 +148,25 @@ async fn an_expired_reservation_cancels_the_order_and_returns_the_stock() -> Tes
     assert_eq!(level(&t, "MUG").await?, (5, 0, 5));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_see_every_committed_step_of_an_order() -> TestResult {
+    let t = stocked(true).await?;
+    let mut watch = t.engine().watch();
+    let order = t.place(&[("MUG", 1)], "tok_visa").await?;
+    t.wait_status(order.id(), OrderStatus::Delivered).await?;
+    let mut seen = Vec::new();
+    while let Ok(progress) = watch.try_recv() {
+        if progress.order == order.id() {
+            seen.push(progress.step.name);
+        }
+    }
+    let stored: Vec<String> = t.engine().timeline(order.id()).await.into_iter().map(|s| s.name).collect();
+    let mut sorted_seen = seen.clone();
+    sorted_seen.sort();
+    let mut sorted_stored = stored.clone();
+    sorted_stored.sort();
+    assert_eq!(sorted_seen, sorted_stored, "the watch carries exactly the stored steps");
+    assert!(seen.contains(&"packed".to_owned()) && seen.contains(&"shipment_delivered".to_owned()));
+    Ok(())
+}

@@ -136,7 +136,7 @@ impl OrderActor {
             now,
             extra,
         };
-        change.commit(&self.deps.store, &self.deps.dispatcher).await?;
+        change.commit(&self.deps.store, &self.deps.dispatcher, &self.deps.watch).await?;
         state.aggregate = Some(next);
         Ok(())
     }

@@ -156,7 +156,7 @@ impl FulfillmentOrderActor {
             now,
             extra,
         };
-        change.commit(&self.deps.store, &self.deps.dispatcher).await?;
+        change.commit(&self.deps.store, &self.deps.dispatcher, &self.deps.watch).await?;
         state.aggregate = Some(next);
         Ok(())
     }
