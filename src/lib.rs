@@ -36,6 +36,7 @@ pub mod engine;
 pub mod events;
 pub mod fulfillment;
 pub mod http;
+pub mod load;
 pub mod persistence;
 
 pub use engine::{Adapters, Config, Engine, FulfillmentView, OrderView, StartError};

@@ -26,12 +26,51 @@ struct Cli {
 enum Command {
     /// Run the engine with its HTTP API (embedded: both contexts, redb, nothing else needed).
     Serve(ServeArgs),
+    /// Generate load on an embedded engine and report throughput and latency (see BENCHMARKS.md).
+    Load(LoadArgs),
     /// Read a stopped engine's stores: orders by status, open sagas, outbox lag, stock with a conservation check.
     Inspect {
         /// Where the stores are.
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// A fixed workload: `saga-3` or `saga-3-lowstock` (sets SKUs, stock and --until).
+    #[arg(long)]
+    workload: Option<String>,
+    /// Orders to place.
+    #[arg(long, default_value_t = 20_000)]
+    orders: u64,
+    /// Orders in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Distinct SKUs, ordered round-robin.
+    #[arg(long, default_value_t = 100)]
+    skus: usize,
+    /// Units per SKU.
+    #[arg(long, default_value_t = 1_000_000)]
+    stock: u32,
+    /// Warehouses the stock is spread over.
+    #[arg(long, default_value_t = 1)]
+    warehouses: usize,
+    /// When an order counts as done: placed, reserved, paid, packed (shipment created), shipped or delivered.
+    #[arg(long, default_value = "packed")]
+    until: String,
+    /// Stop placing orders after this many seconds.
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Recorded with the results (the workload itself is deterministic).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where the engine's stores go (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +100,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Load(args) => runtime.block_on(load(args)),
         Command::Inspect { data_dir } => inspect(&data_dir),
     }
 }
@@ -144,6 +184,79 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    use orderdock::load::{self, LoadConfig, Until};
+    let mut config = match args.workload.as_deref() {
+        Some("saga-3") => LoadConfig::saga3(args.orders, args.concurrency, false),
+        Some("saga-3-lowstock") => LoadConfig::saga3(args.orders, args.concurrency, true),
+        Some(other) => anyhow::bail!("unknown workload {other:?}: saga-3 or saga-3-lowstock"),
+        None => LoadConfig {
+            orders: args.orders,
+            concurrency: args.concurrency,
+            skus: args.skus.max(1),
+            stock: args.stock,
+            warehouses: args.warehouses.max(1),
+            until: Until::parse(&args.until).map_err(anyhow::Error::msg)?,
+            duration: None,
+            seed: args.seed,
+            data_dir: None,
+        },
+    };
+    anyhow::ensure!(config.concurrency > 0, "--concurrency must be at least 1");
+    config.duration = args.duration.map(std::time::Duration::from_secs);
+    config.seed = args.seed;
+    config.data_dir = args.data_dir;
+    let bar = if args.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(config.orders);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} orders ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    };
+    let ticker = bar.clone();
+    let report = load::run(config, move |done| ticker.set_position(done)).await?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "orders        {} ({} done at {:?}, {} cancelled, {} timed out)",
+            report.orders, report.completed, report.until, report.cancelled, report.timed_out
+        );
+        println!("concurrency   {}", report.concurrency);
+        println!(
+            "throughput    {:.0} orders/s over {:.1} s ({} durable commits)",
+            report.orders_per_sec, report.elapsed_sec, report.commits
+        );
+        println!(
+            "intake        p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            report.intake.p50_ms, report.intake.p90_ms, report.intake.p99_ms, report.intake.max_ms
+        );
+        println!(
+            "saga          p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            report.saga.p50_ms, report.saga.p90_ms, report.saga.p99_ms, report.saga.max_ms
+        );
+        println!("memory        {:.1} MiB peak RSS", report.rss_peak_bytes as f64 / (1024.0 * 1024.0));
+        println!(
+            "checks        stock {} ({} oversold), money {}",
+            if report.stock_balanced { "balanced" } else { "MISMATCH" },
+            report.oversold_units,
+            if report.money_balanced { "balanced" } else { "MISMATCH" }
+        );
+    }
+    anyhow::ensure!(
+        report.stock_balanced && report.money_balanced && report.oversold_units == 0,
+        "balance checks failed"
+    );
+    Ok(())
 }
 
 fn inspect(data_dir: &Path) -> anyhow::Result<()> {

@@ -3,5 +3,6 @@
 mod api;
 mod cancel;
 mod helpers;
+mod load;
 mod recovery;
 mod saga;
