@@ -56,8 +56,15 @@ pub fn engine_scope() -> String {
     format!("e{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// How often an aggregate actor checks whether it has been idle long enough to passivate.
-pub const IDLE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// Shortest pause between an aggregate actor's idle checks.
+pub const IDLE_CHECK_MIN: Duration = Duration::from_millis(50);
+
+/// How often an actor that passivates after `idle_after` checks whether it is
+/// idle: half that period (at least [`IDLE_CHECK_MIN`]), so a live actor costs
+/// two timer wake-ups per idle period, not a steady stream of them.
+pub fn idle_check_interval(idle_after: Duration) -> Duration {
+    (idle_after / 2).max(IDLE_CHECK_MIN)
+}
 
 /// First retry delay of a failed effect (payment, delivery).
 pub const BACKOFF_BASE: Duration = Duration::from_millis(20);

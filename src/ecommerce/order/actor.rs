@@ -12,7 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::state::{Authorization, CancelOutcome, NewOrder, Order, OrderError, PaymentOp, Transition};
 use crate::actors::persist::Change;
-use crate::actors::{backoff, ChildSpec, Live, IDLE_CHECK_INTERVAL};
+use crate::actors::{backoff, idle_check_interval, ChildSpec, Live};
 use crate::ecommerce::payments::PaymentError;
 use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
@@ -176,7 +176,7 @@ impl Actor for OrderActor {
     type Arguments = Option<Order>;
 
     async fn pre_start(&self, myself: ActorRef<OrderMsg>, order: Option<Order>) -> Result<State, ActorProcessingErr> {
-        ractor::time::send_interval(IDLE_CHECK_INTERVAL, myself.get_cell(), || OrderMsg::Idle);
+        ractor::time::send_interval(idle_check_interval(self.deps.idle_after), myself.get_cell(), || OrderMsg::Idle);
         if order.as_ref().is_some_and(|o| !o.is_finished()) {
             myself.cast(OrderMsg::Resume)?;
         }

@@ -14,7 +14,7 @@ use super::state::{
     Action, FulfillmentOrder, FulfillmentOrderError, FulfillmentStatus, NewFulfillmentOrder, Transition,
 };
 use crate::actors::persist::Change;
-use crate::actors::{backoff, ChildSpec, Live, IDLE_CHECK_INTERVAL};
+use crate::actors::{backoff, idle_check_interval, ChildSpec, Live};
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{
     Channel, EventEnvelope, EventId, EventLine, FulfillmentOrderId, IntegrationEvent, Quantity, SkuUnits,
@@ -406,7 +406,9 @@ impl Actor for FulfillmentOrderActor {
         myself: ActorRef<Self::Msg>,
         order: Option<FulfillmentOrder>,
     ) -> Result<State, ActorProcessingErr> {
-        ractor::time::send_interval(IDLE_CHECK_INTERVAL, myself.get_cell(), || FulfillmentOrderMsg::Idle);
+        ractor::time::send_interval(idle_check_interval(self.deps.config.idle_after), myself.get_cell(), || {
+            FulfillmentOrderMsg::Idle
+        });
         if order.as_ref().is_some_and(|o| !o.is_finished()) {
             myself.cast(FulfillmentOrderMsg::Resume)?;
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::state::{NewShipment, Shipment, ShipmentError, ShipmentStage};
-use crate::actors::{backoff, ChildSpec, Live, IDLE_CHECK_INTERVAL};
+use crate::actors::{backoff, idle_check_interval, ChildSpec, Live};
 use crate::events::ShipmentId;
 use crate::fulfillment::{Deps, FulfillmentError};
 use crate::persistence::{codec, StoreError, WriteBatch, WriteOp};
@@ -222,7 +222,9 @@ impl Actor for ShipmentActor {
         myself: ActorRef<ShipmentMsg>,
         shipment: Option<Shipment>,
     ) -> Result<State, ActorProcessingErr> {
-        ractor::time::send_interval(IDLE_CHECK_INTERVAL, myself.get_cell(), || ShipmentMsg::Idle);
+        ractor::time::send_interval(idle_check_interval(self.deps.config.idle_after), myself.get_cell(), || {
+            ShipmentMsg::Idle
+        });
         if shipment.as_ref().is_some_and(|s| !s.is_finished()) {
             myself.cast(ShipmentMsg::Resume)?;
         }
