@@ -302,31 +302,6 @@ impl Store {
         wait.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Hands `batch` to the writer now (so batches submitted one after the
-    /// other commit in that order) and returns a receiver that answers once
-    /// it is durable. Lets an actor keep working while its write commits; it
-    /// must not acknowledge anything before the answer. When the queue is full
-    /// this waits for room (backpressure).
-    ///
-    /// # Errors
-    /// [`StoreError::Closed`].
-    pub fn enqueue(&self, batch: WriteBatch) -> Result<oneshot::Receiver<Result<()>>> {
-        let (done, wait) = oneshot::channel();
-        if batch.is_empty() {
-            let _ = done.send(Ok(()));
-            return Ok(wait);
-        }
-        let request = writer::Request::Write { batch, done: Some(done) };
-        match self.inner.sender.try_send(request) {
-            Ok(()) => Ok(wait),
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(StoreError::Closed),
-            Err(crossbeam_channel::TrySendError::Full(request)) => {
-                self.inner.sender.send(request).map_err(|_| StoreError::Closed)?;
-                Ok(wait)
-            }
-        }
-    }
-
     /// Queues `batch` without waiting for it: for writes whose loss is
     /// harmless (deleting delivered outbox rows, which would only be delivered
     /// again and deduplicated).

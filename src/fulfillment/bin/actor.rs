@@ -84,8 +84,6 @@ pub enum BinMsg {
     },
     /// The bin as it is.
     Get(RpcReplyPort<Option<Bin>>),
-    /// A pipelined write failed: restart from the last durable snapshot.
-    CommitFailed(String),
     /// Passivate if idle.
     Idle,
 }
@@ -94,8 +92,6 @@ pub enum BinMsg {
 #[derive(Debug)]
 pub struct BinActor {
     deps: Arc<Deps>,
-    /// Writes handed to the writer and not yet durable: the bin never passivates while any are.
-    pending: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The bin supervisor's view of its children.
@@ -115,7 +111,7 @@ impl ChildSpec for BinSpec {
     }
 
     fn actor(&self) -> BinActor {
-        BinActor { deps: self.deps.clone(), pending: Arc::default() }
+        BinActor { deps: self.deps.clone() }
     }
 
     fn load(&self, id: &BinId) -> Result<Option<Option<Bin>>, StoreError> {
@@ -132,16 +128,20 @@ impl ChildSpec for BinSpec {
 }
 
 impl BinActor {
-    /// Decide, hand the write to the writer, swap, and reply once it is durable.
-    ///
-    /// The write is pipelined: the bin takes its next command while this one
-    /// commits (batches commit in submission order), so a hot bin is not held
-    /// to one fsync per command. The caller hears back only after the commit;
-    /// if it fails, the bin stops with an error and its supervisor restarts it
-    /// from the last durable snapshot.
-    fn change<T: Send + 'static>(
+    async fn save(&self, next: &Bin, record: Option<WriteOp>) -> Result<(), ActorProcessingErr> {
+        next.check_invariants()?;
+        let mut batch = WriteBatch::new();
+        batch.push(WriteOp::PutSnapshot { kind: BIN_KIND, id: next.id().to_string(), bytes: encode(next)? });
+        if let Some(record) = record {
+            batch.push(record);
+        }
+        self.deps.store.commit(batch).await?;
+        Ok(())
+    }
+
+    /// Decide, persist (if changed), swap, reply.
+    async fn change<T>(
         &self,
-        myself: &ActorRef<BinMsg>,
         state: &mut Live<Bin>,
         decided: Result<Bin, BinError>,
         record: Option<WriteOp>,
@@ -151,44 +151,19 @@ impl BinActor {
         let Some(current) = state.aggregate.as_ref() else {
             return Err("bin actor without a bin".into());
         };
-        let next = match decided {
-            Ok(next) => next,
+        match decided {
+            Ok(next) => {
+                if &next != current || record.is_some() {
+                    self.save(&next, record).await?;
+                }
+                let value = answer(&next);
+                state.aggregate = Some(next);
+                let _ = reply.send(Ok(value));
+            }
             Err(err) => {
                 let _ = reply.send(Err(err));
-                return Ok(());
             }
-        };
-        let value = answer(&next);
-        if &next == current && record.is_none() {
-            let _ = reply.send(Ok(value));
-            return Ok(());
         }
-        next.check_invariants()?;
-        let mut batch = WriteBatch::new();
-        batch.push(WriteOp::PutSnapshot { kind: BIN_KIND, id: next.id().to_string(), bytes: encode(&next)? });
-        if let Some(record) = record {
-            batch.push(record);
-        }
-        let durable = self.deps.store.enqueue(batch)?;
-        state.aggregate = Some(next);
-        let myself = myself.clone();
-        let pending = self.pending.clone();
-        pending.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        tokio::spawn(async move {
-            let outcome = durable.await;
-            pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-            match outcome {
-                Ok(Ok(())) => {
-                    let _ = reply.send(Ok(value));
-                }
-                Ok(Err(err)) => {
-                    let _ = myself.cast(BinMsg::CommitFailed(err.to_string()));
-                }
-                Err(_) => {
-                    let _ = myself.cast(BinMsg::CommitFailed("the writer stopped".to_owned()));
-                }
-            }
-        });
         Ok(())
     }
 }
@@ -220,16 +195,16 @@ impl Actor for BinActor {
         match message {
             BinMsg::Receive { sku, units, record, reply } => {
                 let decided = bin.receive(&sku, units);
-                self.change(&myself, state, decided, record, Bin::clone, reply)?;
+                self.change(state, decided, record, Bin::clone, reply).await?;
                 self.deps.directory.note_stock(bin.id(), &sku);
             }
             BinMsg::Adjust { sku, delta, record, reply } => {
                 let decided = bin.adjust(&sku, delta);
-                self.change(&myself, state, decided, record, Bin::clone, reply)?;
+                self.change(state, decided, record, Bin::clone, reply).await?;
             }
             BinMsg::Reserve { id, sku, units, reply } => {
                 let decided = bin.reserve(id, &sku, units);
-                self.change(&myself, state, decided, None, |_| (), reply)?;
+                self.change(state, decided, None, |_| (), reply).await?;
             }
             BinMsg::Resolve { id, op, reply } => {
                 let decided = match op {
@@ -239,17 +214,13 @@ impl Actor for BinActor {
                     BinOp::Restock => Ok(bin.restock(id)),
                     BinOp::Ship => Ok(bin.ship(id)),
                 };
-                self.change(&myself, state, decided, None, |_| (), reply)?;
+                self.change(state, decided, None, |_| (), reply).await?;
             }
             BinMsg::Get(reply) => {
                 let _ = reply.send(Some(bin));
             }
-            BinMsg::CommitFailed(cause) => {
-                return Err(format!("bin write failed: {cause}").into());
-            }
             BinMsg::Idle => {
-                let writing = self.pending.load(std::sync::atomic::Ordering::Acquire) > 0;
-                if !writing && state.idle_for(self.deps.config.idle_after) {
+                if state.idle_for(self.deps.config.idle_after) {
                     myself.stop(Some("passivated".to_owned()));
                 }
             }
