@@ -132,7 +132,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let accounts = engine.ecommerce().accounts();
     let admin_key_path = args.data_dir.join("admin.key");
     if !accounts.has_admin() {
-        let (secret, _) = accounts.issue_key(Role::Admin, None, engine.adapters().clock.now()).await?;
+        let (secret, _) = accounts.issue_key(Role::Admin, None).await?;
         let _ = std::fs::remove_file(&admin_key_path);
         write_secret(&admin_key_path, &format!("{secret}\n"))?;
         eprintln!("Created an admin API key in {} (readable by you only).", admin_key_path.display());
@@ -142,8 +142,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if http.carrier_secret.is_empty() {
         let path = args.data_dir.join("carrier.key");
         if !path.exists() {
-            let secret =
-                format!("{:032x}", orderdock::events::EventId::generate(engine.adapters().clock.now()).as_raw());
+            let secret = format!(
+                "{:032x}",
+                orderdock::events::ids::random_secret()
+                    .map_err(|err| anyhow::anyhow!("no randomness for the carrier secret: {err}"))?
+            );
             write_secret(&path, &format!("{secret}\n"))?;
         }
         http.carrier_secret = std::fs::read_to_string(&path)?.trim().to_owned();

@@ -110,12 +110,10 @@ impl Accounts {
         &self,
         role: Role,
         customer_id: Option<CustomerId>,
-        now: Timestamp,
     ) -> Result<(String, Principal), StoreError> {
-        let secret = format!(
-            "odk_{:032x}",
-            crate::events::ids::fresh_raw(now) ^ crate::events::ids::fresh_raw(now).rotate_left(64)
-        );
+        let random = crate::events::ids::random_secret()
+            .map_err(|err| StoreError::Io(format!("no randomness for a key: {err}")))?;
+        let secret = format!("odk_{random:032x}");
         let hash = hash_hex(&secret);
         let principal = Principal { key_id: format!("key_{}", &hash[..12]), role, customer_id };
         let mut batch = WriteBatch::new();
@@ -178,7 +176,7 @@ impl Accounts {
         if let Ok(mut customers) = self.customers.write() {
             customers.insert(customer.id, customer.clone());
         }
-        let (secret, _) = self.issue_key(Role::Customer, Some(customer.id), now).await?;
+        let (secret, _) = self.issue_key(Role::Customer, Some(customer.id)).await?;
         Ok((customer, secret))
     }
 
@@ -196,12 +194,11 @@ mod tests {
     async fn keys_authenticate_by_hash_and_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.redb");
-        let now = Timestamp::from_millis(1_700_000_000_000);
         let secret = {
             let store = Store::open(&path).unwrap();
             let accounts = Accounts::load(store.clone()).unwrap();
             assert!(!accounts.has_admin());
-            let (secret, principal) = accounts.issue_key(Role::Admin, None, now).await.unwrap();
+            let (secret, principal) = accounts.issue_key(Role::Admin, None).await.unwrap();
             assert_eq!(accounts.authenticate(&secret), Some(principal));
             assert_eq!(accounts.authenticate("odk_00000000000000000000000000000000"), None);
             store.close();

@@ -36,6 +36,16 @@ pub enum IdError {
     BadName,
 }
 
+/// 128 random bits from the operating system's generator, for secrets.
+///
+/// # Errors
+/// When the operating system's generator fails (it does not on Linux once booted).
+pub fn random_secret() -> Result<u128, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(u128::from_le_bytes(bytes))
+}
+
 /// 80 random bits from the operating system's generator.
 fn random_bits() -> u128 {
     let mut bytes = [0u8; 16];

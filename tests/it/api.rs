@@ -33,10 +33,9 @@ impl Api {
         let config = crate::helpers::config(dir.path(), autopilot);
         let engine = Arc::new(orderdock::Engine::start(config).await?);
         let accounts = engine.ecommerce().accounts().clone();
-        let now = engine.adapters().clock.now();
-        let (admin, _) = accounts.issue_key(Role::Admin, None, now).await?;
-        let (operator, _) = accounts.issue_key(Role::Operator, None, now).await?;
-        let (channel, _) = accounts.issue_key(Role::Channel, None, now).await?;
+        let (admin, _) = accounts.issue_key(Role::Admin, None).await?;
+        let (operator, _) = accounts.issue_key(Role::Operator, None).await?;
+        let (channel, _) = accounts.issue_key(Role::Channel, None).await?;
         let http = HttpConfig { carrier_secret: SECRET.to_owned(), ..HttpConfig::default() };
         Ok(Api { state: AppState::new(engine, http), admin, operator, channel, _dir: dir })
     }
