@@ -2,7 +2,7 @@
 //!
 //! It talks to fulfillment only through integration events: it receives them
 //! through [`EcommerceInbox`] and sends its own through its store's outbox
-//! and the dispatcher. It never uses `crate::fulfillment`.
+//! and the dispatcher. It never uses the fulfillment context's code.
 
 pub mod accounts;
 pub mod catalog;

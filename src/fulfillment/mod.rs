@@ -4,7 +4,7 @@
 //!
 //! It talks to e-commerce only through integration events: it receives them
 //! through [`FulfillmentInbox`] (an [`EventSink`]) and sends its own through
-//! its store's outbox and the dispatcher. It never uses `crate::ecommerce`.
+//! its store's outbox and the dispatcher. It never uses the e-commerce context's code.
 
 pub mod bin;
 pub mod carriers;
