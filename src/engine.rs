@@ -278,7 +278,7 @@ impl Engine {
         Ok(Some(OrderView { order, fulfillment: fulfillment_view, timeline }))
     }
 
-    /// The saga steps of order `id` from both contexts, oldest first.
+    /// The saga steps of order `id` from both contexts, in the order they were committed.
     pub async fn timeline(&self, id: OrderId) -> Vec<SagaStep> {
         let stores = [self.ecommerce.store().clone(), self.fulfillment.store().clone()];
         let rows = tokio::task::spawn_blocking(move || {
@@ -293,9 +293,7 @@ impl Engine {
         })
         .await
         .unwrap_or_default();
-        let mut steps = crate::actors::persist::decode_steps(rows);
-        steps.sort_by_key(|s| s.at);
-        steps
+        crate::actors::persist::decode_steps(rows)
     }
 
     /// Events written to the outboxes and not yet acknowledged: (e-commerce, fulfillment).

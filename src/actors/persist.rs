@@ -58,67 +58,73 @@ pub struct Change {
 }
 
 impl Change {
-    /// Commits the change durably, then hands its events to the dispatcher
-    /// and publishes its steps to watchers.
+    /// Commits the change durably (snapshot, open/closed mark, outbox events,
+    /// saga steps, idempotency record and inbox entry in one batch), then hands
+    /// its events to the dispatcher and publishes its steps to watchers.
     ///
     /// # Errors
     /// A storage failure: nothing was acknowledged and no event leaves.
     pub async fn commit(self, store: &Store, dispatcher: &DispatcherHandle, watch: &Watch) -> Result<(), StoreError> {
-        let write = batch(&self)?;
-        store.commit(write).await?;
-        dispatcher.enqueue(self.events);
+        let Change { kind, id, snapshot, finished, order, events, steps, applied, now, extra } = self;
+        let mut batch = WriteBatch::new();
+        match finished {
+            Some(true) => {
+                batch.push(WriteOp::MarkClosed { kind, id: id.clone() });
+            }
+            Some(false) => {
+                batch.push(WriteOp::MarkOpen { kind, id: id.clone() });
+            }
+            None => {}
+        }
+        batch.push(WriteOp::PutSnapshot { kind, id, bytes: snapshot });
+        outbox_ops(&mut batch, &events)?;
+        for step in &steps {
+            batch.push(WriteOp::AppendStep {
+                order: order.as_raw(),
+                step: step_key(step.at),
+                bytes: codec::encode(STEP_VERSION, step)?,
+            });
+        }
+        if let Some(op) = extra {
+            batch.push(op);
+        }
+        if let Some(event) = applied {
+            batch.push(WriteOp::RecordInbox { key: event.as_raw(), at: now.as_millis() });
+        }
+        store.commit(batch).await?;
+        dispatcher.enqueue(events);
         if watch.receiver_count() > 0 {
-            for step in self.steps {
+            for step in steps {
                 // No watcher left is not an error.
-                let _ = watch.send(Progress { order: self.order, step });
+                let _ = watch.send(Progress { order, step });
             }
         }
         Ok(())
     }
 }
 
-/// The atomic batch for `change`.
-///
-/// # Errors
-/// [`StoreError::Encode`] (a programming error).
-pub fn batch(change: &Change) -> Result<WriteBatch, StoreError> {
-    let mut batch = WriteBatch::new();
-    match change.finished {
-        Some(true) => {
-            batch.push(WriteOp::MarkClosed { kind: change.kind, id: change.id.clone() });
-        }
-        Some(false) => {
-            batch.push(WriteOp::MarkOpen { kind: change.kind, id: change.id.clone() });
-        }
-        None => {}
-    }
-    batch.push(WriteOp::PutSnapshot { kind: change.kind, id: change.id.clone(), bytes: change.snapshot.clone() });
-    outbox_ops(&mut batch, &change.events)?;
-    for (n, step) in change.steps.iter().enumerate() {
-        // Step ids sort by time, then by position within the change; the low
-        // bits keep steps of both contexts and of repeated changes apart.
-        let step_id = (u128::from(step.at.as_millis()) << 64)
-            | (u128::from(n as u64) << 48)
-            | (crate::events::ids::fresh_raw(step.at) & 0xFFFF_FFFF_FFFF);
-        batch.push(WriteOp::AppendStep {
-            order: change.order.as_raw(),
-            step: step_id,
-            bytes: codec::encode(STEP_VERSION, step)?,
-        });
-    }
-    if let Some(op) = &change.extra {
-        batch.push(op.clone());
-    }
-    if let Some(event) = change.applied {
-        batch.push(WriteOp::RecordInbox { key: event.as_raw(), at: change.now.as_millis() });
-    }
-    Ok(batch)
+/// The key of a saga step taken at `at`: milliseconds in the high half, then
+/// a process-wide sequence (from a random start, so keys of different runs
+/// do not collide). Steps of both contexts of one process therefore sort in
+/// the order they were decided, even within one millisecond — without a
+/// system call per step on the commit path.
+fn step_key(at: crate::events::Timestamp) -> u128 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static SEQUENCE: OnceLock<AtomicU64> = OnceLock::new();
+    let sequence = SEQUENCE.get_or_init(|| {
+        let start = crate::events::ids::random_secret().map_or(0, |r| r as u64 >> 16);
+        AtomicU64::new(start)
+    });
+    (u128::from(at.as_millis()) << 64) | u128::from(sequence.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Decodes an order's saga steps as read from a store (undecodable rows are skipped and logged).
-pub fn decode_steps(rows: Vec<Vec<u8>>) -> Vec<SagaStep> {
+/// Decodes an order's saga steps read from its stores, in key order
+/// (undecodable rows are skipped and logged).
+pub fn decode_steps(mut rows: Vec<(u128, Vec<u8>)>) -> Vec<SagaStep> {
+    rows.sort_by_key(|(key, _)| *key);
     rows.into_iter()
-        .filter_map(|bytes| match codec::decode(STEP_VERSION, "saga step", &bytes) {
+        .filter_map(|(_, bytes)| match codec::decode(STEP_VERSION, "saga step", &bytes) {
             Ok(step) => Some(step),
             Err(err) => {
                 tracing::error!(cause = %err, "undecodable saga step skipped");

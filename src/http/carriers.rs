@@ -13,6 +13,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::dto::{self, CarrierEventRequest, ProblemResponse, ShipmentResponse};
+use super::error::missing;
 use super::{body, json, parse, respond, ApiError, AppState};
 use crate::events::ShipmentId;
 use crate::fulfillment::shipment::ShipmentStage;
@@ -75,11 +76,8 @@ pub async fn event(
         }
     };
     let id: ShipmentId = request.shipment_id.parse().map_err(|_| ApiError::NotFound("shipment"))?;
-    let shipments = state.engine.fulfillment().shipments();
-    if shipments.get(id).await?.is_none() {
-        return Err(ApiError::NotFound("shipment"));
-    }
-    let shipment = shipments.track(id, stage, &request.detail).await?;
+    let shipment =
+        state.engine.fulfillment().shipments().track(id, stage, &request.detail).await.map_err(missing("shipment"))?;
     Ok(respond(json(StatusCode::ACCEPTED, &dto::shipment(&shipment))?))
 }
 

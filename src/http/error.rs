@@ -196,6 +196,15 @@ impl From<PlaceError> for ApiError {
     }
 }
 
+/// Maps a failed fulfillment command on `what`: a missing aggregate is a 404
+/// naming it (the command itself reports it; no lookup beforehand).
+pub fn missing(what: &'static str) -> impl Fn(FulfillmentError) -> ApiError {
+    move |err| match err {
+        FulfillmentError::Call(CallError::NotFound) => ApiError::NotFound(what),
+        other => other.into(),
+    }
+}
+
 impl From<FulfillmentError> for ApiError {
     fn from(err: FulfillmentError) -> Self {
         use crate::fulfillment::bin::BinError;

@@ -11,6 +11,7 @@ use axum::Router;
 
 use super::auth::Caller;
 use super::dto::{self, ChannelOrderRequest, ConfirmPickRequest, FulfillmentOrderResponse, ProblemResponse};
+use super::error::missing;
 use super::idempotency::Admission;
 use super::{body, json, parse, respond, ApiError, AppState};
 use crate::ecommerce::accounts::Role;
@@ -52,11 +53,8 @@ pub async fn confirm_pick(
     caller.require(&[Role::Admin, Role::Operator])?;
     let task: PickTaskId = id.parse().map_err(|_| ApiError::NotFound("pick task"))?;
     let request: ConfirmPickRequest = parse(&body(bytes)?)?;
-    let orders = state.engine.fulfillment().orders();
-    if orders.get(task.fulfillment_order).await?.is_none() {
-        return Err(ApiError::NotFound("pick task"));
-    }
-    let order = orders.confirm_pick(task, request.picked).await?;
+    let order =
+        state.engine.fulfillment().orders().confirm_pick(task, request.picked).await.map_err(missing("pick task"))?;
     Ok(respond(json(StatusCode::OK, &response(&state, &order).await?)?))
 }
 
@@ -67,11 +65,7 @@ pub async fn confirm_pick(
 pub async fn pack(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Operator])?;
     let id: FulfillmentOrderId = id.parse().map_err(|_| ApiError::NotFound("fulfillment order"))?;
-    let orders = state.engine.fulfillment().orders();
-    if orders.get(id).await?.is_none() {
-        return Err(ApiError::NotFound("fulfillment order"));
-    }
-    let order = orders.pack(id).await?;
+    let order = state.engine.fulfillment().orders().pack(id).await.map_err(missing("fulfillment order"))?;
     Ok(respond(json(StatusCode::OK, &response(&state, &order).await?)?))
 }
 

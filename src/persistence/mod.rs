@@ -461,17 +461,17 @@ impl Store {
         Ok(table.get(key).map_err(StoreError::from_redb)?.is_some())
     }
 
-    /// The saga steps of `order`, in step-id (time) order.
+    /// The saga steps of `order` with their keys, in key (time) order.
     ///
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
-    pub fn steps(&self, order: u128) -> Result<Vec<Vec<u8>>> {
+    pub fn steps(&self, order: u128) -> Result<Vec<(u128, Vec<u8>)>> {
         let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
         let table = txn.open_table(tables::SAGA_STEPS).map_err(StoreError::from_redb)?;
         let mut found = Vec::new();
         for row in table.range((order, 0u128)..=(order, u128::MAX)).map_err(StoreError::from_redb)? {
-            let (_, value) = row.map_err(StoreError::from_redb)?;
-            found.push(value.value().to_vec());
+            let (key, value) = row.map_err(StoreError::from_redb)?;
+            found.push((key.value().1, value.value().to_vec()));
         }
         Ok(found)
     }

@@ -636,3 +636,28 @@ async fn a_key_over_its_rate_gets_429() -> TestResult {
     assert_eq!(api.get("/v1/orders", &api.operator).await?.status, StatusCode::OK, "other keys are not affected");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_on_unknown_tasks_orders_and_shipments_are_404() -> TestResult {
+    let api = Api::start(false).await?;
+    let task = "pck_018bcfe568006f6a4acff4591a61fc39.0";
+    let pick = api.post(&format!("/v1/pick-tasks/{task}/confirm"), &api.operator, None, &json!({"picked": 1})).await?;
+    assert_eq!((pick.status, pick.body["detail"].as_str()), (StatusCode::NOT_FOUND, Some("pick task not found")));
+    let pack = api
+        .post("/v1/fulfillment-orders/ful_018bcfe568006f6a4acff4591a61fc39/pack", &api.operator, None, &json!({}))
+        .await?;
+    assert_eq!(
+        (pack.status, pack.body["detail"].as_str()),
+        (StatusCode::NOT_FOUND, Some("fulfillment order not found"))
+    );
+    let event =
+        serde_json::to_vec(&json!({"shipment_id": "shp_018bcfe568006f6a4acff4591a61fc39", "status": "delivered"}))?;
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/carriers/simulated/events")
+        .header(carriers::SIGNATURE_HEADER, carriers::sign(SECRET, &event))
+        .body(Body::from(event))?;
+    let response = orderdock::http::router(api.state.clone()).oneshot(request).await?;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    Ok(())
+}

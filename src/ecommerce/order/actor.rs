@@ -199,12 +199,14 @@ impl Actor for OrderActor {
                     let _ = reply.send(Ok(order));
                     return Ok(());
                 }
-                if let Err(err) = Order::total_of(&new.lines) {
-                    let _ = reply.send(Err(err));
-                    myself.stop(None);
-                    return Ok(());
-                }
-                let total = Order::total_of(&new.lines)?;
+                let total = match Order::total_of(&new.lines) {
+                    Ok(total) => total,
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                        myself.stop(None);
+                        return Ok(());
+                    }
+                };
                 let key = format!("auth:{}", new.id);
                 let mut attempt = 0;
                 let authorization = loop {
@@ -229,7 +231,7 @@ impl Actor for OrderActor {
                 }
             }
             OrderMsg::Deliver(envelope, reply) => {
-                let Some(order) = state.aggregate.clone() else {
+                let Some(order) = state.aggregate.as_ref() else {
                     let _ = reply.send(Err(DeliveryError::Rejected(format!("no order {}", envelope.order_id))));
                     myself.stop(None);
                     return Ok(());

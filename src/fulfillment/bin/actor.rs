@@ -82,6 +82,13 @@ pub enum BinMsg {
         /// Whether it is done.
         reply: RpcReplyPort<Result<(), BinError>>,
     },
+    /// Units of a SKU free to reserve (what allocation needs, without copying the bin).
+    Available {
+        /// SKU.
+        sku: Sku,
+        /// Units free.
+        reply: RpcReplyPort<u32>,
+    },
     /// The bin as it is.
     Get(RpcReplyPort<Option<Bin>>),
     /// Passivate if idle.
@@ -189,14 +196,15 @@ impl Actor for BinActor {
         if !matches!(message, BinMsg::Idle) {
             state.touched = std::time::Instant::now();
         }
-        let Some(bin) = state.aggregate.clone() else {
+        let Some(bin) = state.aggregate.as_ref() else {
             return Err("bin actor without a bin".into());
         };
         match message {
             BinMsg::Receive { sku, units, record, reply } => {
                 let decided = bin.receive(&sku, units);
+                let id = bin.id().clone();
                 self.change(state, decided, record, Bin::clone, reply).await?;
-                self.deps.directory.note_stock(bin.id(), &sku);
+                self.deps.directory.note_stock(&id, &sku);
             }
             BinMsg::Adjust { sku, delta, record, reply } => {
                 let decided = bin.adjust(&sku, delta);
@@ -216,8 +224,11 @@ impl Actor for BinActor {
                 };
                 self.change(state, decided, None, |_| (), reply).await?;
             }
+            BinMsg::Available { sku, reply } => {
+                let _ = reply.send(bin.level(&sku).available());
+            }
             BinMsg::Get(reply) => {
-                let _ = reply.send(Some(bin));
+                let _ = reply.send(Some(bin.clone()));
             }
             BinMsg::Idle => {
                 if state.idle_for(self.deps.config.idle_after) {

@@ -111,6 +111,17 @@ impl BinHandle {
         }
     }
 
+    /// Units of `sku` free to reserve in `bin`; `None` if the bin does not exist.
+    ///
+    /// # Errors
+    /// A call failure.
+    pub async fn available(&self, bin: &BinId, sku: &Sku) -> Result<Option<u32>, CallError> {
+        match self.ask(bin, false, |reply| BinMsg::Available { sku: sku.clone(), reply }).await {
+            Err(CallError::NotFound) => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
     /// The bin as it is, if it exists.
     ///
     /// # Errors

@@ -182,8 +182,8 @@ impl FulfillmentOrderActor {
             skus.dedup();
             for sku in &skus {
                 for bin in self.deps.directory.bins_for(sku) {
-                    if let Some(found) = bins.get(&bin).await? {
-                        stock.push(BinStock { bin, sku: sku.clone(), available: found.level(sku).available() });
+                    if let Some(available) = bins.available(&bin, sku).await? {
+                        stock.push(BinStock { bin, sku: sku.clone(), available });
                     }
                 }
             }
@@ -240,8 +240,7 @@ impl FulfillmentOrderActor {
             let mut stock = Vec::new();
             for missing in order.unplaced() {
                 for bin in self.deps.directory.bins_for(&missing.sku) {
-                    if let Some(found) = bins.get(&bin).await? {
-                        let available = found.level(&missing.sku).available();
+                    if let Some(available) = bins.available(&bin, &missing.sku).await? {
                         stock.push(BinStock { bin, sku: missing.sku.clone(), available });
                     }
                 }
@@ -427,7 +426,7 @@ impl Actor for FulfillmentOrderActor {
         let now = self.deps.clock.now();
         match message {
             FulfillmentOrderMsg::Deliver(envelope, reply) => {
-                match state.aggregate.clone() {
+                match state.aggregate.as_ref() {
                     Some(order) if order.has_applied(envelope.event_id) => {
                         let _ = reply.send(Ok(Delivery::Duplicate));
                         return Ok(());
