@@ -2,8 +2,7 @@
 //! [`Timestamp`] parameter.
 
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::events::Timestamp;
 
@@ -21,30 +20,5 @@ impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         Timestamp::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
-    }
-}
-
-/// A clock that moves only when told to (tests and simulations).
-#[derive(Debug, Default)]
-pub struct ManualClock {
-    millis: AtomicU64,
-}
-
-impl ManualClock {
-    /// A clock showing `start`.
-    pub fn new(start: Timestamp) -> Self {
-        Self { millis: AtomicU64::new(start.as_millis()) }
-    }
-
-    /// Moves the clock forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        let millis = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
-        self.millis.fetch_add(millis, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_millis(self.millis.load(Ordering::SeqCst))
     }
 }

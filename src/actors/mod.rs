@@ -17,8 +17,8 @@ pub mod supervisor;
 
 use std::time::Duration;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use supervisor::{call, cast, child, ChildSpec, SpawnError, Supervisor, SupervisorMsg};
+pub use clock::{Clock, SystemClock};
+pub use supervisor::{call, cast, child, live_children, stop_tree, ChildSpec, SpawnError, Supervisor, SupervisorMsg};
 
 /// How long a typed call to an aggregate actor waits for its answer.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);

@@ -53,6 +53,21 @@ pub trait ChildSpec: Send + Sync + 'static {
     fn vacant(&self, id: &Self::Id) -> Self::Args;
 }
 
+/// Reads the snapshot `(kind, id)` from `store` and decodes it with `decode`
+/// (the usual body of [`ChildSpec::load`]).
+///
+/// # Errors
+/// A storage failure or a corrupt snapshot.
+pub fn read_snapshot<T>(
+    store: &crate::persistence::Store,
+    kind: &str,
+    id: &impl Display,
+    decode: fn(&str, &[u8]) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let key = id.to_string();
+    store.snapshot(kind, &key)?.map(|bytes| decode(&key, &bytes)).transpose()
+}
+
 /// Why a child could not be spawned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -219,6 +234,26 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
             SupervisionEvent::ActorStarted(_) | SupervisionEvent::ProcessGroupChanged(_) => {}
         }
         Ok(())
+    }
+}
+
+/// How long [`live_children`] waits for the supervisor's answer.
+pub const COUNT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many children `supervisor` has alive (0 when it is gone or does not answer).
+pub async fn live_children<S: ChildSpec>(supervisor: Result<&ActorRef<SupervisorMsg<S>>, CallError>) -> usize {
+    let Ok(supervisor) = supervisor else { return 0 };
+    match supervisor.call(SupervisorMsg::Count, Some(COUNT_TIMEOUT)).await {
+        Ok(CallResult::Success(count)) => count,
+        Ok(CallResult::Timeout | CallResult::SenderError) | Err(_) => 0,
+    }
+}
+
+/// Stops `supervisor`'s children, waiting up to `grace` for them, then the supervisor.
+pub async fn stop_tree<S: ChildSpec>(supervisor: Result<&ActorRef<SupervisorMsg<S>>, CallError>, grace: Duration) {
+    if let Ok(supervisor) = supervisor {
+        let _ = supervisor.stop_children_and_wait(None, Some(grace)).await;
+        supervisor.stop(None);
     }
 }
 

@@ -136,20 +136,12 @@ impl Ecommerce {
 
     /// Live order actors.
     pub async fn live_actors(&self) -> usize {
-        let Ok(sup) = self.deps.orders() else { return 0 };
-        sup.call(SupervisorMsg::Count, Some(Duration::from_secs(5)))
-            .await
-            .ok()
-            .and_then(|r| r.success_or(()).ok())
-            .unwrap_or(0)
+        crate::actors::live_children(self.deps.orders()).await
     }
 
     /// Stops the order supervisor and its children, waiting up to `grace`.
     pub async fn stop(&self, grace: Duration) {
-        if let Ok(orders) = self.deps.orders() {
-            let _ = orders.stop_children_and_wait(None, Some(grace)).await;
-            orders.stop(None);
-        }
+        crate::actors::stop_tree(self.deps.orders(), grace).await;
     }
 }
 

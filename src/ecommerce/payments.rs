@@ -143,8 +143,8 @@ impl SimulatedGateway {
     fn run(
         &self,
         key: String,
+        subject: Subject<'_>,
         operation: impl FnOnce(&mut Ledger) -> Result<Option<AuthorizationId>, PaymentError>,
-        token_of: impl FnOnce(&Ledger) -> Option<String>,
     ) -> Result<Option<AuthorizationId>, PaymentError> {
         if self.outage.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(PaymentError::Unavailable("simulated outage".to_owned()));
@@ -155,7 +155,11 @@ impl SimulatedGateway {
         if let Some(answer) = ledger.answers.get(&key) {
             return answer.clone();
         }
-        if token_of(&ledger).as_deref() == Some("tok_flaky") {
+        let flaky = match subject {
+            Subject::Token(token) => token == "tok_flaky",
+            Subject::Authorization(id) => ledger.entries.get(id).is_some_and(|e| e.token == "tok_flaky"),
+        };
+        if flaky {
             let attempts = ledger.attempts.entry(key.clone()).or_insert(0);
             *attempts += 1;
             if *attempts <= 2 {
@@ -169,6 +173,32 @@ impl SimulatedGateway {
         }
         answer
     }
+
+    /// Runs `operation` on authorization `id` under `key`; `missing` answers for an unknown one.
+    fn on_entry(
+        &self,
+        key: String,
+        id: &str,
+        missing: Result<(), PaymentError>,
+        operation: impl FnOnce(&mut LedgerEntry) -> Result<(), PaymentError>,
+    ) -> BoxFuture<'_, Result<(), PaymentError>> {
+        let answer = self.run(key, Subject::Authorization(id), |ledger| match ledger.entries.get_mut(id) {
+            Some(entry) => operation(entry).map(|()| None),
+            None => missing.map(|()| None),
+        });
+        Box::pin(async move { answer.map(|_| ()) })
+    }
+}
+
+/// What a call is about: a new payment method, or an existing authorization.
+#[derive(Debug, Clone, Copy)]
+enum Subject<'a> {
+    Token(&'a str),
+    Authorization(&'a str),
+}
+
+fn unknown() -> Result<(), PaymentError> {
+    Err(PaymentError::Declined("unknown authorization".to_owned()))
 }
 
 impl PaymentGateway for SimulatedGateway {
@@ -178,22 +208,16 @@ impl PaymentGateway for SimulatedGateway {
         token: String,
         amount: Money,
     ) -> BoxFuture<'_, Result<AuthorizationId, PaymentError>> {
-        let flaky_token = token.clone();
-        let answer = self.run(
-            key,
-            move |ledger| {
-                if token == "tok_decline" {
-                    return Err(PaymentError::Declined("card declined".to_owned()));
-                }
-                ledger.next += 1;
-                let id = format!("auth_{}", ledger.next);
-                ledger
-                    .entries
-                    .insert(id.clone(), LedgerEntry { token, authorized: amount.amount(), ..LedgerEntry::default() });
-                Ok(Some(id))
-            },
-            move |_| Some(flaky_token),
-        );
+        let answer = self.run(key, Subject::Token(&token), |ledger| {
+            if token == "tok_decline" {
+                return Err(PaymentError::Declined("card declined".to_owned()));
+            }
+            ledger.next += 1;
+            let id = format!("auth_{}", ledger.next);
+            let entry = LedgerEntry { token: token.clone(), authorized: amount.amount(), ..LedgerEntry::default() };
+            ledger.entries.insert(id.clone(), entry);
+            Ok(Some(id))
+        });
         Box::pin(async move { answer.and_then(|id| id.ok_or_else(|| PaymentError::Unavailable("no id".to_owned()))) })
     }
 
@@ -203,50 +227,33 @@ impl PaymentGateway for SimulatedGateway {
         authorization: AuthorizationId,
         amount: Money,
     ) -> BoxFuture<'_, Result<(), PaymentError>> {
-        let auth = authorization.clone();
-        let answer = self.run(
-            key,
-            move |ledger| {
-                let Some(entry) = ledger.entries.get_mut(&authorization) else {
-                    return Err(PaymentError::Declined("unknown authorization".to_owned()));
-                };
-                match entry.token.as_str() {
-                    "tok_decline_capture" => return Err(PaymentError::Declined("insufficient funds".to_owned())),
-                    "tok_capture_unavailable" => return Err(PaymentError::Unavailable("simulated outage".to_owned())),
-                    _ => {}
-                }
-                if entry.voided {
-                    return Err(PaymentError::Declined("authorization voided".to_owned()));
-                }
-                if amount.amount() > entry.authorized {
-                    return Err(PaymentError::Declined("amount above authorization".to_owned()));
-                }
-                entry.captures += 1;
-                entry.captured += amount.amount();
-                Ok(None)
-            },
-            move |ledger| ledger.entries.get(&auth).map(|e| e.token.clone()),
-        );
-        Box::pin(async move { answer.map(|_| ()) })
+        self.on_entry(key, &authorization, unknown(), |entry| {
+            match entry.token.as_str() {
+                "tok_decline_capture" => return Err(PaymentError::Declined("insufficient funds".to_owned())),
+                "tok_capture_unavailable" => return Err(PaymentError::Unavailable("simulated outage".to_owned())),
+                _ => {}
+            }
+            if entry.voided {
+                return Err(PaymentError::Declined("authorization voided".to_owned()));
+            }
+            if amount.amount() > entry.authorized {
+                return Err(PaymentError::Declined("amount above authorization".to_owned()));
+            }
+            entry.captures += 1;
+            entry.captured += amount.amount();
+            Ok(())
+        })
     }
 
     fn void(&self, key: String, authorization: AuthorizationId) -> BoxFuture<'_, Result<(), PaymentError>> {
-        let auth = authorization.clone();
-        let answer = self.run(
-            key,
-            move |ledger| {
-                let Some(entry) = ledger.entries.get_mut(&authorization) else {
-                    return Ok(None);
-                };
-                if entry.captures > 0 {
-                    return Err(PaymentError::AlreadyCaptured);
-                }
-                entry.voided = true;
-                Ok(None)
-            },
-            move |ledger| ledger.entries.get(&auth).map(|e| e.token.clone()),
-        );
-        Box::pin(async move { answer.map(|_| ()) })
+        // Voiding an unknown authorization leaves nothing held: done.
+        self.on_entry(key, &authorization, Ok(()), |entry| {
+            if entry.captures > 0 {
+                return Err(PaymentError::AlreadyCaptured);
+            }
+            entry.voided = true;
+            Ok(())
+        })
     }
 
     fn refund(
@@ -255,22 +262,13 @@ impl PaymentGateway for SimulatedGateway {
         authorization: AuthorizationId,
         amount: Money,
     ) -> BoxFuture<'_, Result<(), PaymentError>> {
-        let auth = authorization.clone();
-        let answer = self.run(
-            key,
-            move |ledger| {
-                let Some(entry) = ledger.entries.get_mut(&authorization) else {
-                    return Err(PaymentError::Declined("unknown authorization".to_owned()));
-                };
-                if entry.refunded + amount.amount() > entry.captured {
-                    return Err(PaymentError::Declined("refund above captured amount".to_owned()));
-                }
-                entry.refunded += amount.amount();
-                Ok(None)
-            },
-            move |ledger| ledger.entries.get(&auth).map(|e| e.token.clone()),
-        );
-        Box::pin(async move { answer.map(|_| ()) })
+        self.on_entry(key, &authorization, unknown(), |entry| {
+            if entry.refunded + amount.amount() > entry.captured {
+                return Err(PaymentError::Declined("refund above captured amount".to_owned()));
+            }
+            entry.refunded += amount.amount();
+            Ok(())
+        })
     }
 }
 

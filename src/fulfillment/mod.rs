@@ -359,31 +359,20 @@ impl Fulfillment {
 
     /// Live children per supervisor: (bins, fulfillment orders, shipments).
     pub async fn live_actors(&self) -> (usize, usize, usize) {
-        async fn count<S: crate::actors::ChildSpec>(sup: Result<&ActorRef<SupervisorMsg<S>>, CallError>) -> usize {
-            let Ok(sup) = sup else { return 0 };
-            sup.call(SupervisorMsg::Count, Some(Duration::from_secs(5)))
-                .await
-                .ok()
-                .and_then(|r| r.success_or(()).ok())
-                .unwrap_or(0)
-        }
-        (count(self.deps.bins()).await, count(self.deps.fulfillment_orders()).await, count(self.deps.shipments()).await)
+        use crate::actors::live_children;
+        (
+            live_children(self.deps.bins()).await,
+            live_children(self.deps.fulfillment_orders()).await,
+            live_children(self.deps.shipments()).await,
+        )
     }
 
     /// Stops the supervisors and their children, waiting up to `grace`.
     pub async fn stop(&self, grace: Duration) {
-        if let Ok(orders) = self.deps.fulfillment_orders() {
-            let _ = orders.stop_children_and_wait(None, Some(grace)).await;
-            orders.stop(None);
-        }
-        if let Ok(shipments) = self.deps.shipments() {
-            let _ = shipments.stop_children_and_wait(None, Some(grace)).await;
-            shipments.stop(None);
-        }
-        if let Ok(bins) = self.deps.bins() {
-            let _ = bins.stop_children_and_wait(None, Some(grace)).await;
-            bins.stop(None);
-        }
+        use crate::actors::stop_tree;
+        stop_tree(self.deps.fulfillment_orders(), grace).await;
+        stop_tree(self.deps.shipments(), grace).await;
+        stop_tree(self.deps.bins(), grace).await;
     }
 }
 

@@ -17,7 +17,7 @@ use super::dto::{self, CancelResponse, OrderList, OrderResponse, PlaceOrderReque
 use super::idempotency::Admission;
 use super::{body, json, parse, respond, ApiError, AppState};
 use crate::ecommerce::accounts::{Principal, Role};
-use crate::ecommerce::order::{CancelOutcome, Order, OrderFilter, PlaceOrder, PAGE_SIZE_MAX};
+use crate::ecommerce::order::{CancelOutcome, Order, OrderFilter, OrderStatus, PlaceOrder, PAGE_SIZE_MAX};
 use crate::events::{Address, CustomerId, OrderId, Quantity, Sku};
 
 /// The routes.
@@ -84,12 +84,6 @@ pub async fn create(
         }
         (_, None) => return Err(ApiError::invalid("customer_required", "an admin must name the customer_id")),
     };
-    if request.lines.len() > crate::ecommerce::order::state::ORDER_LINES_MAX {
-        return Err(ApiError::invalid(
-            "too_many_lines",
-            format!("an order has at most {} lines", crate::ecommerce::order::state::ORDER_LINES_MAX),
-        ));
-    }
     let mut lines = Vec::with_capacity(request.lines.len());
     for line in &request.lines {
         lines.push((Sku::parse(&line.sku)?, Quantity::new(line.quantity)?));
@@ -130,18 +124,6 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
-const STATUSES: [&str; 9] = [
-    "placed",
-    "stock_confirmed",
-    "paid",
-    "in_fulfillment",
-    "partially_shipped",
-    "shipped",
-    "delivered",
-    "cancelled",
-    "refunded",
-];
-
 /// Lists orders, oldest first, by cursor.
 #[utoipa::path(get, path = "/v1/orders", tag = "orders", params(ListQuery),
     responses((status = 200, body = OrderList), (status = 422, body = ProblemResponse)),
@@ -158,8 +140,11 @@ pub async fn list(
         return Err(ApiError::invalid("invalid_limit", format!("limit must be 1 to {PAGE_SIZE_MAX}")));
     }
     if let Some(status) = &query.status {
-        if !STATUSES.contains(&status.as_str()) {
-            return Err(ApiError::invalid("invalid_status", format!("status must be one of {}", STATUSES.join(", "))));
+        if !OrderStatus::CODES.contains(&status.as_str()) {
+            return Err(ApiError::invalid(
+                "invalid_status",
+                format!("status must be one of {}", OrderStatus::CODES.join(", ")),
+            ));
         }
     }
     let asked: Option<CustomerId> = query.customer_id.as_deref().map(str::parse).transpose()?;

@@ -97,13 +97,6 @@ pub enum WriteOp {
         /// Versioned bytes.
         bytes: Vec<u8>,
     },
-    /// Remove a snapshot.
-    DeleteSnapshot {
-        /// Record kind.
-        kind: &'static str,
-        /// The aggregate's id.
-        id: String,
-    },
     /// Mark an aggregate as having work left (recovery resumes it).
     MarkOpen {
         /// Record kind.
@@ -449,16 +442,6 @@ impl Store {
             found.push((key.value(), value.value().to_vec()));
         }
         Ok(found)
-    }
-
-    /// Whether event `key` has been applied here.
-    ///
-    /// # Errors
-    /// [`StoreError::Io`] or [`StoreError::Corrupt`].
-    pub fn inbox_contains(&self, key: u128) -> Result<bool> {
-        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
-        let table = txn.open_table(tables::INBOX).map_err(StoreError::from_redb)?;
-        Ok(table.get(key).map_err(StoreError::from_redb)?.is_some())
     }
 
     /// The saga steps of `order` with their keys, in key (time) order.

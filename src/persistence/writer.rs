@@ -116,9 +116,6 @@ fn commit_group(db: &Database, group: &[(WriteBatch, Done)]) -> Result<(), Store
                     WriteOp::PutSnapshot { kind, id, bytes } => {
                         snapshots.insert((*kind, id.as_str()), bytes.as_slice()).map_err(StoreError::from_redb)?;
                     }
-                    WriteOp::DeleteSnapshot { kind, id } => {
-                        snapshots.remove((*kind, id.as_str())).map_err(StoreError::from_redb)?;
-                    }
                     WriteOp::MarkOpen { kind, id } => {
                         open.insert((*kind, id.as_str()), ()).map_err(StoreError::from_redb)?;
                     }

@@ -24,18 +24,7 @@ async fn manual_paid_order_with(policy: ShortPickPolicy) -> anyhow::Result<(Test
     t.receive("east/A-01", "MUG", 10).await?;
     let order = t.place(&[("MUG", 3)], "tok_visa").await?;
     let fo = FulfillmentOrderId::for_order(order.id());
-    let released = wait_until(SETTLE, || async {
-        t.engine()
-            .fulfillment()
-            .orders()
-            .get(fo)
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|f| f.status() == FulfillmentStatus::Released)
-    })
-    .await;
-    anyhow::ensure!(released, "fulfillment order not released");
+    t.wait_fulfillment(fo, FulfillmentStatus::Released).await?;
     Ok((t, order.id()))
 }
 

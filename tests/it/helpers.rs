@@ -117,6 +117,20 @@ impl TestEngine {
         }
     }
 
+    /// Waits until fulfillment order `id` reaches `status`.
+    pub(crate) async fn wait_fulfillment(
+        &self,
+        id: orderdock::events::FulfillmentOrderId,
+        status: orderdock::fulfillment::fulfillment_order::FulfillmentStatus,
+    ) -> TestResult {
+        let reached = wait_until(SETTLE, || async {
+            self.engine().fulfillment().orders().get(id).await.ok().flatten().is_some_and(|f| f.status() == status)
+        })
+        .await;
+        anyhow::ensure!(reached, "fulfillment order {id} never reached {}", status.as_str());
+        Ok(())
+    }
+
     pub(crate) async fn wait_status(&self, id: OrderId, status: OrderStatus) -> anyhow::Result<Order> {
         self.wait_for(id, |o| o.status() == status).await
     }

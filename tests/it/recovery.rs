@@ -114,18 +114,7 @@ async fn restarts_during_warehouse_work_resume_where_the_saga_stood() -> TestRes
     let fo1 = FulfillmentOrderId::for_order(first.id());
     let fo2 = FulfillmentOrderId::for_order(second.id());
     for fo in [fo1, fo2] {
-        let released = wait_until(SETTLE, || async {
-            t.engine()
-                .fulfillment()
-                .orders()
-                .get(fo)
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|f| f.status() == FulfillmentStatus::Released)
-        })
-        .await;
-        assert!(released);
+        t.wait_fulfillment(fo, FulfillmentStatus::Released).await?;
     }
     // Crash after capture and release.
     let t = t.crash_and_restart().await?;
@@ -177,19 +166,7 @@ async fn a_duplicate_event_is_recognised_and_ignored() -> TestResult {
     let t = stocked(false).await?;
     let order = t.place(&[("MUG", 2)], "tok_visa").await?;
     let fo = FulfillmentOrderId::for_order(order.id());
-    assert!(
-        wait_until(SETTLE, || async {
-            t.engine()
-                .fulfillment()
-                .orders()
-                .get(fo)
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|f| f.status() == FulfillmentStatus::Released)
-        })
-        .await
-    );
+    t.wait_fulfillment(fo, FulfillmentStatus::Released).await?;
     // Re-deliver the OrderPlaced and PaymentCaptured events the order emitted.
     let replay = orderdock::events::EventEnvelope {
         event_id: orderdock::events::EventId::derived(order.id().as_raw(), 1),
@@ -223,19 +200,7 @@ async fn a_crashed_actor_is_restarted_from_its_snapshot() -> TestResult {
     let t = stocked(false).await?;
     let order = t.place(&[("MUG", 2)], "tok_visa").await?;
     let fo = FulfillmentOrderId::for_order(order.id());
-    assert!(
-        wait_until(SETTLE, || async {
-            t.engine()
-                .fulfillment()
-                .orders()
-                .get(fo)
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|f| f.status() == FulfillmentStatus::Released)
-        })
-        .await
-    );
+    t.wait_fulfillment(fo, FulfillmentStatus::Released).await?;
     // Kill the fulfillment order's actor as a panic would.
     let name = ractor::registry::registered().into_iter().find(|n| n.ends_with(&fo.to_string())).expect("registered");
     let cell = ractor::registry::where_is(name.clone()).expect("alive");

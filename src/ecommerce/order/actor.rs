@@ -90,11 +90,7 @@ impl ChildSpec for OrderSpec {
     }
 
     fn load(&self, id: &OrderId) -> Result<Option<Option<Order>>, StoreError> {
-        let key = id.to_string();
-        match self.deps.store.snapshot(ORDER_KIND, &key)? {
-            Some(bytes) => Ok(Some(Some(decode(&key, &bytes)?))),
-            None => Ok(None),
-        }
+        Ok(crate::actors::supervisor::read_snapshot(&self.deps.store, ORDER_KIND, id, decode)?.map(Some))
     }
 
     fn vacant(&self, _id: &OrderId) -> Option<Order> {

@@ -110,6 +110,7 @@ impl OrderHandle {
         if token.is_empty() || token.len() > PAYMENT_TOKEN_LEN_MAX || token.chars().any(char::is_control) {
             return Err(PlaceError::PaymentToken);
         }
+        Order::check_lines(request.lines.iter().map(|(sku, _)| sku))?;
         let mut lines = Vec::with_capacity(request.lines.len());
         for (sku, quantity) in &request.lines {
             let product = self.deps.catalog.get(sku).ok_or_else(|| PlaceError::UnknownSku(sku.clone()))?;

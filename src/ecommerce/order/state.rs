@@ -66,6 +66,19 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Every status code, in lifecycle order.
+    pub const CODES: [&'static str; 9] = [
+        "placed",
+        "stock_confirmed",
+        "paid",
+        "in_fulfillment",
+        "partially_shipped",
+        "shipped",
+        "delivered",
+        "cancelled",
+        "refunded",
+    ];
+
     /// The status as a stable snake_case code.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -314,21 +327,35 @@ impl Order {
         Ok(Transition { next: order, events, steps: vec![step(now, name, detail, false)] })
     }
 
+    /// Checks the shape of an order's lines: at least one, at most
+    /// [`ORDER_LINES_MAX`], each SKU once.
+    ///
+    /// # Errors
+    /// [`OrderError::NoLines`], [`OrderError::TooManyLines`], [`OrderError::DuplicateSku`].
+    pub fn check_lines<'a>(skus: impl ExactSizeIterator<Item = &'a Sku>) -> Result<(), OrderError> {
+        match skus.len() {
+            0 => return Err(OrderError::NoLines),
+            n if n > ORDER_LINES_MAX => return Err(OrderError::TooManyLines),
+            _ => {}
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for sku in skus {
+            if !seen.insert(sku) {
+                return Err(OrderError::DuplicateSku(sku.clone()));
+            }
+        }
+        Ok(())
+    }
+
     /// The sum of the lines, checking the line rules.
     ///
     /// # Errors
-    /// [`OrderError::NoLines`], [`OrderError::TooManyLines`], [`OrderError::DuplicateSku`], [`OrderError::Amount`].
+    /// As [`Order::check_lines`], and [`OrderError::Amount`].
     pub fn total_of(lines: &[OrderLine]) -> Result<Money, OrderError> {
-        let first = lines.first().ok_or(OrderError::NoLines)?;
-        if lines.len() > ORDER_LINES_MAX {
-            return Err(OrderError::TooManyLines);
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        let mut total = Money::zero(first.unit_price.currency());
+        Self::check_lines(lines.iter().map(|l| &l.sku))?;
+        let currency = lines.first().map(|l| l.unit_price.currency()).ok_or(OrderError::NoLines)?;
+        let mut total = Money::zero(currency);
         for line in lines {
-            if !seen.insert(&line.sku) {
-                return Err(OrderError::DuplicateSku(line.sku.clone()));
-            }
             total = total.checked_add(line.unit_price.times(line.quantity.get())?)?;
         }
         Ok(total)
@@ -853,20 +880,7 @@ mod tests {
             IntegrationEvent::CancellationRejected,
         ];
         let statuses: Vec<&str> = every_status().iter().map(|o| o.status().as_str()).collect();
-        assert_eq!(
-            statuses,
-            [
-                "placed",
-                "stock_confirmed",
-                "paid",
-                "in_fulfillment",
-                "partially_shipped",
-                "shipped",
-                "delivered",
-                "cancelled",
-                "refunded"
-            ]
-        );
+        assert_eq!(statuses, OrderStatus::CODES, "one status of each code, in lifecycle order");
         for order in every_status() {
             let status = order.status().as_str();
             for (n, event) in events.iter().enumerate() {

@@ -122,11 +122,7 @@ impl ChildSpec for BinSpec {
     }
 
     fn load(&self, id: &BinId) -> Result<Option<Option<Bin>>, StoreError> {
-        let key = id.to_string();
-        match self.deps.store.snapshot(BIN_KIND, &key)? {
-            Some(bytes) => Ok(Some(Some(decode(&key, &bytes)?))),
-            None => Ok(None),
-        }
+        Ok(crate::actors::supervisor::read_snapshot(&self.deps.store, BIN_KIND, id, decode)?.map(Some))
     }
 
     fn vacant(&self, id: &BinId) -> Option<Bin> {

@@ -109,11 +109,7 @@ impl ChildSpec for FulfillmentOrderSpec {
     }
 
     fn load(&self, id: &FulfillmentOrderId) -> Result<Option<Option<FulfillmentOrder>>, StoreError> {
-        let key = id.to_string();
-        match self.deps.store.snapshot(FULFILLMENT_ORDER_KIND, &key)? {
-            Some(bytes) => Ok(Some(Some(decode(&key, &bytes)?))),
-            None => Ok(None),
-        }
+        Ok(crate::actors::supervisor::read_snapshot(&self.deps.store, FULFILLMENT_ORDER_KIND, id, decode)?.map(Some))
     }
 
     fn vacant(&self, _id: &FulfillmentOrderId) -> Option<FulfillmentOrder> {

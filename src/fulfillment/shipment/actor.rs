@@ -92,11 +92,7 @@ impl ChildSpec for ShipmentSpec {
     }
 
     fn load(&self, id: &ShipmentId) -> Result<Option<Option<Shipment>>, StoreError> {
-        let key = id.to_string();
-        match self.deps.store.snapshot(SHIPMENT_KIND, &key)? {
-            Some(bytes) => Ok(Some(Some(decode(&key, &bytes)?))),
-            None => Ok(None),
-        }
+        Ok(crate::actors::supervisor::read_snapshot(&self.deps.store, SHIPMENT_KIND, id, decode)?.map(Some))
     }
 
     fn vacant(&self, _id: &ShipmentId) -> Option<Shipment> {

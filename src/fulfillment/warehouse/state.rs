@@ -40,12 +40,6 @@ pub enum WarehouseError {
     /// The name is empty, too long or has control characters.
     #[error("a warehouse name has 1 to {WAREHOUSE_NAME_LEN_MAX} printable characters")]
     Name,
-    /// No such warehouse.
-    #[error("unknown warehouse {0}")]
-    UnknownWarehouse(WarehouseId),
-    /// The warehouse has no such bin.
-    #[error("unknown bin {0}")]
-    UnknownBin(BinId),
 }
 
 impl Warehouse {
