@@ -85,6 +85,31 @@ impl Default for Adapters {
     }
 }
 
+/// The outcome of [`Engine::audit`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Audit {
+    /// Bins read.
+    pub bins: usize,
+    /// Units held, picked or shipped beyond what was received (must be 0).
+    pub oversold_units: u64,
+    /// Broken bin invariants and oversold SKUs, one line each.
+    pub stock_violations: Vec<String>,
+    /// The gateway's ledger breaks; `None` when the gateway keeps no ledger.
+    pub payment_violations: Option<Vec<String>>,
+}
+
+impl Audit {
+    /// Whether stock balances (no broken invariant, nothing oversold).
+    pub fn stock_balanced(&self) -> bool {
+        self.stock_violations.is_empty() && self.oversold_units == 0
+    }
+
+    /// Whether money balances (no ledger break; `true` when the gateway keeps no ledger).
+    pub fn money_balanced(&self) -> bool {
+        self.payment_violations.as_ref().is_none_or(Vec::is_empty)
+    }
+}
+
 /// Why the engine did not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -303,6 +328,32 @@ impl Engine {
 
     fn dispatchers(&self) -> [&DispatcherHandle; 2] {
         [self.ecommerce.dispatcher(), self.fulfillment.dispatcher()]
+    }
+
+    /// Checks the books: every bin's invariants and stock conservation, and
+    /// the payment gateway's ledger (where it keeps one). Reads every bin.
+    ///
+    /// # Errors
+    /// A bin could not be read.
+    pub async fn audit(&self) -> Result<Audit, FulfillmentError> {
+        let bins = self.fulfillment.all_bins().await?;
+        let mut audit = Audit { bins: bins.len(), ..Audit::default() };
+        for bin in &bins {
+            if let Err(err) = bin.check_invariants() {
+                audit.stock_violations.push(format!("{}: {err}", bin.id()));
+            }
+            for (sku, level) in bin.levels() {
+                let sold = level.shipped + u64::from(level.picked) + u64::from(level.reserved);
+                let had = level.received.saturating_sub(u64::try_from(level.adjusted_out.max(0)).unwrap_or(0));
+                let over = sold.saturating_sub(had);
+                if over > 0 {
+                    audit.stock_violations.push(format!("{}: {sku} oversold by {over}", bin.id()));
+                }
+                audit.oversold_units += over;
+            }
+        }
+        audit.payment_violations = self.adapters.gateway.audit();
+        Ok(audit)
     }
 
     /// Waits until both outboxes are delivered, up to `timeout`. Returns whether they were.

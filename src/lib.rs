@@ -39,4 +39,4 @@ pub mod http;
 pub mod load;
 pub mod persistence;
 
-pub use engine::{Adapters, Config, Engine, FulfillmentView, OrderView, StartError};
+pub use engine::{Adapters, Audit, Config, Engine, FulfillmentView, OrderView, StartError};

@@ -26,7 +26,7 @@ struct Cli {
 enum Command {
     /// Run the engine with its HTTP API (embedded: both contexts, redb, nothing else needed).
     Serve(ServeArgs),
-    /// Generate load on an embedded engine and report throughput and latency (see BENCHMARKS.md).
+    /// Generate load (on an embedded engine, or a server with --target) and report throughput and latency (see BENCHMARKS.md).
     Load(LoadArgs),
     /// Read a stopped engine's stores: orders by status, open sagas, outbox lag, stock with a conservation check.
     Inspect {
@@ -56,18 +56,29 @@ struct LoadArgs {
     /// Warehouses the stock is spread over.
     #[arg(long, default_value_t = 1)]
     warehouses: usize,
-    /// When an order counts as done: placed, reserved, paid, packed (shipment created), shipped or delivered.
-    #[arg(long, default_value = "packed")]
-    until: String,
+    /// When an order counts as done: placed, reserved, paid, packed (shipment created), shipped or
+    /// delivered. Default packed (the saga-3 milestone).
+    #[arg(long)]
+    until: Option<String>,
     /// Stop placing orders after this many seconds.
     #[arg(long)]
     duration: Option<u64>,
     /// Recorded with the results (the workload itself is deterministic).
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Where the engine's stores go (default: a temporary directory, removed afterwards).
+    /// Where the engine's stores go (default: a temporary directory, removed
+    /// afterwards). With --target: where the server's admin.key is read from.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Drive a running server (`http://127.0.0.1:8080`) instead of an embedded engine.
+    #[arg(long)]
+    target: Option<String>,
+    /// Admin API key for --target (default: $ORDERDOCK_API_KEY, else <data-dir>/admin.key, else data/admin.key).
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Place this many orders per second (open loop; latency counts from each order's due time).
+    #[arg(long)]
+    rate: Option<f64>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -201,16 +212,35 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             skus: args.skus.max(1),
             stock: args.stock,
             warehouses: args.warehouses.max(1),
-            until: Until::parse(&args.until).map_err(anyhow::Error::msg)?,
+            until: Until::Packed,
             duration: None,
             seed: args.seed,
             data_dir: None,
+            target: None,
+            rate: None,
         },
     };
     anyhow::ensure!(config.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(args.rate.is_none_or(|r| r.is_finite() && r > 0.0), "--rate must be a positive number");
     config.duration = args.duration.map(std::time::Duration::from_secs);
     config.seed = args.seed;
-    config.data_dir = args.data_dir;
+    config.rate = args.rate;
+    if let Some(until) = &args.until {
+        config.until = Until::parse(until).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(url) = &args.target {
+        let key = match args.api_key.clone().or_else(|| std::env::var("ORDERDOCK_API_KEY").ok()) {
+            Some(key) => key,
+            None => {
+                let path = args.data_dir.clone().unwrap_or_else(|| PathBuf::from("data")).join("admin.key");
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading the admin key from {} (or pass --api-key)", path.display()))?
+            }
+        };
+        config.target = Some(load::remote::Target::new(url, &key)?);
+    } else {
+        config.data_dir = args.data_dir;
+    }
     let bar = if args.json {
         indicatif::ProgressBar::hidden()
     } else {
@@ -231,14 +261,12 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "orders        {} ({} done at {:?}, {} cancelled, {} timed out)",
-            report.orders, report.completed, report.until, report.cancelled, report.timed_out
+            "orders        {} ({} done at {:?}, {} cancelled, {} timed out, {} failed)",
+            report.orders, report.completed, report.until, report.cancelled, report.timed_out, report.failed
         );
-        println!("concurrency   {}", report.concurrency);
-        println!(
-            "throughput    {:.0} orders/s over {:.1} s ({} durable commits)",
-            report.orders_per_sec, report.elapsed_sec, report.commits
-        );
+        println!("target        {} (concurrency {})", report.target, report.concurrency);
+        let commits = report.commits.map(|c| format!(" ({c} durable commits)")).unwrap_or_default();
+        println!("throughput    {:.0} orders/s over {:.1} s{commits}", report.orders_per_sec, report.elapsed_sec);
         println!(
             "intake        p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
             report.intake.p50_ms, report.intake.p90_ms, report.intake.p99_ms, report.intake.max_ms
@@ -259,6 +287,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         report.stock_balanced && report.money_balanced && report.oversold_units == 0,
         "balance checks failed"
     );
+    anyhow::ensure!(report.failed == 0 && report.timed_out == 0, "some orders failed or timed out");
     Ok(())
 }
 

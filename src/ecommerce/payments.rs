@@ -67,6 +67,11 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
         authorization: AuthorizationId,
         amount: Money,
     ) -> BoxFuture<'_, Result<(), PaymentError>>;
+    /// The gateway's own ledger check, where it keeps one: rule breaks found
+    /// (double capture, capture above the hold, …). `None` when it cannot tell.
+    fn audit(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// One authorization in the simulated gateway's ledger.
@@ -202,6 +207,10 @@ fn unknown() -> Result<(), PaymentError> {
 }
 
 impl PaymentGateway for SimulatedGateway {
+    fn audit(&self) -> Option<Vec<String>> {
+        Some(self.violations())
+    }
+
     fn authorize(
         &self,
         key: String,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod fulfillment;
 pub mod idempotency;
 pub mod inventory;
+pub mod observe;
 pub mod ops;
 pub mod orders;
 pub mod products;
@@ -195,6 +196,7 @@ pub fn router(state: AppState) -> Router {
         .merge(fulfillment::router())
         .merge(carriers::router())
         .merge(ops::router())
+        .merge(observe::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count))

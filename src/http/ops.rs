@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
         super::orders::create, super::orders::list, super::orders::read, super::orders::cancel,
         super::fulfillment::confirm_pick, super::fulfillment::pack, super::fulfillment::create, super::fulfillment::read,
         super::carriers::event,
+        super::observe::audit, super::observe::steps,
         health, ready, metrics,
     ),
     modifiers(&BearerAuth)

@@ -40,6 +40,16 @@ impl Api {
         Ok(Api { state: AppState::new(engine, http), admin, operator, channel, _dir: dir })
     }
 
+    /// The status of a request whose body is not read (a stream).
+    pub(crate) async fn status_only(&self, method: &str, path: &str, key: Option<&str>) -> anyhow::Result<StatusCode> {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        let response = orderdock::http::router(self.state.clone()).oneshot(request.body(Body::empty())?).await?;
+        Ok(response.status())
+    }
+
     pub(crate) async fn call(
         &self,
         method: &str,
@@ -304,6 +314,8 @@ async fn the_authorization_matrix_holds() -> TestResult {
         ("POST", format!("/v1/fulfillment-orders/{fo_id}/pack"), vec![], false, vec![("admin", StatusCode::CONFLICT), ("operator", StatusCode::CONFLICT)]),
         ("POST", "/v1/fulfillment/orders".into(), br#"{"channel":"b2b","external_id":"PO-1","lines":[{"sku":"MUG","quantity":1}],"ship_to":{"name":"A","line1":"B","city":"C","postal_code":"D","country":"GB"}}"#.to_vec(), true, vec![("admin", StatusCode::CREATED), ("channel", StatusCode::CREATED)]),
         ("POST", format!("/v1/orders/{order_id}/cancel"), vec![], true, vec![("admin", StatusCode::ACCEPTED), ("alice", StatusCode::ACCEPTED), ("bob", StatusCode::NOT_FOUND)]),
+        ("GET", "/v1/audit".into(), vec![], false, vec![("admin", StatusCode::OK)]),
+        ("GET", "/v1/stream/steps?steps=packed".into(), vec![], false, vec![("admin", StatusCode::OK), ("operator", StatusCode::OK)]),
     ];
     let mut cells = 0;
     for (method, path, body, idempotent, allowed) in &routes {
@@ -314,6 +326,13 @@ async fn the_authorization_matrix_holds() -> TestResult {
                 .map(|(_, s)| *s)
                 .unwrap_or(if key.is_none() { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN });
             let idempotency = idempotent.then(|| format!("matrix-{n}-{cells}"));
+            if path.starts_with("/v1/stream/") {
+                // An open stream never ends: check the status only.
+                let status = api.status_only(method, path, *key).await?;
+                assert_eq!(status, expected, "{method} {path} as {role}");
+                cells += 1;
+                continue;
+            }
             let reply = api.call(method, path, *key, idempotency.as_deref(), Some(body)).await?;
             assert_eq!(reply.status, expected, "{method} {path} as {role}: {}", reply.body);
             cells += 1;

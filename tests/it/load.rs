@@ -25,3 +25,40 @@ async fn the_lowstock_variant_rejects_about_thirty_percent_and_compensates() -> 
     assert!(report.stock_balanced && report.money_balanced, "{report:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_against_a_server_over_http_completes_and_balances() -> TestResult {
+    let api = crate::api::Api::start(true).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(orderdock::http::serve(listener, api.state.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let mut config = LoadConfig::saga3(300, 16, true);
+    config.skus = 10;
+    config.stock = 21; // 10 SKUs × 21 units: 210 of the 300 orders can be served.
+    config.target = Some(load::remote::Target::new(&format!("http://{address}/"), &api.admin)?);
+    let report = load::run(config, |_| {}).await?;
+    assert_eq!((report.orders, report.failed, report.timed_out), (300, 0, 0), "{report:?}");
+    assert_eq!((report.completed, report.cancelled), (210, 90), "{report:?}");
+    assert!(report.stock_balanced && report.money_balanced, "{report:?}");
+    assert!(report.rss_peak_bytes > 0);
+    // A second run against the same server adds its own stock and customer.
+    let mut again = LoadConfig::saga3(50, 4, false);
+    again.until = load::Until::Placed;
+    again.target = Some(load::remote::Target::new(&format!("http://{address}"), &api.admin)?);
+    let report = load::run(again, |_| {}).await?;
+    assert_eq!((report.completed, report.failed), (50, 0), "{report:?}");
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
+
+#[test]
+fn a_target_must_be_plain_http_with_a_key() {
+    assert!(load::remote::Target::new("https://127.0.0.1:1", "k").is_err());
+    assert!(load::remote::Target::new("http://127.0.0.1:1/v1", "k").is_err());
+    assert!(load::remote::Target::new("http://127.0.0.1:1", " ").is_err());
+    assert!(load::remote::Target::new("http://127.0.0.1:1/", "k").is_ok());
+}

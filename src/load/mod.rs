@@ -1,0 +1,479 @@
+//! The load generator behind `orderdock load`. Embedded ([`embedded`]), it
+//! starts its own engine on a temporary store (durable, as in production);
+//! against a server ([`remote`]), it drives the HTTP API. Either way it
+//! stocks the catalog, places orders with a fixed number in flight (or at a
+//! fixed rate), and measures intake latency (the placement call) and saga
+//! latency (placement → the chosen milestone), observed through the engine's
+//! stream of committed saga steps. At the end it checks that stock and money
+//! balance.
+//!
+//! The `saga-3` workload: 100 SKUs with 1,000,000 units each in one
+//! warehouse; orders of one line, quantity 1, price 10.00, SKUs round-robin;
+//! done when the order's shipment is created. `saga-3-lowstock` sizes stock
+//! so that about 30 % of the orders are rejected and compensate.
+
+pub mod embedded;
+pub mod remote;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::events::{ContextName, OrderId};
+
+/// How long one order may take before the run stops waiting for it.
+pub const ORDER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// When an order counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Until {
+    /// The placement call returned (payment authorized, order durable).
+    Placed,
+    /// Fulfillment reserved the stock.
+    Reserved,
+    /// The payment was captured.
+    Paid,
+    /// The order's shipment was created (packed): the saga-3 milestone.
+    Packed,
+    /// A shipment left the warehouse.
+    Shipped,
+    /// Every shipment was delivered.
+    Delivered,
+}
+
+impl Until {
+    /// Parses `placed|reserved|paid|packed|shipped|delivered`.
+    ///
+    /// # Errors
+    /// The text given.
+    pub fn parse(text: &str) -> Result<Until, String> {
+        Ok(match text {
+            "placed" => Until::Placed,
+            "reserved" => Until::Reserved,
+            "paid" => Until::Paid,
+            "packed" => Until::Packed,
+            "shipped" => Until::Shipped,
+            "delivered" => Until::Delivered,
+            other => {
+                return Err(format!(
+                    "unknown milestone {other:?}: placed, reserved, paid, packed, shipped or delivered"
+                ))
+            }
+        })
+    }
+
+    /// The saga step that marks it, and the context that takes it.
+    pub fn step(self) -> (&'static str, crate::events::ContextName) {
+        use crate::events::ContextName::{Ecommerce, Fulfillment};
+        match self {
+            Until::Placed => ("order_placed", Ecommerce),
+            Until::Reserved => ("stock_reserved", Fulfillment),
+            Until::Paid => ("payment_captured", Ecommerce),
+            Until::Packed => ("packed", Fulfillment),
+            Until::Shipped => ("shipment_dispatched", Fulfillment),
+            Until::Delivered => ("shipment_delivered", Ecommerce),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// Orders to place.
+    pub orders: u64,
+    /// Orders in flight at once.
+    pub concurrency: usize,
+    /// Distinct SKUs (round-robin).
+    pub skus: usize,
+    /// Units of each SKU.
+    pub stock: u32,
+    /// Warehouses; each SKU's stock is spread over them.
+    pub warehouses: usize,
+    /// When an order is done.
+    pub until: Until,
+    /// Stop placing new orders after this long.
+    pub duration: Option<Duration>,
+    /// Seed (recorded; the workload is deterministic round-robin).
+    pub seed: u64,
+    /// The data directory of an embedded run (a temporary one when `None`).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// A running server to drive instead of an embedded engine.
+    pub target: Option<remote::Target>,
+    /// Place orders at this many per second (open loop) instead of as fast
+    /// as `concurrency` allows; latency counts from each order's due time.
+    pub rate: Option<f64>,
+}
+
+impl LoadConfig {
+    /// The `saga-3` workload (`lowstock`: ~30 % rejected) at `concurrency`.
+    pub fn saga3(orders: u64, concurrency: usize, lowstock: bool) -> LoadConfig {
+        let skus = 100;
+        let stock =
+            if lowstock { u32::try_from(orders * 7 / 10 / skus as u64).unwrap_or(u32::MAX).max(1) } else { 1_000_000 };
+        LoadConfig {
+            orders,
+            concurrency,
+            skus,
+            stock,
+            warehouses: 1,
+            until: Until::Packed,
+            duration: None,
+            seed: 0,
+            data_dir: None,
+            target: None,
+            rate: None,
+        }
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Worst.
+    pub max_ms: f64,
+}
+
+impl Latency {
+    fn of(histogram: &Histogram<u64>) -> Latency {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Latency {
+            p50_ms: ms(histogram.value_at_quantile(0.50)),
+            p90_ms: ms(histogram.value_at_quantile(0.90)),
+            p99_ms: ms(histogram.value_at_quantile(0.99)),
+            max_ms: ms(histogram.max()),
+        }
+    }
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// Orders placed.
+    pub orders: u64,
+    /// Orders that reached the milestone.
+    pub completed: u64,
+    /// Orders cancelled (out of stock, declined) instead.
+    pub cancelled: u64,
+    /// Orders that did neither within [`ORDER_TIMEOUT`].
+    pub timed_out: u64,
+    /// Placements that failed (transport errors, 5xx after retries).
+    pub failed: u64,
+    /// `embedded` or the server's URL.
+    pub target: String,
+    /// Orders in flight.
+    pub concurrency: usize,
+    /// The milestone.
+    pub until: Until,
+    /// Finished orders (completed + cancelled) per second of the run.
+    pub orders_per_sec: f64,
+    /// Saga latency: placement → milestone (or cancellation). Also flattened below.
+    pub saga: Latency,
+    /// Intake latency: the placement call.
+    pub intake: Latency,
+    /// Saga median, ms.
+    pub p50_ms: f64,
+    /// Saga 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Saga worst, ms.
+    pub max_ms: f64,
+    /// Wall time of the run, seconds.
+    pub elapsed_sec: f64,
+    /// Peak resident memory of the engine's process, bytes (0 where unknown).
+    pub rss_peak_bytes: u64,
+    /// Durable group commits across both stores during the run (embedded only).
+    pub commits: Option<u64>,
+    /// The placement rate asked for, per second (open loop), if any.
+    pub rate: Option<f64>,
+    /// Stock balances per SKU: received = on hand + shipped + written off, held ≤ on hand.
+    pub stock_balanced: bool,
+    /// No authorization captured twice, above its amount, or refunded above its capture.
+    pub money_balanced: bool,
+    /// Units sold beyond stock (must be 0).
+    pub oversold_units: u64,
+}
+
+/// Peak resident set size of this process, from `/proc/self/status` (0 elsewhere).
+pub fn rss_peak_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Why a run failed to start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The engine did not start.
+    #[error(transparent)]
+    Start(#[from] crate::StartError),
+    /// Setting up the catalog or stock failed.
+    #[error("setup failed: {0}")]
+    Setup(String),
+    /// The server could not be reached or refused the load tool.
+    #[error("{0}")]
+    Target(String),
+}
+
+/// The result of one placement.
+#[derive(Debug)]
+pub enum Placed {
+    /// Accepted: the saga runs.
+    Accepted(OrderId),
+    /// Accepted and already cancelled (e.g. the payment was declined).
+    Cancelled,
+    /// Not accepted.
+    Failed(String),
+}
+
+/// Places orders: one per worker (an HTTP connection, or an engine handle).
+pub trait Placer: Send + 'static {
+    /// Places order number `n` (its SKU is `n` round-robin).
+    fn place(&mut self, n: u64) -> impl Future<Output = Placed> + Send;
+}
+
+/// Balances read at the end of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Checks {
+    /// Stock conserved, nothing oversold.
+    pub stock_balanced: bool,
+    /// The payment ledger balances.
+    pub money_balanced: bool,
+    /// Units oversold.
+    pub oversold_units: u64,
+    /// Peak RSS of the engine's process.
+    pub rss_peak_bytes: u64,
+}
+
+/// One side of a run: an embedded engine or a server.
+pub trait Session: Send + Sync + Sized + 'static {
+    /// Its placer.
+    type Placer: Placer;
+    /// A new placer for one worker.
+    fn placer(&self) -> impl Future<Output = Result<Self::Placer, LoadError>> + Send;
+    /// Durable commits so far, where known.
+    fn commits(&self) -> Option<u64>;
+    /// Waits for the engine to settle, checks the books and shuts down what the run started.
+    fn finish(self) -> impl Future<Output = Checks> + Send;
+}
+
+/// Matches milestone steps to the workers waiting for them. A step may
+/// arrive before its placement call returned: it is kept until claimed.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    inner: Mutex<TrackerInner>,
+}
+
+#[derive(Debug, Default)]
+struct TrackerInner {
+    waiting: HashMap<OrderId, oneshot::Sender<bool>>,
+    early: HashMap<OrderId, bool>,
+}
+
+/// Steps by which the e-commerce side gives an order up.
+pub const CANCELLING_STEPS: [&str; 4] =
+    ["stock_rejected", "payment_declined", "capture_declined", "reservation_expired"];
+
+impl Tracker {
+    /// Notes a committed step of `order`; resolves its waiter when it is the
+    /// milestone (`true`) or a cancellation (`false`).
+    pub fn step(&self, until: Until, order: OrderId, context: ContextName, name: &str) {
+        let (milestone, milestone_context) = until.step();
+        let done = name == milestone && context == milestone_context;
+        let cancelled = context == ContextName::Ecommerce && CANCELLING_STEPS.contains(&name);
+        if !(done || cancelled) {
+            return;
+        }
+        let Ok(mut inner) = self.inner.lock() else { return };
+        match inner.waiting.remove(&order) {
+            Some(waiter) => {
+                let _ = waiter.send(done);
+            }
+            None => {
+                inner.early.insert(order, done);
+            }
+        }
+    }
+
+    /// Waits for `order`'s outcome: `Some(done)`, or `None` after `timeout`.
+    async fn wait(&self, order: OrderId, timeout: Duration) -> Option<bool> {
+        let receiver = {
+            let mut inner = self.inner.lock().ok()?;
+            if let Some(done) = inner.early.remove(&order) {
+                return Some(done);
+            }
+            let (sender, receiver) = oneshot::channel();
+            inner.waiting.insert(order, sender);
+            receiver
+        };
+        let outcome = tokio::time::timeout(timeout, receiver).await.ok().and_then(Result::ok);
+        if outcome.is_none() {
+            if let Ok(mut inner) = self.inner.lock() {
+                inner.waiting.remove(&order);
+            }
+        }
+        outcome
+    }
+}
+
+/// A latency histogram: 1 µs to 10 min, 3 significant digits.
+fn histogram() -> Result<Histogram<u64>, LoadError> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|err| LoadError::Setup(err.to_string()))
+}
+
+#[derive(Debug)]
+struct WorkerResult {
+    intake: Histogram<u64>,
+    saga: Histogram<u64>,
+    completed: u64,
+    cancelled: u64,
+    timed_out: u64,
+    failed: u64,
+}
+
+/// Runs the load. `progress` is called with the number of finished orders as they finish.
+///
+/// # Errors
+/// [`LoadError`] when the engine, the server or the setup fails.
+pub async fn run(config: LoadConfig, progress: impl Fn(u64) + Send + Sync + 'static) -> Result<LoadReport, LoadError> {
+    let tracker = Arc::new(Tracker::default());
+    match config.target.clone() {
+        None => {
+            let session = embedded::Embedded::start(&config, tracker.clone()).await?;
+            drive(session, config, tracker, "embedded".to_owned(), progress).await
+        }
+        Some(target) => {
+            let name = target.url.clone();
+            let session = remote::Remote::start(target, &config, tracker.clone()).await?;
+            drive(session, config, tracker, name, progress).await
+        }
+    }
+}
+
+async fn drive<S: Session>(
+    session: S,
+    config: LoadConfig,
+    tracker: Arc<Tracker>,
+    target: String,
+    progress: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<LoadReport, LoadError> {
+    let commits_before = session.commits();
+    let next = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new(progress);
+    let started = Instant::now();
+    let deadline = config.duration.map(|d| started + d);
+    let mut workers = Vec::new();
+    for _ in 0..config.concurrency.max(1) {
+        let mut placer = session.placer().await?;
+        let (tracker, next, finished, progress, config) =
+            (tracker.clone(), next.clone(), finished.clone(), progress.clone(), config.clone());
+        let (intake, saga) = (histogram()?, histogram()?);
+        workers.push(tokio::spawn(async move {
+            let mut result = WorkerResult { intake, saga, completed: 0, cancelled: 0, timed_out: 0, failed: 0 };
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= config.orders || deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                // Open loop: order n is due at n / rate; latency counts from then.
+                let due = match config.rate {
+                    Some(rate) if rate > 0.0 => {
+                        let due = started + Duration::from_secs_f64(n as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    _ => Instant::now(),
+                };
+                let placed = placer.place(n).await;
+                let _ = result.intake.record(micros(due.elapsed()));
+                let outcome = match placed {
+                    Placed::Failed(cause) => {
+                        tracing::warn!(%cause, "placement failed");
+                        result.failed += 1;
+                        progress(finished.fetch_add(1, Ordering::Relaxed) + 1);
+                        continue;
+                    }
+                    Placed::Cancelled => Some(false),
+                    Placed::Accepted(_) if config.until == Until::Placed => Some(true),
+                    Placed::Accepted(id) => tracker.wait(id, ORDER_TIMEOUT).await,
+                };
+                match outcome {
+                    Some(true) => result.completed += 1,
+                    Some(false) => result.cancelled += 1,
+                    None => result.timed_out += 1,
+                }
+                let _ = result.saga.record(micros(due.elapsed()));
+                progress(finished.fetch_add(1, Ordering::Relaxed) + 1);
+            }
+            result
+        }));
+    }
+    let (mut intake, mut saga) = (histogram()?, histogram()?);
+    let (mut completed, mut cancelled, mut timed_out, mut failed) = (0, 0, 0, 0);
+    for worker in workers {
+        if let Ok(result) = worker.await {
+            let _ = intake.add(result.intake);
+            let _ = saga.add(result.saga);
+            completed += result.completed;
+            cancelled += result.cancelled;
+            timed_out += result.timed_out;
+            failed += result.failed;
+        }
+    }
+    let elapsed = started.elapsed();
+    let commits = session.commits().zip(commits_before).map(|(after, before)| after.saturating_sub(before));
+    let checks = session.finish().await;
+    let saga_latency = Latency::of(&saga);
+    Ok(LoadReport {
+        orders: completed + cancelled + timed_out + failed,
+        completed,
+        cancelled,
+        timed_out,
+        failed,
+        target,
+        concurrency: config.concurrency,
+        until: config.until,
+        orders_per_sec: (completed + cancelled) as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50_ms: saga_latency.p50_ms,
+        p99_ms: saga_latency.p99_ms,
+        max_ms: saga_latency.max_ms,
+        saga: saga_latency,
+        intake: Latency::of(&intake),
+        elapsed_sec: elapsed.as_secs_f64(),
+        rss_peak_bytes: checks.rss_peak_bytes,
+        commits,
+        rate: config.rate,
+        stock_balanced: checks.stock_balanced,
+        money_balanced: checks.money_balanced,
+        oversold_units: checks.oversold_units,
+    })
+}
+
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// The SKU of order `n` among `skus`: `SKU-0000`, `SKU-0001`, … round-robin.
+pub fn sku_name(n: usize) -> String {
+    format!("SKU-{n:04}")
+}
