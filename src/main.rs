@@ -28,11 +28,48 @@ enum Command {
     Serve(ServeArgs),
     /// Generate load (on an embedded engine, or a server with --target) and report throughput and latency (see BENCHMARKS.md).
     Load(LoadArgs),
+    /// Whole-process benchmarks: memory per open order, recovery time after SIGKILL (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Read a stopped engine's stores: orders by status, open sagas, outbox lag, stock with a conservation check.
     Inspect {
         /// Where the stores are.
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Place N orders that stay open (manual warehouse) and report resident memory per order.
+    Memory {
+        /// Orders to place.
+        #[arg(long, default_value_t = 100_000)]
+        orders: u64,
+        /// Orders in flight at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        /// Let idle actors passivate (after 1 s) before measuring, instead of keeping them all live.
+        #[arg(long)]
+        passivate: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Kill a loaded `orderdock serve` with SIGKILL, reopen its store, time until every saga is resumed.
+    Recovery {
+        /// Orders the server takes before it is killed.
+        #[arg(long, default_value_t = 100_000)]
+        orders: u64,
+        /// Orders in flight at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        /// An empty (or absent) directory for the server's stores.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -112,6 +149,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Load(args) => runtime.block_on(load(args)),
+        Command::Bench(command) => runtime.block_on(bench(command)),
         Command::Inspect { data_dir } => inspect(&data_dir),
     }
 }
@@ -218,6 +256,8 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             data_dir: None,
             target: None,
             rate: None,
+            autopilot: true,
+            idle_after: None,
         },
     };
     anyhow::ensure!(config.concurrency > 0, "--concurrency must be at least 1");
@@ -241,19 +281,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     } else {
         config.data_dir = args.data_dir;
     }
-    let bar = if args.json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let bar = indicatif::ProgressBar::new(config.orders);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] {pos}/{len} orders ({per_sec}, eta {eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar
-    };
+    let bar = progress_bar(config.orders, args.json);
     let ticker = bar.clone();
     let report = load::run(config, move |done| ticker.set_position(done)).await?;
     bar.finish_and_clear();
@@ -288,6 +316,88 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         "balance checks failed"
     );
     anyhow::ensure!(report.failed == 0 && report.timed_out == 0, "some orders failed or timed out");
+    Ok(())
+}
+
+fn progress_bar(len: u64, hidden: bool) -> indicatif::ProgressBar {
+    if hidden {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} orders ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+async fn bench(command: BenchCommand) -> anyhow::Result<()> {
+    use orderdock::load::bench;
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    match command {
+        BenchCommand::Memory { orders, concurrency, passivate, json } => {
+            anyhow::ensure!(orders > 0 && concurrency > 0, "--orders and --concurrency must be at least 1");
+            let bar = progress_bar(orders, json);
+            let ticker = bar.clone();
+            let report = bench::memory(orders, concurrency, passivate, move |n| ticker.set_position(n)).await?;
+            bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("orders open       {} ({} open sagas in the stores)", report.orders, report.open_sagas);
+                println!(
+                    "live actors       {} orders, {} fulfillment orders, {} bins{}",
+                    report.live_orders,
+                    report.live_fulfillment_orders,
+                    report.live_bins,
+                    if report.passivated { " (after passivation)" } else { "" }
+                );
+                println!(
+                    "resident memory   {:.1} MiB before, {:.1} MiB after",
+                    mib(report.rss_before_bytes),
+                    mib(report.rss_after_bytes)
+                );
+                println!("per order         {:.0} bytes", report.rss_per_order_bytes);
+                println!("per live actor    {:.0} bytes", report.rss_per_live_actor_bytes);
+            }
+        }
+        BenchCommand::Recovery { orders, concurrency, data_dir, json } => {
+            anyhow::ensure!(orders > 0 && concurrency > 0, "--orders and --concurrency must be at least 1");
+            let exe = std::env::current_exe().context("finding the orderdock binary")?;
+            let bar = progress_bar(orders, json);
+            let ticker = bar.clone();
+            let report = bench::recovery(&exe, &data_dir, orders, concurrency, move |n| ticker.set_position(n)).await?;
+            bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("acknowledged      {} orders, then SIGKILL", report.orders_acknowledged);
+                println!(
+                    "found on reopen   {} unfinished sagas, {} undelivered events",
+                    report.open_sagas, report.outbox_pending
+                );
+                println!(
+                    "started           {:.0} ms (stores opened, every unfinished saga respawned)",
+                    report.start_ms
+                );
+                println!("resumed           {:.0} ms (every undelivered event delivered)", report.resumed_ms);
+                println!(
+                    "checks            {} lost orders, stock {}, money {}",
+                    report.lost_orders,
+                    if report.stock_balanced { "balanced" } else { "MISMATCH" },
+                    if report.money_balanced { "balanced" } else { "MISMATCH" }
+                );
+                println!("memory            {:.1} MiB peak RSS", mib(report.rss_peak_bytes));
+            }
+            anyhow::ensure!(
+                report.lost_orders == 0 && report.stock_balanced && report.money_balanced,
+                "recovery checks failed"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -96,6 +96,17 @@ pub enum CallError {
     Store(String),
 }
 
+/// Boxes an actor's message handler, so that an actor at rest (its task
+/// parked between messages) holds a pointer instead of the handler's
+/// largest future state: the heap cost is paid only while a message is
+/// being handled.
+pub(crate) fn boxed<'a, F>(future: F) -> std::pin::Pin<Box<F>>
+where
+    F: std::future::Future<Output = Result<(), ractor::ActorProcessingErr>> + Send + 'a,
+{
+    Box::pin(future)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,12 @@ pub const SPAWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts of one call when the child stops under it (passivation, restart).
 pub const CALL_ATTEMPTS_MAX: u32 = 5;
 
+/// The message type of a spec's child actor.
+pub type ChildMsg<S> = <<S as ChildSpec>::Actor as Actor>::Msg;
+
+/// How often children are asked whether they are idle, and the question.
+pub type IdleCheck<S> = (Duration, fn() -> ChildMsg<S>);
+
 /// What a supervisor knows about the children it looks after.
 pub trait ChildSpec: Send + Sync + 'static {
     /// The aggregate's id.
@@ -51,6 +57,16 @@ pub trait ChildSpec: Send + Sync + 'static {
     fn load(&self, id: &Self::Id) -> Result<Option<Self::Args>, StoreError>;
     /// Start arguments for an aggregate that does not exist yet.
     fn vacant(&self, id: &Self::Id) -> Self::Args;
+
+    /// How often the supervisor asks its children whether they are idle, and
+    /// the message it sends them (`None`: children never passivate). One
+    /// timer per supervisor instead of one per child.
+    fn idle_check(&self) -> Option<IdleCheck<Self>>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// Reads the snapshot `(kind, id)` from `store` and decodes it with `decode`
@@ -96,6 +112,8 @@ pub enum SupervisorMsg<S: ChildSpec> {
     },
     /// How many children are alive.
     Count(RpcReplyPort<usize>),
+    /// Time to ask every live child whether it is idle.
+    Sweep,
 }
 
 impl<S: ChildSpec> std::fmt::Debug for SupervisorMsg<S> {
@@ -103,6 +121,7 @@ impl<S: ChildSpec> std::fmt::Debug for SupervisorMsg<S> {
         match self {
             SupervisorMsg::Spawn { id, .. } => write!(f, "Spawn({id})"),
             SupervisorMsg::Count(_) => f.write_str("Count"),
+            SupervisorMsg::Sweep => f.write_str("Sweep"),
         }
     }
 }
@@ -128,7 +147,7 @@ impl<S: ChildSpec> Supervisor<S> {
 /// A supervisor's bookkeeping.
 #[derive(Debug)]
 pub struct SupervisorState<S: ChildSpec> {
-    children: HashMap<ActorId, S::Id>,
+    children: HashMap<ActorId, (S::Id, ActorRef<ChildMsg<S>>)>,
     restarts: VecDeque<Instant>,
 }
 
@@ -152,7 +171,7 @@ impl<S: ChildSpec> Supervisor<S> {
         let (child, _) = Actor::spawn_linked(Some(self.spec.name(&id)), self.spec.actor(), args, myself.get_cell())
             .await
             .map_err(|err| SpawnError::Spawn(err.to_string()))?;
-        state.children.insert(child.get_id(), id);
+        state.children.insert(child.get_id(), (id, child.clone()));
         Ok(child)
     }
 }
@@ -162,7 +181,10 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
     type State = SupervisorState<S>;
     type Arguments = ();
 
-    async fn pre_start(&self, _myself: ActorRef<Self::Msg>, _args: ()) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, _args: ()) -> Result<Self::State, ActorProcessingErr> {
+        if let Some((every, _)) = self.spec.idle_check() {
+            ractor::time::send_interval(every, myself.get_cell(), || SupervisorMsg::<S>::Sweep);
+        }
         Ok(SupervisorState { children: HashMap::new(), restarts: VecDeque::new() })
     }
 
@@ -192,6 +214,14 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
             SupervisorMsg::Count(reply) => {
                 let _ = reply.send(state.children.len());
             }
+            SupervisorMsg::Sweep => {
+                if let Some((_, idle)) = self.spec.idle_check() {
+                    for (_, child) in state.children.values() {
+                        // A child that is stopping no longer takes messages; that is fine.
+                        let _ = child.cast(idle());
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -207,7 +237,7 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
                 state.children.remove(&cell.get_id());
             }
             SupervisionEvent::ActorFailed(cell, cause) => {
-                let Some(id) = state.children.remove(&cell.get_id()) else {
+                let Some((id, _)) = state.children.remove(&cell.get_id()) else {
                     return Ok(());
                 };
                 let now = Instant::now();

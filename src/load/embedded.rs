@@ -18,7 +18,8 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// An engine started for the run.
 #[derive(Debug)]
 pub struct Embedded {
-    engine: Arc<Engine>,
+    /// The engine under load.
+    pub engine: Arc<Engine>,
     skus: Arc<[Sku]>,
     collector: Option<tokio::task::JoinHandle<()>>,
     _temp: Option<TempDir>,
@@ -40,8 +41,11 @@ impl Embedded {
         };
         let dir = config.data_dir.clone().or_else(|| temp.as_ref().map(|t| t.0.clone())).unwrap_or_default();
         let mut engine_config = Config::new(&dir);
-        engine_config.fulfillment.autopilot = true;
+        engine_config.fulfillment.autopilot = config.autopilot;
         engine_config.fulfillment.carrier_step_delay = Duration::from_millis(1);
+        if let Some(idle_after) = config.idle_after {
+            engine_config.fulfillment.idle_after = idle_after;
+        }
         let engine = Arc::new(Engine::start(engine_config).await?);
         let skus: Arc<[Sku]> =
             (0..config.skus.max(1)).map(|n| Sku::parse(&sku_name(n))).collect::<Result<_, _>>().map_err(setup)?;

@@ -12,6 +12,7 @@
 //! done when the order's shipment is created. `saga-3-lowstock` sizes stock
 //! so that about 30 % of the orders are rejected and compensate.
 
+pub mod bench;
 pub mod embedded;
 pub mod remote;
 
@@ -109,6 +110,10 @@ pub struct LoadConfig {
     /// Place orders at this many per second (open loop) instead of as fast
     /// as `concurrency` allows; latency counts from each order's due time.
     pub rate: Option<f64>,
+    /// Embedded: simulated warehouse and carrier advance work by themselves (default on).
+    pub autopilot: bool,
+    /// Embedded: passivate idle actors after this long (the engine's default when `None`).
+    pub idle_after: Option<Duration>,
 }
 
 impl LoadConfig {
@@ -129,6 +134,8 @@ impl LoadConfig {
             data_dir: None,
             target: None,
             rate: None,
+            autopilot: true,
+            idle_after: None,
         }
     }
 }
@@ -377,6 +384,70 @@ async fn drive<S: Session>(
     progress: impl Fn(u64) + Send + Sync + 'static,
 ) -> Result<LoadReport, LoadError> {
     let commits_before = session.commits();
+    let placed = place_all(&session, &config, &tracker, progress).await?;
+    let commits = session.commits().zip(commits_before).map(|(after, before)| after.saturating_sub(before));
+    let checks = session.finish().await;
+    Ok(placed.report(&config, target, commits, checks))
+}
+
+/// What the workers of a run measured.
+#[derive(Debug)]
+pub struct Placements {
+    intake: Histogram<u64>,
+    saga: Histogram<u64>,
+    /// Orders that reached the milestone.
+    pub completed: u64,
+    /// Orders cancelled instead.
+    pub cancelled: u64,
+    /// Orders that did neither in time.
+    pub timed_out: u64,
+    /// Placements that failed.
+    pub failed: u64,
+    /// Wall time of the placements.
+    pub elapsed: Duration,
+}
+
+impl Placements {
+    fn report(&self, config: &LoadConfig, target: String, commits: Option<u64>, checks: Checks) -> LoadReport {
+        let saga_latency = Latency::of(&self.saga);
+        let (completed, cancelled) = (self.completed, self.cancelled);
+        LoadReport {
+            orders: completed + cancelled + self.timed_out + self.failed,
+            completed,
+            cancelled,
+            timed_out: self.timed_out,
+            failed: self.failed,
+            target,
+            concurrency: config.concurrency,
+            until: config.until,
+            orders_per_sec: (completed + cancelled) as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            p50_ms: saga_latency.p50_ms,
+            p99_ms: saga_latency.p99_ms,
+            max_ms: saga_latency.max_ms,
+            saga: saga_latency,
+            intake: Latency::of(&self.intake),
+            elapsed_sec: self.elapsed.as_secs_f64(),
+            rss_peak_bytes: checks.rss_peak_bytes,
+            commits,
+            rate: config.rate,
+            stock_balanced: checks.stock_balanced,
+            money_balanced: checks.money_balanced,
+            oversold_units: checks.oversold_units,
+        }
+    }
+}
+
+/// Places `config.orders` orders through `session` with `config.concurrency`
+/// workers and waits for each to reach the milestone (or be cancelled).
+///
+/// # Errors
+/// [`LoadError`] when a worker's placer cannot be made.
+pub async fn place_all<S: Session>(
+    session: &S,
+    config: &LoadConfig,
+    tracker: &Arc<Tracker>,
+    progress: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<Placements, LoadError> {
     let next = Arc::new(AtomicU64::new(0));
     let finished = Arc::new(AtomicU64::new(0));
     let progress = Arc::new(progress);
@@ -440,33 +511,7 @@ async fn drive<S: Session>(
             failed += result.failed;
         }
     }
-    let elapsed = started.elapsed();
-    let commits = session.commits().zip(commits_before).map(|(after, before)| after.saturating_sub(before));
-    let checks = session.finish().await;
-    let saga_latency = Latency::of(&saga);
-    Ok(LoadReport {
-        orders: completed + cancelled + timed_out + failed,
-        completed,
-        cancelled,
-        timed_out,
-        failed,
-        target,
-        concurrency: config.concurrency,
-        until: config.until,
-        orders_per_sec: (completed + cancelled) as f64 / elapsed.as_secs_f64().max(1e-9),
-        p50_ms: saga_latency.p50_ms,
-        p99_ms: saga_latency.p99_ms,
-        max_ms: saga_latency.max_ms,
-        saga: saga_latency,
-        intake: Latency::of(&intake),
-        elapsed_sec: elapsed.as_secs_f64(),
-        rss_peak_bytes: checks.rss_peak_bytes,
-        commits,
-        rate: config.rate,
-        stock_balanced: checks.stock_balanced,
-        money_balanced: checks.money_balanced,
-        oversold_units: checks.oversold_units,
-    })
+    Ok(Placements { intake, saga, completed, cancelled, timed_out, failed, elapsed: started.elapsed() })
 }
 
 fn micros(elapsed: Duration) -> u64 {

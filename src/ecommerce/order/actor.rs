@@ -96,6 +96,10 @@ impl ChildSpec for OrderSpec {
     fn vacant(&self, _id: &OrderId) -> Option<Order> {
         None
     }
+
+    fn idle_check(&self) -> Option<crate::actors::supervisor::IdleCheck<Self>> {
+        Some((idle_check_interval(self.deps.idle_after), || OrderMsg::Idle))
+    }
 }
 
 type State = Live<Order>;
@@ -172,7 +176,6 @@ impl Actor for OrderActor {
     type Arguments = Option<Order>;
 
     async fn pre_start(&self, myself: ActorRef<OrderMsg>, order: Option<Order>) -> Result<State, ActorProcessingErr> {
-        ractor::time::send_interval(idle_check_interval(self.deps.idle_after), myself.get_cell(), || OrderMsg::Idle);
         if order.as_ref().is_some_and(|o| !o.is_finished()) {
             myself.cast(OrderMsg::Resume)?;
         }
@@ -185,107 +188,114 @@ impl Actor for OrderActor {
         message: OrderMsg,
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(message, OrderMsg::Idle) {
-            state.touched = std::time::Instant::now();
-        }
-        let now = self.deps.clock.now();
-        match message {
-            OrderMsg::Place { new, token, record, reply } => {
-                if let Some(order) = state.aggregate.clone() {
-                    let _ = reply.send(Ok(order));
-                    return Ok(());
-                }
-                let total = match Order::total_of(&new.lines) {
-                    Ok(total) => total,
-                    Err(err) => {
-                        let _ = reply.send(Err(err));
-                        myself.stop(None);
+        // Boxed: an idle actor's task then holds a pointer, not the
+        // largest state of this future (see BENCHMARKS.md, memory).
+        crate::actors::boxed(async move {
+            if !matches!(message, OrderMsg::Idle) {
+                state.touched = std::time::Instant::now();
+            }
+            let now = self.deps.clock.now();
+            match message {
+                OrderMsg::Place { new, token, record, reply } => {
+                    if let Some(order) = state.aggregate.clone() {
+                        let _ = reply.send(Ok(order));
                         return Ok(());
                     }
-                };
-                let key = format!("auth:{}", new.id);
-                let mut attempt = 0;
-                let authorization = loop {
-                    match self.deps.gateway.authorize(key.clone(), token.clone(), total).await {
-                        Ok(id) => break Authorization::Approved(id),
-                        Err(PaymentError::Unavailable(why)) if attempt < 3 => {
-                            tracing::debug!(%why, "authorization retry");
-                            tokio::time::sleep(backoff(attempt)).await;
-                            attempt += 1;
+                    let total = match Order::total_of(&new.lines) {
+                        Ok(total) => total,
+                        Err(err) => {
+                            let _ = reply.send(Err(err));
+                            myself.stop(None);
+                            return Ok(());
                         }
-                        Err(err) => break Authorization::Declined(err.to_string()),
-                    }
-                };
-                match Order::place(new, authorization, now) {
-                    Ok(transition) => {
-                        self.save_with(state, transition, None, record).await?;
-                        let _ = reply.send(Ok(self.current(state)?.clone()));
-                    }
-                    Err(err) => {
-                        let _ = reply.send(Err(err));
-                    }
-                }
-            }
-            OrderMsg::Deliver(envelope, reply) => {
-                let Some(order) = state.aggregate.as_ref() else {
-                    let _ = reply.send(Err(DeliveryError::Rejected(format!("no order {}", envelope.order_id))));
-                    myself.stop(None);
-                    return Ok(());
-                };
-                if order.has_applied(envelope.event_id) {
-                    let _ = reply.send(Ok(Delivery::Duplicate));
-                    return Ok(());
-                }
-                let transition = order.apply(&envelope, now);
-                self.save(state, transition, Some(envelope.event_id)).await?;
-                let _ = reply.send(Ok(Delivery::Applied));
-                self.pay(&myself, state);
-            }
-            OrderMsg::Cancel(reply) => {
-                let Some(order) = state.aggregate.clone() else { return Err("order actor without an order".into()) };
-                match order.request_cancel(now) {
-                    Ok((outcome, transition)) => {
-                        if transition.next != order {
-                            self.save(state, transition, None).await?;
+                    };
+                    let key = format!("auth:{}", new.id);
+                    let mut attempt = 0;
+                    let authorization = loop {
+                        match self.deps.gateway.authorize(key.clone(), token.clone(), total).await {
+                            Ok(id) => break Authorization::Approved(id),
+                            Err(PaymentError::Unavailable(why)) if attempt < 3 => {
+                                tracing::debug!(%why, "authorization retry");
+                                tokio::time::sleep(backoff(attempt)).await;
+                                attempt += 1;
+                            }
+                            Err(err) => break Authorization::Declined(err.to_string()),
                         }
-                        let _ = reply.send(Ok((outcome, self.current(state)?.clone())));
-                        self.pay(&myself, state);
+                    };
+                    match Order::place(new, authorization, now) {
+                        Ok(transition) => {
+                            self.save_with(state, transition, None, record).await?;
+                            let _ = reply.send(Ok(self.current(state)?.clone()));
+                        }
+                        Err(err) => {
+                            let _ = reply.send(Err(err));
+                        }
                     }
-                    Err(err) => {
-                        let _ = reply.send(Err(err));
+                }
+                OrderMsg::Deliver(envelope, reply) => {
+                    let Some(order) = state.aggregate.as_ref() else {
+                        let _ = reply.send(Err(DeliveryError::Rejected(format!("no order {}", envelope.order_id))));
+                        myself.stop(None);
+                        return Ok(());
+                    };
+                    if order.has_applied(envelope.event_id) {
+                        let _ = reply.send(Ok(Delivery::Duplicate));
+                        return Ok(());
+                    }
+                    let transition = order.apply(&envelope, now);
+                    self.save(state, transition, Some(envelope.event_id)).await?;
+                    let _ = reply.send(Ok(Delivery::Applied));
+                    self.pay(&myself, state);
+                }
+                OrderMsg::Cancel(reply) => {
+                    let Some(order) = state.aggregate.clone() else {
+                        return Err("order actor without an order".into());
+                    };
+                    match order.request_cancel(now) {
+                        Ok((outcome, transition)) => {
+                            if transition.next != order {
+                                self.save(state, transition, None).await?;
+                            }
+                            let _ = reply.send(Ok((outcome, self.current(state)?.clone())));
+                            self.pay(&myself, state);
+                        }
+                        Err(err) => {
+                            let _ = reply.send(Err(err));
+                        }
+                    }
+                }
+                OrderMsg::Get(reply) => {
+                    let _ = reply.send(state.aggregate.clone());
+                }
+                OrderMsg::PaymentAnswered(op, result) => {
+                    state.in_flight = false;
+                    let Some(order) = state.aggregate.clone() else { return Ok(()) };
+                    if let Err(PaymentError::Unavailable(why)) = &result {
+                        tracing::debug!(order = %order.id(), %why, "payment gateway unavailable; retrying");
+                        let delay = backoff(state.attempts);
+                        state.attempts = state.attempts.saturating_add(1);
+                        myself.send_after(delay, || OrderMsg::Resume);
+                        return Ok(());
+                    }
+                    state.attempts = 0;
+                    let transition = order.payment_result(&op, result, now);
+                    if transition.next != order {
+                        self.save(state, transition, None).await?;
+                    }
+                    self.pay(&myself, state);
+                }
+                OrderMsg::Resume => self.pay(&myself, state),
+                OrderMsg::Idle => {
+                    let busy =
+                        state.in_flight || state.aggregate.as_ref().is_some_and(|o| !o.pending_payments().is_empty());
+                    if state.aggregate.is_none() || (!busy && state.idle_for(self.deps.idle_after)) {
+                        myself.stop(Some("passivated".to_owned()));
                     }
                 }
             }
-            OrderMsg::Get(reply) => {
-                let _ = reply.send(state.aggregate.clone());
-            }
-            OrderMsg::PaymentAnswered(op, result) => {
-                state.in_flight = false;
-                let Some(order) = state.aggregate.clone() else { return Ok(()) };
-                if let Err(PaymentError::Unavailable(why)) = &result {
-                    tracing::debug!(order = %order.id(), %why, "payment gateway unavailable; retrying");
-                    let delay = backoff(state.attempts);
-                    state.attempts = state.attempts.saturating_add(1);
-                    myself.send_after(delay, || OrderMsg::Resume);
-                    return Ok(());
-                }
-                state.attempts = 0;
-                let transition = order.payment_result(&op, result, now);
-                if transition.next != order {
-                    self.save(state, transition, None).await?;
-                }
-                self.pay(&myself, state);
-            }
-            OrderMsg::Resume => self.pay(&myself, state),
-            OrderMsg::Idle => {
-                let busy =
-                    state.in_flight || state.aggregate.as_ref().is_some_and(|o| !o.pending_payments().is_empty());
-                if state.aggregate.is_none() || (!busy && state.idle_for(self.deps.idle_after)) {
-                    myself.stop(Some("passivated".to_owned()));
-                }
-            }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 }
 

@@ -189,49 +189,54 @@ impl Actor for BinActor {
         message: BinMsg,
         state: &mut Live<Bin>,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(message, BinMsg::Idle) {
-            state.touched = std::time::Instant::now();
-        }
-        let Some(bin) = state.aggregate.as_ref() else {
-            return Err("bin actor without a bin".into());
-        };
-        match message {
-            BinMsg::Receive { sku, units, record, reply } => {
-                let decided = bin.receive(&sku, units);
-                let id = bin.id().clone();
-                self.change(state, decided, record, Bin::clone, reply).await?;
-                self.deps.directory.note_stock(&id, &sku);
+        // Boxed: an idle actor's task then holds a pointer, not the
+        // largest state of this future (see BENCHMARKS.md, memory).
+        crate::actors::boxed(async move {
+            if !matches!(message, BinMsg::Idle) {
+                state.touched = std::time::Instant::now();
             }
-            BinMsg::Adjust { sku, delta, record, reply } => {
-                let decided = bin.adjust(&sku, delta);
-                self.change(state, decided, record, Bin::clone, reply).await?;
-            }
-            BinMsg::Reserve { id, sku, units, reply } => {
-                let decided = bin.reserve(id, &sku, units);
-                self.change(state, decided, None, |_| (), reply).await?;
-            }
-            BinMsg::Resolve { id, op, reply } => {
-                let decided = match op {
-                    BinOp::Release => Ok(bin.release(id)),
-                    BinOp::Expire => Ok(bin.expire(id)),
-                    BinOp::Pick { units } => bin.pick(id, units),
-                    BinOp::Restock => Ok(bin.restock(id)),
-                    BinOp::Ship => Ok(bin.ship(id)),
-                };
-                self.change(state, decided, None, |_| (), reply).await?;
-            }
-            BinMsg::Available { sku, reply } => {
-                let _ = reply.send(bin.level(&sku).available());
-            }
-            BinMsg::Get(reply) => {
-                let _ = reply.send(Some(bin.clone()));
-            }
-            BinMsg::Idle => {
-                if state.idle_for(self.deps.config.idle_after) {
-                    myself.stop(Some("passivated".to_owned()));
+            let Some(bin) = state.aggregate.as_ref() else {
+                return Err("bin actor without a bin".into());
+            };
+            match message {
+                BinMsg::Receive { sku, units, record, reply } => {
+                    let decided = bin.receive(&sku, units);
+                    let id = bin.id().clone();
+                    self.change(state, decided, record, Bin::clone, reply).await?;
+                    self.deps.directory.note_stock(&id, &sku);
+                }
+                BinMsg::Adjust { sku, delta, record, reply } => {
+                    let decided = bin.adjust(&sku, delta);
+                    self.change(state, decided, record, Bin::clone, reply).await?;
+                }
+                BinMsg::Reserve { id, sku, units, reply } => {
+                    let decided = bin.reserve(id, &sku, units);
+                    self.change(state, decided, None, |_| (), reply).await?;
+                }
+                BinMsg::Resolve { id, op, reply } => {
+                    let decided = match op {
+                        BinOp::Release => Ok(bin.release(id)),
+                        BinOp::Expire => Ok(bin.expire(id)),
+                        BinOp::Pick { units } => bin.pick(id, units),
+                        BinOp::Restock => Ok(bin.restock(id)),
+                        BinOp::Ship => Ok(bin.ship(id)),
+                    };
+                    self.change(state, decided, None, |_| (), reply).await?;
+                }
+                BinMsg::Available { sku, reply } => {
+                    let _ = reply.send(bin.level(&sku).available());
+                }
+                BinMsg::Get(reply) => {
+                    let _ = reply.send(Some(bin.clone()));
+                }
+                BinMsg::Idle => {
+                    if state.idle_for(self.deps.config.idle_after) {
+                        myself.stop(Some("passivated".to_owned()));
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 }

@@ -98,6 +98,10 @@ impl ChildSpec for ShipmentSpec {
     fn vacant(&self, _id: &ShipmentId) -> Option<Shipment> {
         None
     }
+
+    fn idle_check(&self) -> Option<crate::actors::supervisor::IdleCheck<Self>> {
+        Some((idle_check_interval(self.deps.config.idle_after), || ShipmentMsg::Idle))
+    }
 }
 
 type State = Live<Shipment>;
@@ -218,9 +222,6 @@ impl Actor for ShipmentActor {
         myself: ActorRef<ShipmentMsg>,
         shipment: Option<Shipment>,
     ) -> Result<State, ActorProcessingErr> {
-        ractor::time::send_interval(idle_check_interval(self.deps.config.idle_after), myself.get_cell(), || {
-            ShipmentMsg::Idle
-        });
         if shipment.as_ref().is_some_and(|s| !s.is_finished()) {
             myself.cast(ShipmentMsg::Resume)?;
         }
@@ -233,74 +234,79 @@ impl Actor for ShipmentActor {
         message: ShipmentMsg,
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
-        if !matches!(message, ShipmentMsg::Idle) {
-            state.touched = std::time::Instant::now();
-        }
-        let now = self.deps.clock.now();
-        match message {
-            ShipmentMsg::Create(new, reply) => {
-                if let Some(existing) = state.aggregate.clone() {
-                    let _ = reply.send(existing);
-                    return Ok(());
+        // Boxed: an idle actor's task then holds a pointer, not the
+        // largest state of this future (see BENCHMARKS.md, memory).
+        crate::actors::boxed(async move {
+            if !matches!(message, ShipmentMsg::Idle) {
+                state.touched = std::time::Instant::now();
+            }
+            let now = self.deps.clock.now();
+            match message {
+                ShipmentMsg::Create(new, reply) => {
+                    if let Some(existing) = state.aggregate.clone() {
+                        let _ = reply.send(existing);
+                        return Ok(());
+                    }
+                    let shipment = Shipment::create(new, now);
+                    self.save(state, shipment.clone()).await?;
+                    let _ = reply.send(shipment);
+                    self.follow_up(&myself, state).await?;
                 }
-                let shipment = Shipment::create(new, now);
-                self.save(state, shipment.clone()).await?;
-                let _ = reply.send(shipment);
-                self.follow_up(&myself, state).await?;
-            }
-            ShipmentMsg::Track { stage, detail, reply } => {
-                let answer = self.track(&myself, state, stage, detail, now)?;
-                let _ = reply.send(answer);
-            }
-            ShipmentMsg::Carrier { stage, detail } => {
-                if let Err(err) = self.track(&myself, state, stage, detail, now)? {
-                    tracing::debug!(cause = %err, "carrier step no longer applies");
+                ShipmentMsg::Track { stage, detail, reply } => {
+                    let answer = self.track(&myself, state, stage, detail, now)?;
+                    let _ = reply.send(answer);
                 }
-            }
-            ShipmentMsg::Confirmed { stage, detail, tracking_number } => {
-                state.in_flight = false;
-                let Some(shipment) = state.aggregate.clone() else { return Ok(()) };
-                match shipment.advance(stage, &detail, tracking_number, now) {
-                    Ok(next) => {
-                        if next != shipment {
-                            self.save(state, next).await?;
+                ShipmentMsg::Carrier { stage, detail } => {
+                    if let Err(err) = self.track(&myself, state, stage, detail, now)? {
+                        tracing::debug!(cause = %err, "carrier step no longer applies");
+                    }
+                }
+                ShipmentMsg::Confirmed { stage, detail, tracking_number } => {
+                    state.in_flight = false;
+                    let Some(shipment) = state.aggregate.clone() else { return Ok(()) };
+                    match shipment.advance(stage, &detail, tracking_number, now) {
+                        Ok(next) => {
+                            if next != shipment {
+                                self.save(state, next).await?;
+                            }
+                        }
+                        Err(err) => tracing::warn!(shipment = %shipment.id(), cause = %err, "stage no longer applies"),
+                    }
+                    self.follow_up(&myself, state).await?;
+                }
+                ShipmentMsg::Cancel(reply) => {
+                    let Some(shipment) = state.aggregate.clone() else {
+                        return Err("shipment actor without a shipment".into());
+                    };
+                    match shipment.advance(ShipmentStage::Cancelled, "order cancelled", None, now) {
+                        Ok(next) => {
+                            if next != shipment {
+                                self.save(state, next.clone()).await?;
+                            }
+                            let _ = reply.send(Ok(next));
+                        }
+                        Err(err) => {
+                            let _ = reply.send(Err(err));
                         }
                     }
-                    Err(err) => tracing::warn!(shipment = %shipment.id(), cause = %err, "stage no longer applies"),
                 }
-                self.follow_up(&myself, state).await?;
-            }
-            ShipmentMsg::Cancel(reply) => {
-                let Some(shipment) = state.aggregate.clone() else {
-                    return Err("shipment actor without a shipment".into());
-                };
-                match shipment.advance(ShipmentStage::Cancelled, "order cancelled", None, now) {
-                    Ok(next) => {
-                        if next != shipment {
-                            self.save(state, next.clone()).await?;
-                        }
-                        let _ = reply.send(Ok(next));
-                    }
-                    Err(err) => {
-                        let _ = reply.send(Err(err));
+                ShipmentMsg::Get(reply) => {
+                    let _ = reply.send(state.aggregate.clone());
+                }
+                ShipmentMsg::Resume => {
+                    state.in_flight = false;
+                    self.follow_up(&myself, state).await?;
+                }
+                ShipmentMsg::Idle => {
+                    let waiting = state.in_flight
+                        || (self.deps.config.autopilot && state.aggregate.as_ref().is_some_and(|s| !s.is_finished()));
+                    if state.aggregate.is_none() || (!waiting && state.idle_for(self.deps.config.idle_after)) {
+                        myself.stop(Some("passivated".to_owned()));
                     }
                 }
             }
-            ShipmentMsg::Get(reply) => {
-                let _ = reply.send(state.aggregate.clone());
-            }
-            ShipmentMsg::Resume => {
-                state.in_flight = false;
-                self.follow_up(&myself, state).await?;
-            }
-            ShipmentMsg::Idle => {
-                let waiting = state.in_flight
-                    || (self.deps.config.autopilot && state.aggregate.as_ref().is_some_and(|s| !s.is_finished()));
-                if state.aggregate.is_none() || (!waiting && state.idle_for(self.deps.config.idle_after)) {
-                    myself.stop(Some("passivated".to_owned()));
-                }
-            }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 }
