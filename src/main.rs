@@ -14,6 +14,11 @@ use orderdock::http::{AppState, HttpConfig};
 use orderdock::persistence::Store;
 use orderdock::{Config, Engine};
 
+/// The allocator: mimalloc, for the many short-lived allocations of message
+/// passing (measured in BENCHMARKS.md against the system allocator).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Orderdock: an order-to-delivery engine — e-commerce and fulfillment joined by a durable saga.
 #[derive(Debug, Parser)]
 #[command(name = "orderdock", version, about, long_about = None)]
