@@ -1,5 +1,6 @@
 //! Criterion benches of the core: pure transitions, snapshot encode/decode,
-//! and durable commits through the group-commit writer.
+//! durable commits through the group-commit writer, reservations on one hot
+//! bin through its actor, and the end-to-end embedded saga-3.
 //!
 //! `cargo bench --bench core` (smaller sizes when `CI` is set).
 
@@ -105,5 +106,83 @@ fn group_commit(c: &mut Criterion) {
     store.close();
 }
 
-criterion_group!(benches, transitions, snapshots, group_commit);
+fn ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// Reservations of one unit each on one hot SKU in one bin, `concurrent` at
+/// a time, through the bin actor (each durable before it is answered).
+fn hot_bin(c: &mut Criterion) {
+    use orderdock::events::{BinCode, BinId, WarehouseId};
+    use orderdock::fulfillment::warehouse::Warehouse;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, bin, sku) = runtime.block_on(async {
+        let engine = orderdock::Engine::start(orderdock::Config::new(dir.path())).await.unwrap();
+        let warehouse = WarehouseId::parse("wh-hot").unwrap();
+        let code = BinCode::parse("HOT").unwrap();
+        let created = Warehouse::new(warehouse.clone(), "Hot", 0, [code.clone()].into()).unwrap();
+        engine.fulfillment().create_warehouse(created).await.unwrap();
+        let bin = BinId::new(warehouse, code);
+        let sku = Sku::parse("HOT-SKU").unwrap();
+        engine.fulfillment().bins().receive(&bin, &sku, 1_000_000).await.unwrap();
+        (engine, bin, sku)
+    });
+    let sizes: &[usize] = if ci() { &[1, 64] } else { &[1, 64, 256] };
+    let mut group = c.benchmark_group("hot_bin");
+    group.measurement_time(Duration::from_secs(5)).sample_size(10);
+    let mut next = 0u128;
+    for &concurrent in sizes {
+        group.throughput(Throughput::Elements(concurrent as u64));
+        group.bench_with_input(BenchmarkId::new("reserve", concurrent), &concurrent, |b, &concurrent| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let tasks: Vec<_> = (0..concurrent)
+                        .map(|_| {
+                            next += 1;
+                            let (bins, bin, sku) = (engine.fulfillment().bins(), bin.clone(), sku.clone());
+                            let id = ReservationId::from_raw(next);
+                            tokio::spawn(async move { bins.reserve(&bin, id, &sku, 1).await })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.unwrap().unwrap().unwrap();
+                    }
+                })
+            })
+        });
+    }
+    group.finish();
+    runtime.block_on(engine.shutdown());
+}
+
+/// The saga-3 workload end to end on an embedded engine (placement → shipment
+/// created, durable). Each iteration is one run of `orders` orders; the time
+/// counted is the run's order phase (not the engine start or the stocking).
+fn saga3(c: &mut Criterion) {
+    use orderdock::load::{self, LoadConfig};
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (orders, sizes): (u64, &[usize]) = if ci() { (200, &[16]) } else { (2_000, &[1, 64, 256]) };
+    let mut group = c.benchmark_group("saga3_embedded");
+    group.measurement_time(Duration::from_secs(10)).sample_size(10);
+    for &concurrency in sizes {
+        let orders = if concurrency == 1 { orders / 10 } else { orders };
+        group.throughput(Throughput::Elements(orders));
+        group.bench_with_input(BenchmarkId::new("orders", concurrency), &concurrency, |b, &concurrency| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let report = runtime.block_on(load::run(LoadConfig::saga3(orders, concurrency, false), |_| {}));
+                    let report = report.unwrap();
+                    assert_eq!(report.completed, orders, "{report:?}");
+                    total += Duration::from_secs_f64(report.elapsed_sec);
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, transitions, snapshots, group_commit, hot_bin, saga3);
 criterion_main!(benches);

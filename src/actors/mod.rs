@@ -35,12 +35,31 @@ pub struct Live<T> {
     pub attempts: u32,
     /// Whether an effect is under way (its answer comes back as a message).
     pub in_flight: bool,
+    /// The long timer armed (a reservation's expiry), cancelled when a new
+    /// one is armed or the actor stops: a stopped actor leaves no sleeping
+    /// task behind holding its mailbox.
+    timer: Option<tokio::task::AbortHandle>,
+}
+
+impl<T> Drop for Live<T> {
+    fn drop(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            timer.abort();
+        }
+    }
 }
 
 impl<T> Live<T> {
     /// A live actor state around `aggregate`.
     pub fn new(aggregate: Option<T>) -> Self {
-        Self { aggregate, touched: std::time::Instant::now(), attempts: 0, in_flight: false }
+        Self { aggregate, touched: std::time::Instant::now(), attempts: 0, in_flight: false, timer: None }
+    }
+
+    /// Keeps `timer` as the actor's one long timer, cancelling the previous one.
+    pub fn arm<R>(&mut self, timer: &tokio::task::JoinHandle<R>) {
+        if let Some(previous) = self.timer.replace(timer.abort_handle()) {
+            previous.abort();
+        }
     }
 
     /// Whether the actor has been idle for at least `idle`.

@@ -91,15 +91,28 @@ impl Ecommerce {
         let _ = deps.orders.set(orders);
         let context = Ecommerce { deps };
         let store = context.deps.store.clone();
-        let open = tokio::task::spawn_blocking(move || store.open_ids(order::actor::ORDER_KIND))
-            .await
-            .map_err(|err| StoreError::Io(err.to_string()))??;
+        // Open orders that owe a payment operation get an actor now; the
+        // others wait for their next event, which spawns them on demand.
+        let owing = tokio::task::spawn_blocking(move || -> Result<(usize, Vec<OrderId>), StoreError> {
+            let open = store.open_snapshots(order::actor::ORDER_KIND)?;
+            let mut owing = Vec::new();
+            for (id, bytes) in &open {
+                let order = order::actor::decode(id, bytes)?;
+                if order.owes_work() {
+                    owing.push(order.id());
+                }
+            }
+            Ok((open.len(), owing))
+        })
+        .await
+        .map_err(|err| StoreError::Io(err.to_string()))??;
+        let (open, owing) = owing;
         let spec = OrderSpec { deps: context.deps.clone() };
-        for id in open.iter().filter_map(|id| id.parse::<OrderId>().ok()) {
-            crate::actors::child(&spec, context.deps.orders()?, &id, false).await?;
+        for id in &owing {
+            crate::actors::child(&spec, context.deps.orders()?, id, false).await?;
         }
-        if !open.is_empty() {
-            tracing::info!(orders = open.len(), "resumed open orders");
+        if open > 0 {
+            tracing::info!(open, resumed = owing.len(), "open orders: those owing a payment operation resumed");
         }
         Ok(context)
     }

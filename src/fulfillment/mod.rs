@@ -20,7 +20,7 @@ use ractor::{Actor, ActorRef};
 use crate::actors::dispatcher::DispatcherHandle;
 use crate::actors::{CallError, Clock, Supervisor, SupervisorMsg};
 use crate::events::bus::{BoxFuture, Delivery, DeliveryError, EventSink};
-use crate::events::{BinId, EventEnvelope, FulfillmentOrderId, Sku, WarehouseId};
+use crate::events::{BinId, EventEnvelope, Sku, WarehouseId};
 use crate::persistence::{Store, StoreError};
 
 use bin::actor::BinSpec;
@@ -208,24 +208,37 @@ impl Fulfillment {
     /// Spawns every fulfillment order and shipment marked open; each resumes its own work.
     async fn resume(&self) -> Result<(), FulfillmentError> {
         let store = self.deps.store.clone();
-        let (orders, shipments) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            Ok((
-                store.open_ids(fulfillment_order::actor::FULFILLMENT_ORDER_KIND)?,
-                store.open_ids(shipment::actor::SHIPMENT_KIND)?,
-            ))
+        let autopilot = self.deps.config.autopilot;
+        // Fulfillment orders with work of their own get an actor now; the
+        // others wait for an event or an operator, which spawns them on demand.
+        let (open, owing, shipments) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let open = store.open_snapshots(fulfillment_order::actor::FULFILLMENT_ORDER_KIND)?;
+            let mut owing = Vec::new();
+            for (id, bytes) in &open {
+                let order = fulfillment_order::actor::decode(id, bytes)?;
+                if order.owes_work(autopilot) {
+                    owing.push(order.id());
+                }
+            }
+            Ok((open.len(), owing, store.open_ids(shipment::actor::SHIPMENT_KIND)?))
         })
         .await
         .map_err(|err| StoreError::Io(err.to_string()))??;
         let order_spec = FulfillmentOrderSpec { deps: self.deps.clone() };
-        for id in orders.iter().filter_map(|id| id.parse::<FulfillmentOrderId>().ok()) {
-            crate::actors::child(&order_spec, self.deps.fulfillment_orders()?, &id, false).await?;
+        for id in &owing {
+            crate::actors::child(&order_spec, self.deps.fulfillment_orders()?, id, false).await?;
         }
         let shipment_spec = ShipmentSpec { deps: self.deps.clone() };
         for id in shipments.iter().filter_map(|id| id.parse().ok()) {
             crate::actors::child(&shipment_spec, self.deps.shipments()?, &id, false).await?;
         }
-        if !orders.is_empty() || !shipments.is_empty() {
-            tracing::info!(fulfillment_orders = orders.len(), shipments = shipments.len(), "resumed open sagas");
+        if open > 0 || !shipments.is_empty() {
+            tracing::info!(
+                fulfillment_orders = open,
+                resumed = owing.len(),
+                shipments = shipments.len(),
+                "open sagas: those with work of their own resumed"
+            );
         }
         Ok(())
     }

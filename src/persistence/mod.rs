@@ -429,6 +429,29 @@ impl Store {
         Ok(found)
     }
 
+    /// The snapshot of every aggregate of `kind` marked open, read in one
+    /// transaction (what recovery looks at).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::Corrupt`].
+    pub fn open_snapshots(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
+        let open = txn.open_table(tables::OPEN).map_err(StoreError::from_redb)?;
+        let snapshots = txn.open_table(tables::SNAPSHOTS).map_err(StoreError::from_redb)?;
+        let mut found = Vec::new();
+        for row in open.range((kind, "")..).map_err(StoreError::from_redb)? {
+            let (key, _) = row.map_err(StoreError::from_redb)?;
+            let (row_kind, id) = key.value();
+            if row_kind != kind {
+                break;
+            }
+            if let Some(bytes) = snapshots.get((kind, id)).map_err(StoreError::from_redb)? {
+                found.push((id.to_owned(), bytes.value().to_vec()));
+            }
+        }
+        Ok(found)
+    }
+
     /// Every undelivered outbox entry, by event id.
     ///
     /// # Errors

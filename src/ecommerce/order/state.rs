@@ -659,6 +659,13 @@ impl Order {
         self.status.is_terminal() && self.pending_payments.is_empty()
     }
 
+    /// Whether it has work of its own to do — a payment operation owed. Only
+    /// then must an actor run for it when the engine starts; an open order
+    /// with nothing owed is waiting for an event, and the event wakes it.
+    pub fn owes_work(&self) -> bool {
+        !self.pending_payments.is_empty()
+    }
+
     /// The order's id.
     pub fn id(&self) -> OrderId {
         self.id
@@ -1141,5 +1148,17 @@ mod tests {
         assert_eq!(next.status(), order.status());
         assert_eq!(next.pending_payments(), order.pending_payments());
         assert!(next.has_applied(late.event_id));
+    }
+
+    #[test]
+    fn only_an_order_owing_a_payment_operation_needs_an_actor_at_start() {
+        let placed = placed();
+        assert!(!placed.owes_work(), "placed: waits for fulfillment's answer");
+        let reserved = reserved(&placed);
+        assert!(reserved.owes_work(), "reserved: a capture is owed");
+        assert!(!paid().owes_work(), "paid: waits for fulfillment");
+        for order in every_status() {
+            assert_eq!(order.owes_work(), !order.pending_payments().is_empty(), "{:?}", order.status());
+        }
     }
 }

@@ -351,7 +351,8 @@ impl FulfillmentOrderActor {
             FulfillmentStatus::Reserved => {
                 if let Some(at) = order.expires_at() {
                     let wait = at.since(self.deps.clock.now());
-                    myself.send_after(wait, || FulfillmentOrderMsg::Expire);
+                    let timer = myself.send_after(wait, || FulfillmentOrderMsg::Expire);
+                    state.arm(&timer);
                 }
             }
             FulfillmentStatus::Released | FulfillmentStatus::Picking if self.deps.config.autopilot => {
@@ -526,7 +527,8 @@ impl Actor for FulfillmentOrderActor {
                         Err(_) if order.status() == FulfillmentStatus::Reserved => {
                             // Early (clock skew): try again when due.
                             if let Some(at) = order.expires_at() {
-                                myself.send_after(at.since(now), || FulfillmentOrderMsg::Expire);
+                                let timer = myself.send_after(at.since(now), || FulfillmentOrderMsg::Expire);
+                                state.arm(&timer);
                             }
                         }
                         Err(_) => {}

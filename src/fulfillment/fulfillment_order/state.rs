@@ -817,6 +817,24 @@ impl FulfillmentOrder {
         self.status.is_terminal() && self.pending.is_empty()
     }
 
+    /// Whether it has work of its own to do, so an actor must run for it
+    /// when the engine starts: stock to reserve, a reservation whose expiry
+    /// must be watched, actions owed, units to re-allocate, or (on
+    /// `autopilot`) picking and packing. Otherwise it waits for an event or
+    /// a warehouse operator's command, either of which wakes it.
+    pub fn owes_work(&self, autopilot: bool) -> bool {
+        match self.status {
+            FulfillmentStatus::Received | FulfillmentStatus::Reserved => true,
+            FulfillmentStatus::Picking if !self.unplaced.is_empty() => true,
+            FulfillmentStatus::Released | FulfillmentStatus::Picking => autopilot || !self.pending.is_empty(),
+            FulfillmentStatus::Rejected
+            | FulfillmentStatus::Packed
+            | FulfillmentStatus::Shipped
+            | FulfillmentStatus::Delivered
+            | FulfillmentStatus::Cancelled { .. } => !self.pending.is_empty(),
+        }
+    }
+
     /// Its id.
     pub fn id(&self) -> FulfillmentOrderId {
         self.id
@@ -1174,5 +1192,24 @@ mod tests {
         let mut order = planned();
         order.channel = Channel::B2b;
         assert!(order.reserved(LATER, NOW).unwrap().events.is_empty());
+    }
+
+    #[test]
+    fn which_open_orders_need_an_actor_at_start() {
+        let expected = [
+            ("received", true, true),
+            ("reserved", true, true),
+            ("released", false, true),
+            ("picking", false, true),
+            ("packed", false, false),
+            ("shipped", false, false),
+            ("delivered", false, false),
+        ];
+        let statuses = every_status();
+        for (name, manual, autopilot) in expected {
+            let (_, order) = statuses.iter().find(|(n, _)| *n == name).unwrap();
+            assert_eq!(order.owes_work(false), manual || !order.pending().is_empty(), "{name}, manual");
+            assert_eq!(order.owes_work(true), autopilot || !order.pending().is_empty(), "{name}, autopilot");
+        }
     }
 }
