@@ -551,6 +551,7 @@ pub fn order(order: &Order, side: FulfillmentResponse, timeline: &[SagaStep]) ->
                 PaymentStatus::Captured => "captured",
                 PaymentStatus::Voided => "voided",
                 PaymentStatus::Refunded => "refunded",
+                PaymentStatus::ManualReview => "manual_review",
             }
             .to_owned(),
             captured: payment.captured.into(),

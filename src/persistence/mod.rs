@@ -76,6 +76,10 @@ impl StoreError {
         match err.into() {
             redb::Error::Corrupted(detail) => StoreError::Corrupt { what: "redb file".to_owned(), detail },
             redb::Error::DatabaseAlreadyOpen => StoreError::AlreadyOpen,
+            // A file that is not a redb database (wrong magic number) is damaged or foreign, not an I/O fault.
+            redb::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                StoreError::Corrupt { what: "redb file".to_owned(), detail: io.to_string() }
+            }
             other => StoreError::Io(other.to_string()),
         }
     }

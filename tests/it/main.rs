@@ -2,7 +2,10 @@
 
 mod api;
 mod cancel;
+mod figures;
 mod helpers;
 mod load;
+mod model;
 mod recovery;
 mod saga;
+mod storage;

@@ -122,6 +122,10 @@ pub enum PaymentStatus {
     Voided,
     /// Everything taken was given back.
     Refunded,
+    /// The gateway refused a refund that is owed: money the customer should
+    /// get back was not given back. Explicit, for a person to settle; the
+    /// order never silently ends charged.
+    ManualReview,
 }
 
 /// A payment operation the order owes, performed by the actor after it is persisted.
@@ -557,6 +561,11 @@ impl Order {
 
     /// The gateway answered payment operation `op` (the first pending one).
     pub fn payment_result(&self, op: &PaymentOp, result: Result<(), PaymentError>, now: Timestamp) -> Transition {
+        if let Err(PaymentError::Unavailable(_)) = result {
+            // No answer is not a refusal: the operation may or may not have
+            // happened, so it stays owed and is retried under the same key.
+            return Transition { next: self.clone(), events: Vec::new(), steps: Vec::new() };
+        }
         let mut next = self.clone();
         next.updated_at = now;
         let mut events = Vec::new();
@@ -627,6 +636,7 @@ impl Order {
                 steps.push(step(now, "refunded", amount.to_string(), true));
             }
             (PaymentOp::Refund { amount, .. }, Err(err)) => {
+                next.payment.status = PaymentStatus::ManualReview;
                 steps.push(step(now, "refund_failed", format!("{amount}: {err}; needs manual review"), true));
             }
         }
