@@ -19,6 +19,17 @@ pub struct FileConfig {
     /// `[fulfillment]`.
     #[serde(default)]
     pub fulfillment: FulfillmentSection,
+    /// `[payments]`.
+    #[serde(default)]
+    pub payments: PaymentsSection,
+}
+
+/// `[payments]`: the payment gateway.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsSection {
+    /// Milliseconds to wait for the gateway before a call counts as unanswered (retried). Default 10000.
+    pub timeout_ms: Option<u64>,
 }
 
 /// `[http]`: the edge's limits.
@@ -91,6 +102,9 @@ impl FileConfig {
 
     /// Applies the file over `engine` and `http` defaults.
     pub fn apply(&self, engine: &mut Config, http: &mut HttpConfig) {
+        if let Some(ms) = self.payments.timeout_ms {
+            engine.payment_timeout = Duration::from_millis(ms.max(1));
+        }
         let f = &self.fulfillment;
         if let Some(secs) = f.reservation_ttl_secs {
             engine.fulfillment.reservation_ttl = Duration::from_secs(secs);

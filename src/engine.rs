@@ -35,11 +35,21 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Fulfillment behaviour (reservation TTL, autopilot, pacing, passivation).
     pub fulfillment: FulfillmentConfig,
+    /// Longest a payment gateway call may take before it counts as
+    /// unanswered (then retried under the same key). Default [`PAYMENT_TIMEOUT`].
+    pub payment_timeout: Duration,
 }
+
+/// Default longest wait for the payment gateway's answer.
+pub const PAYMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for Config {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("data"), fulfillment: FulfillmentConfig::default() }
+        Self {
+            data_dir: PathBuf::from("data"),
+            fulfillment: FulfillmentConfig::default(),
+            payment_timeout: PAYMENT_TIMEOUT,
+        }
     }
 }
 
@@ -56,6 +66,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), StartError> {
         if self.fulfillment.reservation_ttl.is_zero() {
             return Err(StartError::Config("fulfillment.reservation_ttl must be positive".to_owned()));
+        }
+        if self.payment_timeout.is_zero() {
+            return Err(StartError::Config("payment_timeout must be positive".to_owned()));
         }
         if self.fulfillment.idle_after < Duration::from_millis(100) {
             return Err(StartError::Config("fulfillment.idle_after must be at least 100 ms".to_owned()));
@@ -240,7 +253,7 @@ impl Engine {
             scope,
             ecommerce_store.clone(),
             adapters.clock.clone(),
-            adapters.gateway.clone(),
+            Arc::new(crate::ecommerce::payments::TimeLimited::new(adapters.gateway.clone(), config.payment_timeout)),
             ecommerce_dispatcher.clone(),
             watch.clone(),
             config.fulfillment.idle_after,

@@ -140,6 +140,10 @@ struct ServeArgs {
     /// Simulated warehouse operators and carrier advance work by themselves.
     #[arg(long)]
     autopilot: bool,
+    /// Keep the simulated payment gateway's ledger in this file, so it
+    /// survives restarts as a real provider would (default: in memory).
+    #[arg(long)]
+    gateway_journal: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -182,7 +186,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.autopilot {
         config.fulfillment.autopilot = true;
     }
-    let engine = Engine::start(config.clone()).await.context("starting the engine")?;
+    let mut adapters = orderdock::Adapters::default();
+    if let Some(path) = &args.gateway_journal {
+        let gateway = orderdock::ecommerce::payments::SimulatedGateway::with_journal(path)
+            .with_context(|| format!("opening the gateway journal {}", path.display()))?;
+        adapters.gateway = Arc::new(gateway);
+    }
+    let engine = Engine::start_with(config.clone(), adapters).await.context("starting the engine")?;
     let accounts = engine.ecommerce().accounts();
     let admin_key_path = args.data_dir.join("admin.key");
     if !accounts.has_admin() {

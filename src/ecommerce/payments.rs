@@ -14,10 +14,19 @@
 //! | `tok_decline_capture` | authorized, capture declined |
 //! | `tok_capture_unavailable` | authorized, capture always fails as unavailable (retried) |
 //! | `tok_flaky` | every operation fails as unavailable on its first two attempts |
+//! | `tok_reply_lost` | every operation is applied, but the first reply per key is lost (unavailable) |
+//! | `tok_slow` | the first attempt per key hangs for [`SLOW_REPLY`] (the caller times out), then is not applied |
 //! | anything else | approved |
+//!
+//! With [`SimulatedGateway::with_journal`] its ledger survives restarts: each
+//! decided operation is appended to a JSON-lines file and synced before the
+//! reply, and replayed when the gateway is opened again — like a real
+//! payment provider, which outlives the engine's process.
 
 use std::collections::HashMap;
+use std::io::{BufRead, Write};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -74,8 +83,11 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
+/// How long a `tok_slow` call hangs on its first attempt.
+pub const SLOW_REPLY: Duration = Duration::from_secs(3600);
+
 /// One authorization in the simulated gateway's ledger.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LedgerEntry {
     /// The token it was made with.
     pub token: String,
@@ -101,17 +113,120 @@ struct Ledger {
     next: u64,
 }
 
+/// A gateway whose calls give up after `timeout`, answering
+/// [`PaymentError::Unavailable`] (the operation may or may not have happened;
+/// it is retried under the same idempotency key).
+#[derive(Debug)]
+pub struct TimeLimited {
+    inner: std::sync::Arc<dyn PaymentGateway>,
+    timeout: Duration,
+}
+
+impl TimeLimited {
+    /// `inner`, with every call limited to `timeout`.
+    pub fn new(inner: std::sync::Arc<dyn PaymentGateway>, timeout: Duration) -> Self {
+        Self { inner, timeout }
+    }
+
+    fn limit<'a, T: Send + 'a>(
+        &self,
+        call: BoxFuture<'a, Result<T, PaymentError>>,
+    ) -> BoxFuture<'a, Result<T, PaymentError>> {
+        let timeout = self.timeout;
+        Box::pin(async move {
+            tokio::time::timeout(timeout, call).await.unwrap_or_else(|_| {
+                Err(PaymentError::Unavailable(format!("no answer within {} ms", timeout.as_millis())))
+            })
+        })
+    }
+}
+
+impl PaymentGateway for TimeLimited {
+    fn authorize(
+        &self,
+        key: String,
+        token: String,
+        amount: Money,
+    ) -> BoxFuture<'_, Result<AuthorizationId, PaymentError>> {
+        self.limit(self.inner.authorize(key, token, amount))
+    }
+
+    fn capture(
+        &self,
+        key: String,
+        authorization: AuthorizationId,
+        amount: Money,
+    ) -> BoxFuture<'_, Result<(), PaymentError>> {
+        self.limit(self.inner.capture(key, authorization, amount))
+    }
+
+    fn void(&self, key: String, authorization: AuthorizationId) -> BoxFuture<'_, Result<(), PaymentError>> {
+        self.limit(self.inner.void(key, authorization))
+    }
+
+    fn refund(
+        &self,
+        key: String,
+        authorization: AuthorizationId,
+        amount: Money,
+    ) -> BoxFuture<'_, Result<(), PaymentError>> {
+        self.limit(self.inner.refund(key, authorization, amount))
+    }
+
+    fn audit(&self) -> Option<Vec<String>> {
+        self.inner.audit()
+    }
+}
+
+/// One line of the journal: an operation's decided answer and the
+/// authorization it left behind.
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalLine {
+    key: String,
+    answer: Result<Option<AuthorizationId>, PaymentError>,
+    authorization: Option<(AuthorizationId, LedgerEntry)>,
+}
+
 /// An in-memory gateway with the rules in the module docs.
 #[derive(Debug, Default)]
 pub struct SimulatedGateway {
     ledger: Mutex<Ledger>,
     outage: std::sync::atomic::AtomicBool,
+    journal: Option<Mutex<std::fs::File>>,
 }
 
 impl SimulatedGateway {
     /// A gateway with an empty ledger.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A gateway whose ledger is kept in `path` (created if absent, replayed if present).
+    ///
+    /// # Errors
+    /// The file cannot be read, parsed or opened for appending.
+    pub fn with_journal(path: &std::path::Path) -> std::io::Result<Self> {
+        let mut ledger = Ledger::default();
+        if path.exists() {
+            let file = std::fs::File::open(path)?;
+            for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+                let line = line?;
+                let Ok(entry) = serde_json::from_str::<JournalLine>(&line) else {
+                    // A torn last line (a crash mid-append) was never answered: skip it.
+                    tracing::warn!(path = %path.display(), line = n + 1, "unreadable gateway journal line skipped");
+                    continue;
+                };
+                if let Some((id, state)) = entry.authorization {
+                    if let Some(number) = id.strip_prefix("auth_").and_then(|n| n.parse::<u64>().ok()) {
+                        ledger.next = ledger.next.max(number);
+                    }
+                    ledger.entries.insert(id, state);
+                }
+                ledger.answers.insert(entry.key, entry.answer);
+            }
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self { ledger: Mutex::new(ledger), journal: Some(Mutex::new(file)), ..Self::default() })
     }
 
     /// Starts (`true`) or ends an outage: while it lasts every call fails as unavailable.
@@ -150,33 +265,61 @@ impl SimulatedGateway {
         key: String,
         subject: Subject<'_>,
         operation: impl FnOnce(&mut Ledger) -> Result<Option<AuthorizationId>, PaymentError>,
-    ) -> Result<Option<AuthorizationId>, PaymentError> {
+    ) -> Reply {
         if self.outage.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(PaymentError::Unavailable("simulated outage".to_owned()));
+            return Reply::Now(Err(PaymentError::Unavailable("simulated outage".to_owned())));
         }
         let Ok(mut ledger) = self.ledger.lock() else {
-            return Err(PaymentError::Unavailable("ledger poisoned".to_owned()));
+            return Reply::Now(Err(PaymentError::Unavailable("ledger poisoned".to_owned())));
         };
         if let Some(answer) = ledger.answers.get(&key) {
-            return answer.clone();
+            return Reply::Now(answer.clone());
         }
-        let flaky = match subject {
-            Subject::Token(token) => token == "tok_flaky",
-            Subject::Authorization(id) => ledger.entries.get(id).is_some_and(|e| e.token == "tok_flaky"),
+        let token = match subject {
+            Subject::Token(token) => token.to_owned(),
+            Subject::Authorization(id) => ledger.entries.get(id).map(|e| e.token.clone()).unwrap_or_default(),
         };
-        if flaky {
+        let first_attempt = {
             let attempts = ledger.attempts.entry(key.clone()).or_insert(0);
             *attempts += 1;
-            if *attempts <= 2 {
+            *attempts == 1
+        };
+        match token.as_str() {
+            "tok_flaky" if ledger.attempts.get(&key).is_some_and(|n| *n <= 2) => {
                 // Not saved: a transient failure is retried under the same key.
-                return Err(PaymentError::Unavailable("simulated timeout".to_owned()));
+                return Reply::Now(Err(PaymentError::Unavailable("simulated timeout".to_owned())));
             }
+            "tok_slow" if first_attempt => return Reply::Hang,
+            _ => {}
         }
         let answer = operation(&mut ledger);
         if !matches!(answer, Err(PaymentError::Unavailable(_))) {
+            let id: Option<&str> = match (subject, &answer) {
+                (Subject::Authorization(id), _) => Some(id),
+                (_, Ok(Some(id))) => Some(id),
+                _ => None,
+            };
+            let authorization = id.and_then(|id| ledger.entries.get(id).map(|entry| (id.to_owned(), entry.clone())));
+            if let Err(err) = self.append(&JournalLine { key: key.clone(), answer: answer.clone(), authorization }) {
+                // Not durable, so not decided: the caller retries under the same key.
+                tracing::error!(cause = %err, "gateway journal write failed");
+                return Reply::Now(Err(PaymentError::Unavailable(format!("journal: {err}"))));
+            }
             ledger.answers.insert(key, answer.clone());
+            if token == "tok_reply_lost" && first_attempt {
+                return Reply::Now(Err(PaymentError::Unavailable("simulated lost reply".to_owned())));
+            }
         }
-        answer
+        Reply::Now(answer)
+    }
+
+    fn append(&self, line: &JournalLine) -> std::io::Result<()> {
+        let Some(journal) = &self.journal else { return Ok(()) };
+        let mut text = serde_json::to_vec(line).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+        let mut file = journal.lock().map_err(|_| std::io::Error::other("journal lock poisoned"))?;
+        file.write_all(&text)?;
+        file.sync_data()
     }
 
     /// Runs `operation` on authorization `id` under `key`; `missing` answers for an unknown one.
@@ -187,11 +330,30 @@ impl SimulatedGateway {
         missing: Result<(), PaymentError>,
         operation: impl FnOnce(&mut LedgerEntry) -> Result<(), PaymentError>,
     ) -> BoxFuture<'_, Result<(), PaymentError>> {
-        let answer = self.run(key, Subject::Authorization(id), |ledger| match ledger.entries.get_mut(id) {
+        let reply = self.run(key, Subject::Authorization(id), |ledger| match ledger.entries.get_mut(id) {
             Some(entry) => operation(entry).map(|()| None),
             None => missing.map(|()| None),
         });
-        Box::pin(async move { answer.map(|_| ()) })
+        Box::pin(async move { reply.wait().await.map(|_| ()) })
+    }
+}
+
+/// The gateway's reply: now, or never (a hung call the caller must time out).
+#[derive(Debug)]
+enum Reply {
+    Now(Result<Option<AuthorizationId>, PaymentError>),
+    Hang,
+}
+
+impl Reply {
+    async fn wait(self) -> Result<Option<AuthorizationId>, PaymentError> {
+        match self {
+            Reply::Now(answer) => answer,
+            Reply::Hang => {
+                tokio::time::sleep(SLOW_REPLY).await;
+                Err(PaymentError::Unavailable("simulated hang".to_owned()))
+            }
+        }
     }
 }
 
@@ -217,7 +379,7 @@ impl PaymentGateway for SimulatedGateway {
         token: String,
         amount: Money,
     ) -> BoxFuture<'_, Result<AuthorizationId, PaymentError>> {
-        let answer = self.run(key, Subject::Token(&token), |ledger| {
+        let reply = self.run(key, Subject::Token(&token), |ledger| {
             if token == "tok_decline" {
                 return Err(PaymentError::Declined("card declined".to_owned()));
             }
@@ -227,7 +389,9 @@ impl PaymentGateway for SimulatedGateway {
             ledger.entries.insert(id.clone(), entry);
             Ok(Some(id))
         });
-        Box::pin(async move { answer.and_then(|id| id.ok_or_else(|| PaymentError::Unavailable("no id".to_owned()))) })
+        Box::pin(async move {
+            reply.wait().await.and_then(|id| id.ok_or_else(|| PaymentError::Unavailable("no id".to_owned())))
+        })
     }
 
     fn capture(

@@ -3,6 +3,7 @@
 mod api;
 mod cancel;
 mod figures;
+mod gateway;
 mod helpers;
 mod load;
 mod model;
