@@ -155,6 +155,16 @@ impl InFlight {
     }
 }
 
+/// The resource (an order id, …) a stored idempotency record names, if its
+/// request got that far: for offline checkers of the one-resource-per-key rule.
+///
+/// # Errors
+/// The bytes are not a record.
+pub fn stored_resource(bytes: &[u8]) -> Result<Option<String>, crate::persistence::StoreError> {
+    let record: Record = codec::decode(RECORD_VERSION, "idempotency record", bytes)?;
+    Ok(record.resource)
+}
+
 impl Claim {
     /// The resource an earlier, interrupted run of this request created.
     pub fn resource(&self) -> Option<&str> {

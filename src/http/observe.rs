@@ -45,6 +45,8 @@ pub struct AuditResponse {
     pub payment_violations: Option<Vec<String>>,
     /// Events committed and not yet acknowledged by the other context.
     pub outbox_pending: usize,
+    /// Sagas not finished: orders, fulfillment orders and shipments with work left.
+    pub open_sagas: usize,
     /// Peak resident memory of the server process, bytes (0 where unknown).
     pub rss_peak_bytes: u64,
 }
@@ -57,7 +59,22 @@ pub async fn audit(State(state): State<AppState>, caller: Caller) -> Result<Resp
     caller.require(&[Role::Admin])?;
     let audit = state.engine.audit().await?;
     let (ecommerce, fulfillment) = state.engine.outbox_lag();
+    let stores = [state.engine.ecommerce().store().clone(), state.engine.fulfillment().store().clone()];
+    let open_sagas = tokio::task::spawn_blocking(move || {
+        use crate::ecommerce::order::actor::ORDER_KIND;
+        use crate::fulfillment::{fulfillment_order::actor::FULFILLMENT_ORDER_KIND, shipment::actor::SHIPMENT_KIND};
+        let count = |store: &crate::persistence::Store, kind| store.open_ids(kind).map(|ids| ids.len());
+        Ok::<_, crate::persistence::StoreError>(
+            count(&stores[0], ORDER_KIND)?
+                + count(&stores[1], FULFILLMENT_ORDER_KIND)?
+                + count(&stores[1], SHIPMENT_KIND)?,
+        )
+    })
+    .await
+    .map_err(|err| ApiError::Internal(err.to_string()))?
+    .map_err(|err| ApiError::Internal(err.to_string()))?;
     let response = AuditResponse {
+        open_sagas,
         bins: audit.bins,
         stock_balanced: audit.stock_balanced(),
         money_balanced: audit.money_balanced(),

@@ -158,7 +158,7 @@ pub struct RecoveryReport {
 
 /// A child `orderdock serve`, killed on drop.
 #[derive(Debug)]
-struct Child(std::process::Child);
+pub struct Child(pub std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {
@@ -167,14 +167,18 @@ impl Drop for Child {
     }
 }
 
-/// Starts `exe serve` on `data_dir` (manual mode, a free loopback port) and
-/// returns it with its address, read from its log line.
-fn spawn_server(exe: &Path, data_dir: &Path) -> Result<(Child, String), LoadError> {
+/// Starts `exe serve` on `data_dir` (a free loopback port, `extra` flags
+/// after) and returns it with its address, read from its log line.
+///
+/// # Errors
+/// [`LoadError::Target`] when it cannot start or exits before listening.
+pub fn spawn_server(exe: &Path, data_dir: &Path, extra: &[&str]) -> Result<(Child, String), LoadError> {
     use std::io::{BufRead, BufReader};
     let failed = |e: &dyn std::fmt::Display| LoadError::Target(format!("starting the server: {e}"));
     let mut child = std::process::Command::new(exe)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .env("ORDERDOCK_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -215,7 +219,7 @@ pub async fn recovery(
     if data_dir.exists() && std::fs::read_dir(data_dir).map_err(|e| setup(&e))?.next().is_some() {
         return Err(LoadError::Setup(format!("{} is not empty", data_dir.display())));
     }
-    let (mut child, address) = spawn_server(exe, data_dir)?;
+    let (mut child, address) = spawn_server(exe, data_dir, &[])?;
     let key = wait_for_key(&data_dir.join("admin.key")).await?;
     let mut config = LoadConfig::saga3(orders, concurrency, false);
     config.until = Until::Placed;

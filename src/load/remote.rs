@@ -59,18 +59,20 @@ impl Target {
     }
 }
 
-/// One HTTP/1.1 connection, reopened when it drops.
+/// One HTTP/1.1 connection, reopened when it drops: the load tool's (and
+/// the crash tests') client.
 #[derive(Debug)]
-struct Connection {
+pub struct Connection {
     authority: String,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 /// A response: status and body.
-type Reply = (StatusCode, Bytes);
+pub type Reply = (StatusCode, Bytes);
 
 impl Connection {
-    fn new(authority: &str) -> Connection {
+    /// A client of `authority` (`host:port`); it connects on first use.
+    pub fn new(authority: &str) -> Connection {
         Connection { authority: authority.to_owned(), sender: None }
     }
 
@@ -97,8 +99,13 @@ impl Connection {
         Ok(response)
     }
 
-    /// Sends one request and reads the whole answer.
-    async fn call(
+    /// Sends one request and reads the whole answer. An `Err` is a
+    /// transport failure or a timeout: the request may or may not have been
+    /// handled.
+    ///
+    /// # Errors
+    /// As above, described.
+    pub async fn call(
         &mut self,
         method: Method,
         path: &str,

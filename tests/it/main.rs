@@ -10,3 +10,4 @@ mod model;
 mod recovery;
 mod saga;
 mod storage;
+mod torture;
