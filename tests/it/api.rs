@@ -339,6 +339,14 @@ async fn the_authorization_matrix_holds() -> TestResult {
         }
     }
     assert_eq!(cells, routes.len() * roles.len());
+    // Every cell asserted above; reaching here means no unexpected status.
+    crate::figures::record(
+        "api_authz_matrix",
+        0,
+        cells as u64,
+        0,
+        json!({"routes": routes.len(), "principals": roles.len(), "cells": cells, "unexpected_statuses": 0}),
+    );
     // Customers list only their own orders.
     let bobs = api.get("/v1/orders", &bob).await?;
     assert_eq!(bobs.body["items"], json!([]));

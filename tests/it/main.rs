@@ -3,11 +3,13 @@
 mod api;
 mod cancel;
 mod figures;
+mod fuzz;
 mod gateway;
 mod helpers;
 mod load;
 mod model;
 mod recovery;
 mod saga;
+mod security;
 mod storage;
 mod torture;
