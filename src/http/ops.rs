@@ -35,7 +35,7 @@ pub fn router() -> Router<AppState> {
         super::observe::audit, super::observe::steps,
         health, ready, metrics,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &ProblemResponses)
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
@@ -50,6 +50,72 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Errors are `application/problem+json`, and the edge's limits apply to
+/// every route: this documents both on every operation, so the document
+/// matches what the server answers.
+struct ProblemResponses;
+
+impl utoipa::Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+        const PROBLEM: &str = "application/problem+json";
+        let problem = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(PROBLEM, Content::new(Some(Ref::from_schema_name("ProblemResponse"))))
+                    .build(),
+            )
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.put, true),
+                (&mut item.delete, false),
+                (&mut item.patch, true),
+            ];
+            for (operation, has_body) in operations {
+                let Some(operation) = operation.as_mut() else { continue };
+                let responses = &mut operation.responses.responses;
+                for (status, response) in responses.iter_mut() {
+                    if let (true, RefOr::T(response)) = (status.starts_with('4') || status.starts_with('5'), response) {
+                        if let Some(content) = response.content.shift_remove("application/json") {
+                            response.content.insert(PROBLEM.to_owned(), content);
+                        }
+                    }
+                }
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let mut standard =
+                    vec![("408", "the request took too long"), ("503", "at capacity or a store is unavailable")];
+                if secured {
+                    standard.extend([
+                        ("401", "no or unknown API key"),
+                        ("403", "the key's role may not do this"),
+                        ("429", "rate limit of the key"),
+                    ]);
+                }
+                if has_body {
+                    standard.extend([
+                        ("400", "unreadable or malformed body"),
+                        ("413", "body over 64 KiB"),
+                        ("422", "invalid body"),
+                    ]);
+                }
+                if path.contains('{') {
+                    standard.push(("404", "not found"));
+                }
+                if path.starts_with("/v1/") && !secured {
+                    standard.push(("401", "missing or bad signature"));
+                }
+                for (status, description) in standard {
+                    responses.entry(status.to_owned()).or_insert_with(|| problem(description));
+                }
+            }
+        }
     }
 }
 
