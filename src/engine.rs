@@ -369,6 +369,25 @@ impl Engine {
         Ok(audit)
     }
 
+    /// Unfinished sagas in the stores: (orders, fulfillment orders, shipments).
+    ///
+    /// # Errors
+    /// A store could not be read.
+    pub async fn open_sagas(&self) -> Result<(usize, usize, usize), StoreError> {
+        use crate::fulfillment::{fulfillment_order::actor::FULFILLMENT_ORDER_KIND, shipment::actor::SHIPMENT_KIND};
+        let stores = [self.ecommerce.store().clone(), self.fulfillment.store().clone()];
+        tokio::task::spawn_blocking(move || {
+            let count = |store: &Store, kind| store.open_ids(kind).map(|ids| ids.len());
+            Ok((
+                count(&stores[0], crate::ecommerce::order::actor::ORDER_KIND)?,
+                count(&stores[1], FULFILLMENT_ORDER_KIND)?,
+                count(&stores[1], SHIPMENT_KIND)?,
+            ))
+        })
+        .await
+        .map_err(|err| StoreError::Io(err.to_string()))?
+    }
+
     /// Waits until both outboxes are delivered, up to `timeout`. Returns whether they were.
     pub async fn settle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

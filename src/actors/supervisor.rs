@@ -287,6 +287,38 @@ pub async fn stop_tree<S: ChildSpec>(supervisor: Result<&ActorRef<SupervisorMsg<
     }
 }
 
+/// Spawns the open aggregates of `S::KIND` that have work of their own:
+/// reads every open snapshot in one read transaction, decodes each with
+/// `decode` and spawns the ids `owing` picks; the others wake on their next
+/// message. Returns (open, resumed).
+///
+/// # Errors
+/// [`CallError::Store`] when the snapshots cannot be read; a spawn failure.
+pub async fn resume_owing<S: ChildSpec, T: 'static>(
+    spec: &S,
+    supervisor: &ActorRef<SupervisorMsg<S>>,
+    store: &crate::persistence::Store,
+    decode: fn(&str, &[u8]) -> Result<T, StoreError>,
+    owing: impl Fn(&T) -> Option<S::Id> + Send + 'static,
+) -> Result<(usize, usize), CallError> {
+    let store = store.clone();
+    let (open, owing) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let open = store.open_snapshots(S::KIND)?;
+        let mut ids = Vec::new();
+        for (id, bytes) in &open {
+            ids.extend(owing(&decode(id, bytes)?));
+        }
+        Ok((open.len(), ids))
+    })
+    .await
+    .map_err(|err| CallError::Store(err.to_string()))?
+    .map_err(|err| CallError::Store(err.to_string()))?;
+    for id in &owing {
+        child(spec, supervisor, id, false).await?;
+    }
+    Ok((open, owing.len()))
+}
+
 /// The running child `id`, spawned if needed.
 ///
 /// # Errors

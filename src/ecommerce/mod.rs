@@ -17,7 +17,7 @@ use ractor::{Actor, ActorRef};
 use crate::actors::dispatcher::DispatcherHandle;
 use crate::actors::{CallError, Clock, Supervisor, SupervisorMsg};
 use crate::events::bus::{BoxFuture, Delivery, DeliveryError, EventSink};
-use crate::events::{EventEnvelope, OrderId};
+use crate::events::EventEnvelope;
 use crate::persistence::{Store, StoreError};
 
 use catalog::Catalog;
@@ -90,29 +90,19 @@ impl Ecommerce {
             .map_err(|err| CallError::Store(err.to_string()))?;
         let _ = deps.orders.set(orders);
         let context = Ecommerce { deps };
-        let store = context.deps.store.clone();
         // Open orders that owe a payment operation get an actor now; the
         // others wait for their next event, which spawns them on demand.
-        let owing = tokio::task::spawn_blocking(move || -> Result<(usize, Vec<OrderId>), StoreError> {
-            let open = store.open_snapshots(order::actor::ORDER_KIND)?;
-            let mut owing = Vec::new();
-            for (id, bytes) in &open {
-                let order = order::actor::decode(id, bytes)?;
-                if order.owes_work() {
-                    owing.push(order.id());
-                }
-            }
-            Ok((open.len(), owing))
-        })
-        .await
-        .map_err(|err| StoreError::Io(err.to_string()))??;
-        let (open, owing) = owing;
         let spec = OrderSpec { deps: context.deps.clone() };
-        for id in &owing {
-            crate::actors::child(&spec, context.deps.orders()?, id, false).await?;
-        }
+        let (open, resumed) = crate::actors::supervisor::resume_owing(
+            &spec,
+            context.deps.orders()?,
+            &context.deps.store,
+            order::actor::decode,
+            |order: &order::Order| order.owes_work().then(|| order.id()),
+        )
+        .await?;
         if open > 0 {
-            tracing::info!(open, resumed = owing.len(), "open orders: those owing a payment operation resumed");
+            tracing::info!(open, resumed, "open orders: those owing a payment operation resumed");
         }
         Ok(context)
     }

@@ -207,27 +207,22 @@ impl Fulfillment {
 
     /// Spawns every fulfillment order and shipment marked open; each resumes its own work.
     async fn resume(&self) -> Result<(), FulfillmentError> {
-        let store = self.deps.store.clone();
         let autopilot = self.deps.config.autopilot;
         // Fulfillment orders with work of their own get an actor now; the
         // others wait for an event or an operator, which spawns them on demand.
-        let (open, owing, shipments) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let open = store.open_snapshots(fulfillment_order::actor::FULFILLMENT_ORDER_KIND)?;
-            let mut owing = Vec::new();
-            for (id, bytes) in &open {
-                let order = fulfillment_order::actor::decode(id, bytes)?;
-                if order.owes_work(autopilot) {
-                    owing.push(order.id());
-                }
-            }
-            Ok((open.len(), owing, store.open_ids(shipment::actor::SHIPMENT_KIND)?))
-        })
-        .await
-        .map_err(|err| StoreError::Io(err.to_string()))??;
         let order_spec = FulfillmentOrderSpec { deps: self.deps.clone() };
-        for id in &owing {
-            crate::actors::child(&order_spec, self.deps.fulfillment_orders()?, id, false).await?;
-        }
+        let (open, resumed) = crate::actors::supervisor::resume_owing(
+            &order_spec,
+            self.deps.fulfillment_orders()?,
+            &self.deps.store,
+            fulfillment_order::actor::decode,
+            move |order: &FulfillmentOrder| order.owes_work(autopilot).then(|| order.id()),
+        )
+        .await?;
+        let store = self.deps.store.clone();
+        let shipments = tokio::task::spawn_blocking(move || store.open_ids(shipment::actor::SHIPMENT_KIND))
+            .await
+            .map_err(|err| StoreError::Io(err.to_string()))??;
         let shipment_spec = ShipmentSpec { deps: self.deps.clone() };
         for id in shipments.iter().filter_map(|id| id.parse().ok()) {
             crate::actors::child(&shipment_spec, self.deps.shipments()?, &id, false).await?;
@@ -235,7 +230,7 @@ impl Fulfillment {
         if open > 0 || !shipments.is_empty() {
             tracing::info!(
                 fulfillment_orders = open,
-                resumed = owing.len(),
+                resumed,
                 shipments = shipments.len(),
                 "open sagas: those with work of their own resumed"
             );
@@ -347,13 +342,11 @@ impl Fulfillment {
     ) -> Result<Vec<(FulfillmentOrder, u16, warehouse::PlannedItem)>, FulfillmentError> {
         let store = self.deps.store.clone();
         let orders = tokio::task::spawn_blocking(move || -> Result<Vec<FulfillmentOrder>, StoreError> {
-            let mut found = Vec::new();
-            for id in store.open_ids(fulfillment_order::actor::FULFILLMENT_ORDER_KIND)? {
-                if let Some(bytes) = store.snapshot(fulfillment_order::actor::FULFILLMENT_ORDER_KIND, &id)? {
-                    found.push(fulfillment_order::actor::decode(&id, &bytes)?);
-                }
-            }
-            Ok(found)
+            store
+                .open_snapshots(fulfillment_order::actor::FULFILLMENT_ORDER_KIND)?
+                .iter()
+                .map(|(id, bytes)| fulfillment_order::actor::decode(id, bytes))
+                .collect()
         })
         .await
         .map_err(|err| StoreError::Io(err.to_string()))??;

@@ -59,22 +59,10 @@ pub async fn audit(State(state): State<AppState>, caller: Caller) -> Result<Resp
     caller.require(&[Role::Admin])?;
     let audit = state.engine.audit().await?;
     let (ecommerce, fulfillment) = state.engine.outbox_lag();
-    let stores = [state.engine.ecommerce().store().clone(), state.engine.fulfillment().store().clone()];
-    let open_sagas = tokio::task::spawn_blocking(move || {
-        use crate::ecommerce::order::actor::ORDER_KIND;
-        use crate::fulfillment::{fulfillment_order::actor::FULFILLMENT_ORDER_KIND, shipment::actor::SHIPMENT_KIND};
-        let count = |store: &crate::persistence::Store, kind| store.open_ids(kind).map(|ids| ids.len());
-        Ok::<_, crate::persistence::StoreError>(
-            count(&stores[0], ORDER_KIND)?
-                + count(&stores[1], FULFILLMENT_ORDER_KIND)?
-                + count(&stores[1], SHIPMENT_KIND)?,
-        )
-    })
-    .await
-    .map_err(|err| ApiError::Internal(err.to_string()))?
-    .map_err(|err| ApiError::Internal(err.to_string()))?;
+    let (orders, fulfillment_orders, shipments) =
+        state.engine.open_sagas().await.map_err(|err| ApiError::Internal(err.to_string()))?;
     let response = AuditResponse {
-        open_sagas,
+        open_sagas: orders + fulfillment_orders + shipments,
         bins: audit.bins,
         stock_balanced: audit.stock_balanced(),
         money_balanced: audit.money_balanced(),

@@ -20,18 +20,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::embedded::{Embedded, SETTLE_TIMEOUT};
-use super::{place_all, remote, LoadConfig, LoadError, Session, Tracker, Until};
+use super::{place_all, remote, rss_now_bytes, LoadConfig, LoadError, Session, Tracker, Until};
 use crate::{Config, Engine};
-
-/// Resident set size of this process now, from `/proc/self/status` (0 elsewhere).
-pub fn rss_now_bytes() -> u64 {
-    proc_status_kib("VmRSS:").map_or(0, |kib| kib * 1024)
-}
-
-fn proc_status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
-}
 
 /// What [`memory`] measured.
 #[derive(Debug, Clone, Serialize)]
@@ -94,16 +84,9 @@ pub async fn memory(
     let rss_after_bytes = rss_now_bytes();
     let live_orders = engine.ecommerce().live_actors().await;
     let (live_bins, live_fulfillment_orders, _) = engine.fulfillment().live_actors().await;
-    let stores = [engine.ecommerce().store().clone(), engine.fulfillment().store().clone()];
-    let open_sagas = tokio::task::spawn_blocking(move || {
-        stores[0].open_ids(crate::ecommerce::order::actor::ORDER_KIND).map(|v| v.len()).unwrap_or(0)
-            + stores[1]
-                .open_ids(crate::fulfillment::fulfillment_order::actor::FULFILLMENT_ORDER_KIND)
-                .map(|v| v.len())
-                .unwrap_or(0)
-    })
-    .await
-    .unwrap_or(0);
+    let (open_orders, open_fulfillment_orders, _) =
+        engine.open_sagas().await.map_err(|e| LoadError::Setup(e.to_string()))?;
+    let open_sagas = open_orders + open_fulfillment_orders;
     let grown = rss_after_bytes.saturating_sub(rss_before_bytes) as f64;
     let live = live_orders + live_fulfillment_orders;
     session.finish().await;
@@ -235,16 +218,14 @@ pub async fn recovery(
     let started = Instant::now();
     let engine = Engine::start(Config::new(data_dir)).await?;
     let start_ms = started.elapsed().as_secs_f64() * 1e3;
+    let (orders, fulfillment_orders, shipments) = engine.open_sagas().await.map_err(|e| setup(&e))?;
+    let open_sagas = orders + fulfillment_orders + shipments;
     let stores = [engine.ecommerce().store().clone(), engine.fulfillment().store().clone()];
-    let (open_sagas, outbox_pending, stored_orders) = tokio::task::spawn_blocking(move || {
-        use crate::ecommerce::order::actor::ORDER_KIND;
-        use crate::fulfillment::{fulfillment_order, shipment};
-        let open = stores[0].open_ids(ORDER_KIND).map(|v| v.len()).unwrap_or(0)
-            + stores[1].open_ids(fulfillment_order::actor::FULFILLMENT_ORDER_KIND).map(|v| v.len()).unwrap_or(0)
-            + stores[1].open_ids(shipment::actor::SHIPMENT_KIND).map(|v| v.len()).unwrap_or(0);
+    let (outbox_pending, stored_orders) = tokio::task::spawn_blocking(move || {
         let pending = stores.iter().map(|s| s.outbox().map(|v| v.len()).unwrap_or(0)).sum::<usize>();
-        let orders = stores[0].snapshots(ORDER_KIND).map(|v| v.len() as u64).unwrap_or(0);
-        (open, pending, orders)
+        let orders =
+            stores[0].snapshots(crate::ecommerce::order::actor::ORDER_KIND).map(|v| v.len() as u64).unwrap_or(0);
+        (pending, orders)
     })
     .await
     .map_err(|e| setup(&e))?;

@@ -12,22 +12,6 @@ use serde_json::json;
 use crate::figures;
 use crate::helpers::TestResult;
 
-/// A small deterministic generator (xorshift64*), so a failing seed replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// Writes `rows` snapshots in several commits and returns what was written.
 async fn build_store(path: &Path, rows: usize) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
     let store = Store::open(path)?;
@@ -104,7 +88,7 @@ async fn redb_corruption_failstop() -> TestResult {
     let expected = build_store(&original, 400).await?;
     let pristine = std::fs::read(&original)?;
     let damaged = dir.path().join("damaged.redb");
-    let mut rng = Rng(seed | 1);
+    let mut rng = figures::Rng::new(seed);
     let mut outcomes = Outcomes::default();
     let mut failures = Vec::new();
     for n in 0..mutations {

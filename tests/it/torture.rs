@@ -20,28 +20,13 @@ use orderdock::load::remote::Connection;
 use orderdock::persistence::Store;
 use serde_json::{json, Value};
 
-use crate::figures;
+use crate::figures::{self, Rng};
 use crate::helpers::TestResult;
 
 const SKUS: usize = 4;
 const UNITS_PER_SKU: u32 = 60;
 const CLIENTS: usize = 6;
 const HEAL_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// xorshift64*: deterministic per seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// What the client saw of one placement (Jepsen's ok / fail / info).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +122,7 @@ struct Stop {
 
 /// Places orders until `stop`, recording each call.
 async fn client(address: String, key: String, seed: u64, prefix: String, history: History, stop: Arc<Stop>) {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut c = Connection::new(&address);
     let mut n = 0u64;
     while !stop.flag.load(std::sync::atomic::Ordering::SeqCst) {
@@ -322,7 +307,7 @@ fn check(dir: &Path, history: &[Call]) -> anyhow::Result<Check> {
 async fn kill9_torture() -> TestResult {
     let cycles: u64 = std::env::var("ORDERDOCK_TORTURE_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     let seed = figures::seed();
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir()?;
     let history: History = Arc::default();
     let mut customer = String::new();
