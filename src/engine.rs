@@ -16,7 +16,7 @@ use crate::actors::{engine_scope, Clock, SystemClock};
 use crate::ecommerce::order::Order;
 use crate::ecommerce::payments::{PaymentGateway, SimulatedGateway};
 use crate::ecommerce::{Ecommerce, StartFailure};
-use crate::events::bus::{BoxFuture, Bus, Delivery, DeliveryError, EventSink};
+use crate::events::bus::{BoxFuture, Bus, Delivery, DeliveryError, EventSink, RecentDeliveries};
 use crate::events::{EventEnvelope, FulfillmentOrderId, OrderId, SagaStep};
 use crate::fulfillment::carriers::{Carrier, SimulatedCarrier};
 use crate::fulfillment::shipment::Shipment;
@@ -146,16 +146,23 @@ pub enum StartError {
     Context(String),
 }
 
-/// A bus whose receiver is attached after both contexts exist.
-#[derive(Default)]
+/// A bus whose receiver is attached after both contexts exist; it notes
+/// every delivery in the engine's [`RecentDeliveries`].
 struct LateBus {
     target: OnceLock<Arc<dyn EventSink>>,
+    recent: Arc<RecentDeliveries>,
 }
 
 impl Bus for LateBus {
     fn publish(&self, envelope: EventEnvelope) -> BoxFuture<'_, Result<Delivery, DeliveryError>> {
         match self.target.get() {
-            Some(target) => target.deliver(envelope),
+            Some(target) => Box::pin(async move {
+                let result = target.deliver(envelope.clone()).await;
+                if let Ok(outcome) = result {
+                    self.recent.note(&envelope, outcome);
+                }
+                result
+            }),
             None => Box::pin(async { Err(DeliveryError::Unavailable("receiver starting".to_owned())) }),
         }
     }
@@ -195,6 +202,7 @@ pub struct Engine {
     fulfillment: Fulfillment,
     adapters: Adapters,
     watch: crate::actors::persist::Watch,
+    recent: Arc<RecentDeliveries>,
 }
 
 impl Engine {
@@ -232,8 +240,9 @@ impl Engine {
             .await
             .map_err(|err| StartError::Context(err.to_string()))??;
 
-        let to_fulfillment = Arc::new(LateBus::default());
-        let to_ecommerce = Arc::new(LateBus::default());
+        let recent = Arc::new(RecentDeliveries::default());
+        let to_fulfillment = Arc::new(LateBus { target: OnceLock::new(), recent: recent.clone() });
+        let to_ecommerce = Arc::new(LateBus { target: OnceLock::new(), recent: recent.clone() });
         let ecommerce_dispatcher = dispatcher::start(ecommerce_store.clone(), to_fulfillment.clone());
         let fulfillment_dispatcher = dispatcher::start(fulfillment_store.clone(), to_ecommerce.clone());
         let scope = engine_scope();
@@ -262,7 +271,7 @@ impl Engine {
         .map_err(|err: StartFailure| StartError::Context(err.to_string()))?;
         let _ = to_fulfillment.target.set(fulfillment.inbox());
         let _ = to_ecommerce.target.set(ecommerce.inbox());
-        Ok(Engine { ecommerce, fulfillment, adapters, watch })
+        Ok(Engine { ecommerce, fulfillment, adapters, watch, recent })
     }
 
     /// The e-commerce context.
@@ -280,6 +289,12 @@ impl Engine {
     /// steps is told how many it missed; the stored timeline stays complete.
     pub fn watch(&self) -> tokio::sync::broadcast::Receiver<crate::actors::persist::Progress> {
         self.watch.subscribe()
+    }
+
+    /// The last integration events delivered between the contexts, oldest first
+    /// (at most [`crate::events::bus::RECENT_DELIVERIES_MAX`]).
+    pub fn recent_deliveries(&self) -> Vec<crate::events::bus::DeliveredEvent> {
+        self.recent.list()
     }
 
     /// The adapters in use.

@@ -16,7 +16,8 @@
 //! - [`ecommerce`]: `order/` (state, actor, handle), catalog, payments.
 //! - [`fulfillment`]: `bin/`, `fulfillment_order/`, `shipment/`, `warehouse/`, carriers.
 //! - [`engine`]: the embedded engine joining both contexts.
-//! - [`http`]: the axum API at the edge; [`config`]: the `serve` configuration file.
+//! - [`http`]: the axum API at the edge; [`web`]: the storefront and operations console pages;
+//!   [`config`]: the `serve` configuration file; [`demo`]: the stocked demo shop.
 //!
 //! # Example
 //! ```no_run
@@ -31,6 +32,7 @@
 
 pub mod actors;
 pub mod config;
+pub mod demo;
 pub mod ecommerce;
 pub mod engine;
 pub mod events;
@@ -38,5 +40,6 @@ pub mod fulfillment;
 pub mod http;
 pub mod load;
 pub mod persistence;
+pub mod web;
 
 pub use engine::{Adapters, Audit, Config, Engine, FulfillmentView, OrderView, StartError};

@@ -144,6 +144,11 @@ struct ServeArgs {
     /// survives restarts as a real provider would (default: in memory).
     #[arg(long)]
     gateway_journal: Option<PathBuf>,
+    /// A stocked demo shop: products, two warehouses with stock, a demo
+    /// customer (key in `<data-dir>/demo-customer.key`, offered on the
+    /// storefront's sign-in page) and a trickle of orders from a second one.
+    #[arg(long)]
+    demo: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -215,6 +220,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         http.carrier_secret = std::fs::read_to_string(&path)?.trim().to_owned();
     }
+    let engine = Arc::new(engine);
+    if args.demo {
+        let path = args.data_dir.join("demo-customer.key");
+        let key = if path.exists() {
+            std::fs::read_to_string(&path)?.trim().to_owned()
+        } else {
+            let shop = orderdock::demo::stock_shop(&engine).await?;
+            write_secret(&path, &format!("{}\n{}\n", shop.customer_key, shop.traffic_customer))?;
+            eprintln!("Stocked the demo shop; the demo customer's key is in {}.", path.display());
+            format!("{}\n{}", shop.customer_key, shop.traffic_customer)
+        };
+        let mut lines = key.lines();
+        let customer_key = lines.next().unwrap_or_default().to_owned();
+        let traffic: orderdock::events::CustomerId =
+            lines.next().unwrap_or_default().parse().with_context(|| format!("reading {}", path.display()))?;
+        orderdock::demo::traffic(engine.clone(), traffic);
+        http.demo_customer_key = Some(customer_key);
+    }
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let address = listener.local_addr()?;
@@ -223,7 +246,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.data_dir.display(),
         if config.fulfillment.autopilot { "on" } else { "off" }
     );
-    let engine = Arc::new(engine);
+    if args.demo {
+        eprintln!("Storefront: http://{address}/   Console: http://{address}/console (admin key above)");
+    }
     let state = AppState::new(engine.clone(), http);
     orderdock::http::serve(listener, state, shutdown_signal()).await?;
     eprintln!("Stopping: draining the outboxes and closing the stores…");

@@ -76,3 +76,54 @@ impl Bus for InProcessBus {
         self.target.deliver(envelope)
     }
 }
+
+/// Deliveries one [`RecentDeliveries`] keeps.
+pub const RECENT_DELIVERIES_MAX: usize = 50;
+
+/// One event a receiver took, as the operations console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveredEvent {
+    /// The event's id.
+    pub event_id: String,
+    /// Its type (`order_placed`, `stock_reserved`, …).
+    pub kind: &'static str,
+    /// The order it concerns.
+    pub order_id: String,
+    /// The sending context.
+    pub source: &'static str,
+    /// When the sender decided it, ms since the epoch.
+    pub occurred_at: u64,
+    /// Whether the receiver had applied it before (a redelivery).
+    pub duplicate: bool,
+}
+
+/// The last [`RECENT_DELIVERIES_MAX`] events delivered across the bus, newest last.
+#[derive(Debug, Default)]
+pub struct RecentDeliveries {
+    ring: std::sync::Mutex<std::collections::VecDeque<DeliveredEvent>>,
+}
+
+impl RecentDeliveries {
+    /// Notes that `envelope` was delivered with `outcome`.
+    pub fn note(&self, envelope: &EventEnvelope, outcome: Delivery) {
+        let entry = DeliveredEvent {
+            event_id: envelope.event_id.to_string(),
+            kind: envelope.event.kind(),
+            order_id: envelope.order_id.to_string(),
+            source: envelope.source.as_str(),
+            occurred_at: envelope.occurred_at.as_millis(),
+            duplicate: outcome == Delivery::Duplicate,
+        };
+        if let Ok(mut ring) = self.ring.lock() {
+            if ring.len() == RECENT_DELIVERIES_MAX {
+                ring.pop_front();
+            }
+            ring.push_back(entry);
+        }
+    }
+
+    /// The deliveries kept, oldest first.
+    pub fn list(&self) -> Vec<DeliveredEvent> {
+        self.ring.lock().map(|ring| ring.iter().cloned().collect()).unwrap_or_default()
+    }
+}

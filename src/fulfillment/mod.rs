@@ -340,16 +340,7 @@ impl Fulfillment {
         &self,
         warehouse: &WarehouseId,
     ) -> Result<Vec<(FulfillmentOrder, u16, warehouse::PlannedItem)>, FulfillmentError> {
-        let store = self.deps.store.clone();
-        let orders = tokio::task::spawn_blocking(move || -> Result<Vec<FulfillmentOrder>, StoreError> {
-            store
-                .open_snapshots(fulfillment_order::actor::FULFILLMENT_ORDER_KIND)?
-                .iter()
-                .map(|(id, bytes)| fulfillment_order::actor::decode(id, bytes))
-                .collect()
-        })
-        .await
-        .map_err(|err| StoreError::Io(err.to_string()))??;
+        let orders = self.open_orders().await?;
         let mut tasks = Vec::new();
         for order in orders {
             for task in order.tasks().iter().filter(|t| t.picked.is_none() && t.held) {
@@ -361,6 +352,36 @@ impl Fulfillment {
         }
         tasks.sort_by_key(|(order, index, _)| (order.created_at(), *index));
         Ok(tasks)
+    }
+
+    /// Every unfinished fulfillment order, as stored.
+    async fn open_orders(&self) -> Result<Vec<FulfillmentOrder>, FulfillmentError> {
+        let store = self.deps.store.clone();
+        let orders = tokio::task::spawn_blocking(move || -> Result<Vec<FulfillmentOrder>, StoreError> {
+            store
+                .open_snapshots(fulfillment_order::actor::FULFILLMENT_ORDER_KIND)?
+                .iter()
+                .map(|(id, bytes)| fulfillment_order::actor::decode(id, bytes))
+                .collect()
+        })
+        .await
+        .map_err(|err| StoreError::Io(err.to_string()))??;
+        Ok(orders)
+    }
+
+    /// Fulfillment orders of `warehouse` whose picks are all confirmed and
+    /// that wait to be packed, oldest first.
+    ///
+    /// # Errors
+    /// [`FulfillmentError::Store`].
+    pub async fn ready_to_pack(&self, warehouse: &WarehouseId) -> Result<Vec<FulfillmentOrder>, FulfillmentError> {
+        let orders = self.open_orders().await?;
+        let mut ready: Vec<FulfillmentOrder> = orders
+            .into_iter()
+            .filter(|order| order.ready_to_pack() && order.plan().iter().any(|item| &item.bin.warehouse == warehouse))
+            .collect();
+        ready.sort_by_key(FulfillmentOrder::created_at);
+        Ok(ready)
     }
 
     /// Live children per supervisor: (bins, fulfillment orders, shipments).

@@ -55,6 +55,15 @@ pub struct ProductResponse {
     pub price: MoneyDto,
 }
 
+/// How many units of a product can be ordered now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AvailabilityResponse {
+    /// SKU.
+    pub sku: String,
+    /// Units free to reserve, summed over every warehouse.
+    pub available: u64,
+}
+
 /// Products found.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProductList {
@@ -298,6 +307,24 @@ pub struct PickTaskResponse {
 pub struct PickTaskList {
     /// Oldest order first.
     pub items: Vec<PickTaskResponse>,
+}
+
+/// A fulfillment order waiting to be packed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackQueueItem {
+    /// Fulfillment order (`ful_…`), to pack with `POST /v1/fulfillment-orders/{id}/pack`.
+    pub fulfillment_order_id: String,
+    /// The order it fulfils.
+    pub order_id: String,
+    /// Units picked.
+    pub units: u32,
+}
+
+/// Fulfillment orders waiting to be packed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackQueue {
+    /// Oldest first.
+    pub items: Vec<PackQueueItem>,
 }
 
 /// A picker's confirmation.

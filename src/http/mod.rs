@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod carriers;
+pub mod console;
 pub mod customers;
 pub mod dto;
 pub mod error;
@@ -52,6 +53,9 @@ pub struct HttpConfig {
     pub burst_per_key: u32,
     /// Secret for carrier webhook signatures (HMAC-SHA256).
     pub carrier_secret: String,
+    /// The demo customer's API key, offered on the storefront's sign-in page
+    /// (`serve --demo` only; `None` otherwise).
+    pub demo_customer_key: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -62,6 +66,7 @@ impl Default for HttpConfig {
             rate_per_key: 10_000,
             burst_per_key: 20_000,
             carrier_secret: String::new(),
+            demo_customer_key: None,
         }
     }
 }
@@ -92,18 +97,27 @@ pub struct AppState {
     pub limiter: Arc<auth::RateLimiter>,
     /// Metrics.
     pub counters: Arc<Counters>,
+    /// Throughput and recent steps for the operations console.
+    pub activity: Arc<console::Activity>,
 }
 
 impl AppState {
     /// State for `engine` with `config`.
     pub fn new(engine: Arc<Engine>, config: HttpConfig) -> Self {
         let limiter = Arc::new(auth::RateLimiter::new(config.rate_per_key, config.burst_per_key));
+        // Outside a runtime (a router built for inspection) there is nothing to follow.
+        let activity = if tokio::runtime::Handle::try_current().is_ok() {
+            console::Activity::follow(&engine)
+        } else {
+            Arc::default()
+        };
         Self {
             engine,
             config: Arc::new(config),
             in_flight: idempotency::InFlight::default(),
             limiter,
             counters: Arc::default(),
+            activity,
         }
     }
 
@@ -197,6 +211,8 @@ pub fn router(state: AppState) -> Router {
         .merge(carriers::router())
         .merge(ops::router())
         .merge(observe::router())
+        .merge(console::router())
+        .merge(crate::web::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count))

@@ -84,7 +84,7 @@ pub struct StreamQuery {
 }
 
 /// One committed saga step, as streamed (`event: step`).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StreamedStep {
     /// The order.
     pub order_id: String,

@@ -27,12 +27,13 @@ pub fn router() -> Router<AppState> {
     paths(
         super::products::create, super::products::search, super::products::read,
         super::customers::create,
-        super::warehouses::create, super::warehouses::pick_tasks,
+        super::warehouses::create, super::warehouses::pick_tasks, super::warehouses::ready_to_pack,
         super::inventory::receive, super::inventory::adjust, super::inventory::levels,
         super::orders::create, super::orders::list, super::orders::read, super::orders::cancel,
         super::fulfillment::confirm_pick, super::fulfillment::pack, super::fulfillment::create, super::fulfillment::read,
         super::carriers::event,
-        super::observe::audit, super::observe::steps,
+        super::observe::audit, super::observe::steps, super::orders::stream, super::products::availability,
+        super::console::summary, super::console::stock,
         health, ready, metrics,
     ),
     modifiers(&BearerAuth, &ProblemResponses)
@@ -108,7 +109,7 @@ impl utoipa::Modify for ProblemResponses {
                 if path.contains('{') {
                     standard.push(("404", "not found"));
                 }
-                if path.starts_with("/v1/") && !secured {
+                if path.starts_with("/v1/carriers/") && !secured {
                     standard.push(("401", "missing or bad signature"));
                 }
                 for (status, description) in standard {

@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/orders", post(create).get(list))
         .route("/v1/orders/{id}", get(read))
         .route("/v1/orders/{id}/cancel", post(cancel))
+        .route("/v1/orders/{id}/stream", get(stream))
 }
 
 fn visible(principal: &Principal, order: &Order) -> bool {
@@ -227,3 +228,57 @@ pub async fn cancel(
     let (status, body) = json(StatusCode::ACCEPTED, &response)?;
     claim.complete(&id.to_string(), status, body).await
 }
+
+/// The unified view of one order as Server-Sent Events: an `event: order`
+/// with an [`OrderResponse`] at once, then again after every saga step of
+/// this order commits, until the client goes away (customer for its own
+/// order, operator, admin).
+#[utoipa::path(get, path = "/v1/orders/{id}/stream", tag = "orders", params(("id" = String, Path)),
+    responses((status = 200, description = "text/event-stream of the order's view"), (status = 404, body = ProblemResponse)),
+    security(("bearer" = [])))]
+pub async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use axum::response::IntoResponse;
+    use tokio::sync::broadcast::error::RecvError;
+
+    let principal = caller.require(&[Role::Admin, Role::Operator, Role::Customer])?;
+    let id: OrderId = id.parse().map_err(|_| ApiError::NotFound("order"))?;
+    let order = state.engine.ecommerce().orders().get(id).await?.ok_or(ApiError::NotFound("order"))?;
+    if !visible(principal, &order) {
+        return Err(ApiError::NotFound("order"));
+    }
+    // Subscribe before the first read, so no step between the two is missed.
+    let receiver = state.engine.watch();
+    let first = view(&state, id).await?;
+    let event = |view: &OrderResponse| Event::default().event("order").json_data(view).unwrap_or_default();
+    let initial = futures_util::stream::once(std::future::ready(Ok::<_, std::convert::Infallible>(event(&first))));
+    let updates = futures_util::stream::unfold((receiver, state), move |(mut receiver, state)| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(progress) if progress.order == id => {}
+                Ok(_) => continue,
+                // Missed steps may include ours: send a fresh view anyway.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return None,
+            }
+            // Steps come in bursts: let the burst finish, then read once.
+            tokio::time::sleep(ORDER_STREAM_COALESCE).await;
+            while let Ok(progress) = receiver.try_recv() {
+                let _ = progress;
+            }
+            let next = match view(&state, id).await {
+                Ok(view) => event(&view),
+                Err(_) => Event::default().event("unavailable").data("the order could not be read; retrying"),
+            };
+            return Some((Ok(next), (receiver, state)));
+        }
+    });
+    Ok(Sse::new(futures_util::StreamExt::chain(initial, updates)).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// How long an order stream waits after a step for the rest of its burst before reading the view.
+pub const ORDER_STREAM_COALESCE: std::time::Duration = std::time::Duration::from_millis(50);

@@ -10,7 +10,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::dto::{ProblemResponse, ProductList, ProductRequest, ProductResponse};
+use super::dto::{AvailabilityResponse, ProblemResponse, ProductList, ProductRequest, ProductResponse};
 use super::{body, json, parse, respond, ApiError, AppState};
 use crate::ecommerce::accounts::Role;
 use crate::ecommerce::catalog::Product;
@@ -18,7 +18,10 @@ use crate::events::{Currency, Money, Sku};
 
 /// The routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/products", post(create).get(search)).route("/v1/products/{sku}", get(read))
+    Router::new()
+        .route("/v1/products", post(create).get(search))
+        .route("/v1/products/{sku}", get(read))
+        .route("/v1/products/{sku}/availability", get(availability))
 }
 
 fn response(product: &Product) -> ProductResponse {
@@ -76,4 +79,18 @@ pub async fn read(State(state): State<AppState>, Path(sku): Path<String>) -> Res
     let sku = Sku::parse(&sku).map_err(|_| ApiError::NotFound("product"))?;
     let product = state.engine.ecommerce().catalog().get(&sku).ok_or(ApiError::NotFound("product"))?;
     Ok(respond(json(StatusCode::OK, &response(&product))?))
+}
+
+/// Units of a product free to order across every warehouse (public; no
+/// locations are shown).
+#[utoipa::path(get, path = "/v1/products/{sku}/availability", tag = "catalog", params(("sku" = String, Path)),
+    responses((status = 200, body = AvailabilityResponse), (status = 404, body = ProblemResponse)))]
+pub async fn availability(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Response, ApiError> {
+    let sku = Sku::parse(&sku).map_err(|_| ApiError::NotFound("product"))?;
+    if state.engine.ecommerce().catalog().get(&sku).is_none() {
+        return Err(ApiError::NotFound("product"));
+    }
+    let levels = state.engine.fulfillment().stock(&sku).await?;
+    let available = levels.iter().map(|level| u64::from(level.available)).sum();
+    Ok(respond(json(StatusCode::OK, &AvailabilityResponse { sku: sku.to_string(), available })?))
 }

@@ -12,7 +12,9 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::dto::{PickTaskList, PickTaskResponse, ProblemResponse, WarehouseRequest, WarehouseResponse};
+use super::dto::{
+    PackQueue, PackQueueItem, PickTaskList, PickTaskResponse, ProblemResponse, WarehouseRequest, WarehouseResponse,
+};
 use super::{body, json, parse, respond, ApiError, AppState};
 use crate::ecommerce::accounts::Role;
 use crate::events::{BinCode, PickTaskId, WarehouseId};
@@ -20,7 +22,10 @@ use crate::fulfillment::warehouse::Warehouse;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/warehouses", post(create)).route("/v1/warehouses/{id}/pick-tasks", get(pick_tasks))
+    Router::new()
+        .route("/v1/warehouses", post(create))
+        .route("/v1/warehouses/{id}/pick-tasks", get(pick_tasks))
+        .route("/v1/warehouses/{id}/ready-to-pack", get(ready_to_pack))
 }
 
 /// Creates a warehouse or adds bins to it (admin).
@@ -90,4 +95,33 @@ pub async fn pick_tasks(
         })
         .collect();
     Ok(respond(json(StatusCode::OK, &PickTaskList { items })?))
+}
+
+/// Fulfillment orders of a warehouse whose picks are all confirmed, waiting to be packed (operator, admin).
+#[utoipa::path(get, path = "/v1/warehouses/{id}/ready-to-pack", tag = "warehouse work", params(("id" = String, Path)),
+    responses((status = 200, body = PackQueue), (status = 403, body = ProblemResponse), (status = 404, body = ProblemResponse)),
+    security(("bearer" = [])))]
+pub async fn ready_to_pack(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin, Role::Operator])?;
+    let warehouse = WarehouseId::parse(&id).map_err(|_| ApiError::NotFound("warehouse"))?;
+    if state.engine.fulfillment().directory().warehouse(&warehouse).is_none() {
+        return Err(ApiError::NotFound("warehouse"));
+    }
+    let items = state
+        .engine
+        .fulfillment()
+        .ready_to_pack(&warehouse)
+        .await?
+        .iter()
+        .map(|order| PackQueueItem {
+            fulfillment_order_id: order.id().to_string(),
+            order_id: order.order_id().to_string(),
+            units: order.tasks().iter().filter_map(|task| task.picked).sum(),
+        })
+        .collect();
+    Ok(respond(json(StatusCode::OK, &PackQueue { items })?))
 }

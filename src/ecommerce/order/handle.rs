@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::actor::{OrderMsg, OrderSpec};
-use super::state::{CancelOutcome, NewOrder, Order, OrderError, OrderLine};
+use super::state::{CancelOutcome, NewOrder, Order, OrderError, OrderLine, PaymentOp};
 use crate::actors::{call, CallError, CALL_TIMEOUT};
 use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
@@ -67,6 +67,63 @@ pub struct OrderPage {
     pub orders: Vec<Order>,
     /// Where the next page starts, if there may be more.
     pub next: Option<OrderId>,
+}
+
+/// Most stored orders one [`OrderHandle::census`] reads; beyond it the census says it is partial.
+pub const CENSUS_SCAN_MAX: usize = 200_000;
+/// Most stuck or retrying orders one census lists.
+pub const CENSUS_STUCK_MAX: usize = 50;
+
+/// Orders counted by status, and the unfinished ones that look stuck or are retrying.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Orders per status code.
+    pub by_status: std::collections::BTreeMap<&'static str, usize>,
+    /// Orders read.
+    pub scanned: usize,
+    /// Whether the store holds more than [`CENSUS_SCAN_MAX`] orders (the counts are then partial).
+    pub truncated: bool,
+    /// Unfinished orders that owe a payment operation or have not moved for
+    /// the census's `stuck_after`, oldest change first, at most [`CENSUS_STUCK_MAX`].
+    pub stuck: Vec<StuckOrder>,
+}
+
+/// An unfinished order that looks stuck or is retrying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StuckOrder {
+    /// The order.
+    pub id: OrderId,
+    /// Its status code.
+    pub status: &'static str,
+    /// When it last changed.
+    pub updated_at: crate::events::Timestamp,
+    /// Payment operations still owed (retried under their keys), by kind.
+    pub owed_payments: Vec<&'static str>,
+}
+
+impl Census {
+    /// Counts `order`; an unfinished one owing a payment or unchanged since
+    /// before `now - stuck_after` (milliseconds) is noted as stuck.
+    pub fn tally(&mut self, order: &Order, now: crate::events::Timestamp, stuck_after_ms: u64) {
+        self.scanned += 1;
+        *self.by_status.entry(order.status().as_str()).or_default() += 1;
+        if order.is_finished() {
+            return;
+        }
+        let idle = now.as_millis().saturating_sub(order.updated_at().as_millis());
+        let owed: Vec<&'static str> = order.pending_payments().iter().map(PaymentOp::kind).collect();
+        if owed.is_empty() && idle < stuck_after_ms {
+            return;
+        }
+        self.stuck.push(StuckOrder {
+            id: order.id(),
+            status: order.status().as_str(),
+            updated_at: order.updated_at(),
+            owed_payments: owed,
+        });
+        self.stuck.sort_by_key(|s| s.updated_at);
+        self.stuck.truncate(CENSUS_STUCK_MAX);
+    }
 }
 
 /// Talks to order actors.
@@ -178,6 +235,45 @@ impl OrderHandle {
         Ok(OrderPage { orders, next: if scanned_all { None } else { last } })
     }
 
+    /// Counts the stored orders by status (up to [`CENSUS_SCAN_MAX`]) and
+    /// lists the unfinished ones that owe a payment or have not moved for
+    /// `stuck_after`. Reads the stored snapshots off the async threads.
+    ///
+    /// # Errors
+    /// [`CallError::Store`] when the store cannot be read.
+    pub async fn census(
+        &self,
+        now: crate::events::Timestamp,
+        stuck_after: std::time::Duration,
+    ) -> Result<Census, CallError> {
+        let store = self.deps.store.clone();
+        let stuck_after_ms = u64::try_from(stuck_after.as_millis()).unwrap_or(u64::MAX);
+        tokio::task::spawn_blocking(move || {
+            let mut census = Census::default();
+            let mut after: Option<String> = None;
+            loop {
+                let rows = store
+                    .snapshots_after(super::actor::ORDER_KIND, after.as_deref(), PAGE_SCAN_MAX)
+                    .map_err(|err| CallError::Store(err.to_string()))?;
+                let full = rows.len() == PAGE_SCAN_MAX;
+                for (id, bytes) in &rows {
+                    let order = super::actor::decode(id, bytes).map_err(|err| CallError::Store(err.to_string()))?;
+                    census.tally(&order, now, stuck_after_ms);
+                }
+                after = rows.last().map(|(id, _)| id.clone());
+                if !full {
+                    return Ok(census);
+                }
+                if census.scanned >= CENSUS_SCAN_MAX {
+                    census.truncated = true;
+                    return Ok(census);
+                }
+            }
+        })
+        .await
+        .map_err(|err| CallError::Store(err.to_string()))?
+    }
+
     /// Asks to cancel order `id`.
     ///
     /// # Errors
@@ -197,5 +293,40 @@ impl OrderHandle {
             Err(CallError::NotFound) => Err(DeliveryError::Rejected(format!("no order {id}"))),
             Err(err) => Err(DeliveryError::Unavailable(err.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ecommerce::order::state::Authorization;
+    use crate::events::{Currency, Money, Timestamp};
+
+    fn order(id: u128, at: u64, authorization: Authorization) -> Order {
+        let new = NewOrder {
+            id: OrderId::from_raw(id),
+            customer_id: CustomerId::from_raw(1),
+            lines: vec![OrderLine {
+                sku: Sku::parse("MUG").unwrap(),
+                quantity: Quantity::new(1).unwrap(),
+                unit_price: Money::new(1000, Currency::EUR).unwrap(),
+            }],
+            ship_to: Address::new("Ada", "1 Main St", "Paris", "75001", "FR").unwrap(),
+        };
+        Order::place(new, authorization, Timestamp::from_millis(at)).unwrap().next
+    }
+
+    #[test]
+    fn the_census_counts_by_status_and_lists_only_quiet_unfinished_orders() {
+        let mut census = Census::default();
+        let now = Timestamp::from_millis(100_000);
+        census.tally(&order(1, 99_000, Authorization::Approved("a1".into())), now, 30_000);
+        census.tally(&order(2, 10_000, Authorization::Approved("a2".into())), now, 30_000);
+        census.tally(&order(3, 10_000, Authorization::Declined("no".into())), now, 30_000);
+        assert_eq!(census.scanned, 3);
+        assert_eq!(census.by_status.get("placed"), Some(&2));
+        assert_eq!(census.by_status.values().sum::<usize>(), 3);
+        let stuck: Vec<OrderId> = census.stuck.iter().map(|s| s.id).collect();
+        assert_eq!(stuck, vec![OrderId::from_raw(2)], "recent and finished orders are not stuck");
     }
 }

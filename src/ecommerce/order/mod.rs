@@ -4,5 +4,7 @@ pub mod actor;
 pub mod handle;
 pub mod state;
 
-pub use handle::{OrderFilter, OrderHandle, OrderPage, PlaceError, PlaceOrder, PAGE_SIZE_MAX};
+pub use handle::{
+    Census, OrderFilter, OrderHandle, OrderPage, PlaceError, PlaceOrder, StuckOrder, CENSUS_SCAN_MAX, PAGE_SIZE_MAX,
+};
 pub use state::{CancelOutcome, Order, OrderError, OrderLine, OrderStatus, Payment, PaymentOp, PaymentStatus};

@@ -145,6 +145,15 @@ pub enum PaymentOp {
 }
 
 impl PaymentOp {
+    /// `capture`, `void` or `refund`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PaymentOp::Capture => "capture",
+            PaymentOp::Void => "void",
+            PaymentOp::Refund { .. } => "refund",
+        }
+    }
+
     /// The idempotency key sent to the gateway for this operation of `order`.
     pub fn key(&self, order: OrderId) -> String {
         match self {

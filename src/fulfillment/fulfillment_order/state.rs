@@ -812,6 +812,21 @@ impl FulfillmentOrder {
         Ok(())
     }
 
+    /// Whether every pick is confirmed and the order waits to be packed.
+    pub fn ready_to_pack(&self) -> bool {
+        let picking = match self.status {
+            FulfillmentStatus::Released | FulfillmentStatus::Picking => true,
+            FulfillmentStatus::Received
+            | FulfillmentStatus::Reserved
+            | FulfillmentStatus::Rejected
+            | FulfillmentStatus::Packed
+            | FulfillmentStatus::Shipped
+            | FulfillmentStatus::Delivered
+            | FulfillmentStatus::Cancelled { .. } => false,
+        };
+        picking && self.unplaced.is_empty() && self.tasks.iter().all(|t| t.picked.is_some())
+    }
+
     /// Whether the saga is over here: terminal and nothing owed.
     pub fn is_finished(&self) -> bool {
         self.status.is_terminal() && self.pending.is_empty()
@@ -986,6 +1001,16 @@ mod tests {
     }
     fn cancelled_order() -> FulfillmentOrder {
         released().apply(&cancelled(), NOW).next
+    }
+
+    #[test]
+    fn an_order_is_ready_to_pack_once_every_pick_is_confirmed() {
+        assert!(!released().ready_to_pack());
+        assert!(!picking().ready_to_pack(), "one of two picks confirmed");
+        let picked = picking().confirm_pick(1, 1, ShortPickPolicy::ShipPartial, NOW).unwrap().next;
+        assert!(picked.ready_to_pack());
+        assert!(!picked.pack(NOW).unwrap().next.ready_to_pack(), "packed orders are done with");
+        assert!(!cancelled_order().ready_to_pack());
     }
 
     fn every_status() -> Vec<(&'static str, FulfillmentOrder)> {
