@@ -316,6 +316,13 @@ async fn the_authorization_matrix_holds() -> TestResult {
         ("POST", format!("/v1/orders/{order_id}/cancel"), vec![], true, vec![("admin", StatusCode::ACCEPTED), ("alice", StatusCode::ACCEPTED), ("bob", StatusCode::NOT_FOUND)]),
         ("GET", "/v1/audit".into(), vec![], false, vec![("admin", StatusCode::OK)]),
         ("GET", "/v1/stream/steps?steps=packed".into(), vec![], false, vec![("admin", StatusCode::OK), ("operator", StatusCode::OK)]),
+        ("GET", format!("/v1/orders/{order_id}/stream"), vec![], false, vec![("admin", StatusCode::OK), ("operator", StatusCode::OK), ("alice", StatusCode::OK), ("bob", StatusCode::NOT_FOUND)]),
+        ("GET", "/v1/products/MUG/availability".into(), vec![], false, vec![("*", StatusCode::OK)]),
+        ("GET", "/v1/console/summary".into(), vec![], false, vec![("admin", StatusCode::OK), ("operator", StatusCode::OK)]),
+        ("GET", "/v1/stock".into(), vec![], false, vec![("admin", StatusCode::OK), ("operator", StatusCode::OK)]),
+        ("GET", "/v1/warehouses/wh-east/ready-to-pack".into(), vec![], false, vec![("admin", StatusCode::OK), ("operator", StatusCode::OK)]),
+        ("GET", "/".into(), vec![], false, vec![("*", StatusCode::OK)]),
+        ("GET", "/console".into(), vec![], false, vec![("*", StatusCode::OK)]),
     ];
     let mut cells = 0;
     for (method, path, body, idempotent, allowed) in &routes {
@@ -326,7 +333,7 @@ async fn the_authorization_matrix_holds() -> TestResult {
                 .map(|(_, s)| *s)
                 .unwrap_or(if key.is_none() { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN });
             let idempotency = idempotent.then(|| format!("matrix-{n}-{cells}"));
-            if path.starts_with("/v1/stream/") {
+            if path.starts_with("/v1/stream/") || path.ends_with("/stream") {
                 // An open stream never ends: check the status only.
                 let status = api.status_only(method, path, *key).await?;
                 assert_eq!(status, expected, "{method} {path} as {role}");
@@ -686,5 +693,73 @@ async fn commands_on_unknown_tasks_orders_and_shipments_are_404() -> TestResult 
         .body(Body::from(event))?;
     let response = orderdock::http::router(api.state.clone()).oneshot(request).await?;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    Ok(())
+}
+
+/// Goal: what the console and the storefront read beside the order API is
+/// right. Method: one order in manual mode, walked through pick and pack,
+/// checking the summary, the stock table, the pack queue, availability and
+/// the order's live stream at each stage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_reads_orders_stock_work_and_events() -> TestResult {
+    let api = Api::start(false).await?;
+    let (alice, _) = api.shop().await?;
+    let order = api.post("/v1/orders", &alice, Some("c-1"), &order_body(3)).await?;
+    let id = order.body["id"].as_str().unwrap_or_default().to_owned();
+    api.wait_status(&id, &alice, "in_fulfillment").await?;
+
+    let available = api.call("GET", "/v1/products/MUG/availability", None, None, None).await?;
+    assert_eq!(available.body, json!({"sku": "MUG", "available": 7}));
+    let stock = api.get("/v1/stock", &api.operator).await?.body;
+    let bin = &stock["warehouses"][0]["bins"][0];
+    assert_eq!(bin["bin"], "A-01");
+    assert_eq!(bin["skus"][0], json!({"sku":"MUG","on_hand":10,"reserved":3,"picked":0,"available":7}));
+
+    let summary = api.get("/v1/console/summary", &api.operator).await?.body;
+    assert_eq!(summary["orders_by_status"], json!({"in_fulfillment": 1}));
+    assert_eq!(summary["open_sagas"]["orders"], 1);
+    assert!(summary["recent_steps"].as_array().is_some_and(|s| s.iter().any(|s| s["step"] == "order_placed")));
+    let events: Vec<&str> =
+        summary["recent_events"].as_array().into_iter().flatten().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["order_placed", "stock_reserved", "payment_captured"] {
+        assert!(events.contains(&kind), "recent events list {kind}: {events:?}");
+    }
+    let placed: u64 = summary["throughput"].as_array().into_iter().flatten().filter_map(|b| b["placed"].as_u64()).sum();
+    assert_eq!(placed, 1, "the throughput chart counts the placement once");
+
+    let empty = api.get("/v1/warehouses/wh-east/ready-to-pack", &api.operator).await?.body;
+    assert_eq!(empty["items"], json!([]), "nothing to pack before the pick");
+    let tasks = api.get("/v1/warehouses/wh-east/pick-tasks", &api.operator).await?.body;
+    let task = tasks["items"][0]["id"].as_str().unwrap_or_default().to_owned();
+    let picked =
+        api.post(&format!("/v1/pick-tasks/{task}/confirm"), &api.operator, None, &json!({"picked": 3})).await?;
+    assert_eq!(picked.status, StatusCode::OK);
+    let ready = api.get("/v1/warehouses/wh-east/ready-to-pack", &api.operator).await?.body;
+    assert_eq!(ready["items"][0]["order_id"], json!(id));
+    assert_eq!(ready["items"][0]["units"], 3);
+    let missing = api.get("/v1/warehouses/wh-nowhere/ready-to-pack", &api.operator).await?;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // The order's stream starts with the current view.
+    let request = Request::builder()
+        .uri(format!("/v1/orders/{id}/stream"))
+        .header("authorization", format!("Bearer {alice}"))
+        .body(Body::empty())?;
+    let response = orderdock::http::router(api.state.clone()).oneshot(request).await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let first = futures_util::StreamExt::next(&mut body).await.ok_or_else(|| anyhow::anyhow!("no event"))??;
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.starts_with("event: order\n"), "{text}");
+    assert!(text.contains(&format!("\"id\":\"{id}\"")) && text.contains("\"status\":\"picking\""), "{text}");
+    // …and sends the view again after the next step of this order.
+    let pack = api
+        .post(&format!("/v1/fulfillment-orders/{}/pack", id.replace("ord_", "ful_")), &api.operator, None, &json!({}))
+        .await?;
+    assert_eq!(pack.status, StatusCode::OK);
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), futures_util::StreamExt::next(&mut body))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the stream ended"))??;
+    assert!(String::from_utf8_lossy(&next).contains("\"packed\""), "{}", String::from_utf8_lossy(&next));
     Ok(())
 }

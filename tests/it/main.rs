@@ -1,6 +1,7 @@
 //! Integration tests: real engines on temporary stores. One binary (tests/it).
 
 mod api;
+mod browser;
 mod cancel;
 mod figures;
 mod fuzz;
