@@ -371,21 +371,22 @@ mod tests {
 
     #[test]
     fn activity_counts_milestones_per_bucket_and_keeps_five_minutes() {
+        const T: u64 = 1_800_000_000_000;
         let activity = Activity::default();
-        activity.record(&step(1_000, ContextName::Ecommerce, "order_placed"));
-        activity.record(&step(2_000, ContextName::Ecommerce, "order_placed"));
-        activity.record(&step(12_000, ContextName::Fulfillment, "shipment_dispatched"));
-        activity.record(&step(12_500, ContextName::Ecommerce, "cancelled"));
-        activity.record(&step(12_600, ContextName::Fulfillment, "stock_reserved"));
-        let (buckets, recent) = activity.read(15_000);
+        activity.record(&step(T + 1_000, ContextName::Ecommerce, "order_placed"));
+        activity.record(&step(T + 2_000, ContextName::Ecommerce, "order_placed"));
+        activity.record(&step(T + 12_000, ContextName::Fulfillment, "shipment_dispatched"));
+        activity.record(&step(T + 12_500, ContextName::Ecommerce, "cancelled"));
+        activity.record(&step(T + 12_600, ContextName::Fulfillment, "stock_reserved"));
+        let (buckets, recent) = activity.read(T + 15_000);
         assert_eq!(buckets.len(), ACTIVITY_BUCKETS_MAX);
         let last = buckets[ACTIVITY_BUCKETS_MAX - 1];
         let before = buckets[ACTIVITY_BUCKETS_MAX - 2];
-        assert_eq!((before.start, before.placed, before.shipped), (0, 2, 0));
-        assert_eq!((last.start, last.shipped, last.cancelled, last.placed), (10_000, 1, 1, 0));
+        assert_eq!((before.start, before.placed, before.shipped), (T, 2, 0));
+        assert_eq!((last.start, last.shipped, last.cancelled, last.placed), (T + 10_000, 1, 1, 0));
         assert_eq!(recent.len(), 5);
         assert_eq!(recent[0].step, "stock_reserved", "newest first");
-        let (later, _) = activity.read(10_000 + 40 * 10_000);
+        let (later, _) = activity.read(T + 40 * 10_000);
         assert!(later.iter().all(|b| b.placed == 0 && b.shipped == 0), "old buckets fall out of the window");
     }
 }

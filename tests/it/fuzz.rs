@@ -1,8 +1,14 @@
-//! Fuzzing, proptest-driven (RELIABILITY.md T10; cargo-fuzz needs a nightly
-//! toolchain, which CI does not have): random and mutated bytes into the
-//! snapshot and event decoders, random JSON bodies into every POST route.
-//! Nothing may panic, no body may get a 5xx, and a refused request changes
-//! nothing.
+//! Fuzzing, proptest-driven (RELIABILITY.md T10): random bytes and mutations
+//! of the checked-in corpora into the snapshot and event decoders, random
+//! JSON bodies and the corpus of request bodies into every POST route.
+//! Nothing may panic and no body may get a 5xx.
+//!
+//! Corpora: `tests/corpus/decoders/<decoder>/*.bin` are real stored records
+//! (written by `cargo run --example fuzz_corpus`); every one must still
+//! decode, so they double as a compatibility check of the stored formats.
+//! `tests/corpus/decoders/regressions/*.bin` and `tests/corpus/http/*.json`
+//! are inputs that must not panic or get a 5xx; an input that once failed
+//! is added there and replayed by every run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,37 +21,98 @@ use tower::ServiceExt;
 
 use crate::figures;
 
-/// Arbitrary bytes, or a valid record with a few bytes changed.
-fn bytes() -> impl Strategy<Value = Vec<u8>> {
+/// The decoders, by corpus folder name.
+const DECODERS: [&str; 6] = ["order", "bin", "fulfillment_order", "shipment", "envelope", "idempotency"];
+
+fn corpus_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+}
+
+/// Every file of `tests/corpus/<folder>`, sorted by name.
+fn corpus(folder: &str) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(corpus_dir().join(folder))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_file())
+                .filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).ok()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Whether `bytes` decode with decoder `n` of [`DECODERS`].
+fn decodes(n: usize, bytes: &[u8]) -> bool {
+    match n {
+        0 => orderdock::ecommerce::order::actor::decode("ord_x", bytes).is_ok(),
+        1 => orderdock::fulfillment::bin::actor::decode("wh/A", bytes).is_ok(),
+        2 => orderdock::fulfillment::fulfillment_order::actor::decode("ful_x", bytes).is_ok(),
+        3 => orderdock::fulfillment::shipment::actor::decode("shp_x", bytes).is_ok(),
+        4 => orderdock::actors::dispatcher::decode_envelope(bytes).is_ok(),
+        _ => orderdock::http::idempotency::stored_resource(bytes).is_ok(),
+    }
+}
+
+/// Arbitrary bytes, or a corpus record with a few bytes changed, cut or extended.
+fn bytes(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..400),
-        (proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)).prop_map(|edits| {
-            let mut base = orderdock::persistence::codec::encode(1, &"seed".to_owned()).unwrap_or_default();
-            base.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-            for (at, byte) in edits {
-                let len = base.len();
-                base[at % len] = byte;
+        (0..seeds.len(), proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6), any::<u8>()).prop_map(
+            move |(seed, edits, cut)| {
+                let mut base = seeds[seed].clone();
+                for (at, byte) in edits {
+                    let len = base.len();
+                    base[at % len] = byte;
+                }
+                match cut % 4 {
+                    0 => base.truncate(base.len() * usize::from(cut) / 256),
+                    1 => base.extend_from_slice(&[cut; 9]),
+                    _ => {}
+                }
+                base
             }
-            base
-        }),
+        ),
     ]
+}
+
+#[test]
+fn corpus_records_decode_and_regressions_do_not_panic() {
+    let mut replayed = 0u64;
+    for (n, decoder) in DECODERS.iter().enumerate() {
+        let files = corpus(&format!("decoders/{decoder}"));
+        assert!(!files.is_empty(), "no corpus for the {decoder} decoder in tests/corpus/decoders/{decoder}");
+        for (name, bytes) in &files {
+            assert!(decodes(n, bytes), "the stored {decoder} record {name} no longer decodes");
+            replayed += 1;
+        }
+    }
+    for (name, bytes) in corpus("decoders/regressions") {
+        for n in 0..DECODERS.len() {
+            let outcome = std::panic::catch_unwind(|| decodes(n, &bytes));
+            assert!(outcome.is_ok(), "regression input {name} panics the {} decoder", DECODERS[n]);
+            replayed += 1;
+        }
+    }
+    figures::record("fuzz_corpus_replay", 0, replayed, 0, json!({"replayed": replayed}));
 }
 
 #[test]
 fn fuzz_decoders() {
     let cases = figures::cases(3_000);
     let decoded = AtomicU64::new(0);
+    let seeds: Vec<Vec<u8>> = DECODERS
+        .iter()
+        .flat_map(|decoder| corpus(&format!("decoders/{decoder}")))
+        .map(|(_, bytes)| bytes)
+        .filter(|bytes| !bytes.is_empty())
+        .collect();
+    assert!(!seeds.is_empty(), "the decoder corpus is missing");
     let mut runner = figures::runner(cases);
-    let result = runner.run(&bytes(), |bytes| {
-        let outcomes = [
-            orderdock::ecommerce::order::actor::decode("ord_x", &bytes).is_ok(),
-            orderdock::fulfillment::bin::actor::decode("wh/A", &bytes).is_ok(),
-            orderdock::fulfillment::fulfillment_order::actor::decode("ful_x", &bytes).is_ok(),
-            orderdock::fulfillment::shipment::actor::decode("shp_x", &bytes).is_ok(),
-            orderdock::actors::dispatcher::decode_envelope(&bytes).is_ok(),
-            orderdock::http::idempotency::stored_resource(&bytes).is_ok(),
-        ];
-        decoded.fetch_add(outcomes.iter().filter(|ok| **ok).count() as u64, Ordering::Relaxed);
+    let result = runner.run(&bytes(seeds), |bytes| {
+        let accepted = (0..DECODERS.len()).filter(|n| decodes(*n, &bytes)).count();
+        decoded.fetch_add(accepted as u64, Ordering::Relaxed);
         Ok(())
     });
     let violations = u64::from(result.is_err());
@@ -106,7 +173,9 @@ async fn fuzz_http_bodies() -> crate::helpers::TestResult {
         "/v1/fulfillment/orders",
     ];
     let cases = figures::cases(300);
-    let mut inputs = Vec::new();
+    // The checked-in bodies first (regressions included), then generated ones.
+    let mut inputs: Vec<Vec<u8>> = corpus("http").into_iter().map(|(_, bytes)| bytes).collect();
+    assert!(!inputs.is_empty(), "the request body corpus tests/corpus/http is missing");
     let mut runner = figures::runner(cases);
     let strategy = body();
     for _ in 0..cases {
@@ -135,7 +204,7 @@ async fn fuzz_http_bodies() -> crate::helpers::TestResult {
         figures::seed(),
         requests,
         violations,
-        json!({"bodies": cases, "routes": routes.len(), "requests": requests, "accepted": accepted, "server_errors": server_errors}),
+        json!({"bodies": inputs.len(), "routes": routes.len(), "requests": requests, "accepted": accepted, "server_errors": server_errors}),
     );
     assert!(server_errors.is_empty(), "{server_errors:#?}");
     assert_eq!(StatusCode::OK, api.get("/healthz", &api.admin).await?.status);
