@@ -18,7 +18,7 @@ pub const KEY_KIND: &str = "api_key";
 /// Record kind of customers.
 pub const CUSTOMER_KIND: &str = "customer";
 const VERSION: u8 = 1;
-/// Longest customer name or e-mail, in bytes.
+/// Longest customer name or e-mail, in characters.
 pub const CUSTOMER_FIELD_LEN_MAX: usize = 200;
 
 /// What a key may do.
@@ -154,7 +154,8 @@ impl Accounts {
     ) -> Result<(Customer, String), AccountError> {
         let field = |label: &'static str, value: &str| {
             let value = value.trim();
-            if value.is_empty() || value.len() > CUSTOMER_FIELD_LEN_MAX || value.chars().any(char::is_control) {
+            if value.is_empty() || value.chars().count() > CUSTOMER_FIELD_LEN_MAX || value.chars().any(char::is_control)
+            {
                 Err(AccountError::Field(label))
             } else {
                 Ok(value.to_owned())
@@ -162,7 +163,10 @@ impl Accounts {
         };
         let name = field("name", name)?;
         let email = field("email", email)?;
-        if !email.contains('@') {
+        let well_formed = email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !email.chars().any(char::is_whitespace)
+        });
+        if !well_formed {
             return Err(AccountError::Field("email"));
         }
         let customer = Customer { id: CustomerId::generate(now), name, email, created_at: now };

@@ -13,9 +13,9 @@ use crate::persistence::{codec, Store, StoreError, WriteBatch, WriteOp};
 /// Record kind of product snapshots.
 pub const PRODUCT_KIND: &str = "product";
 const PRODUCT_VERSION: u8 = 1;
-/// Longest product name, in bytes.
+/// Longest product name, in characters.
 pub const PRODUCT_NAME_LEN_MAX: usize = 200;
-/// Longest product description, in bytes.
+/// Longest product description, in characters.
 pub const PRODUCT_DESCRIPTION_LEN_MAX: usize = 4_000;
 /// Most products a search returns.
 pub const SEARCH_RESULTS_MAX: usize = 100;
@@ -55,10 +55,10 @@ impl Product {
     /// [`CatalogError::Name`] or [`CatalogError::Description`].
     pub fn new(sku: Sku, name: &str, description: &str, price: Money) -> Result<Product, CatalogError> {
         let name = name.trim();
-        if name.is_empty() || name.len() > PRODUCT_NAME_LEN_MAX || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > PRODUCT_NAME_LEN_MAX || name.chars().any(char::is_control) {
             return Err(CatalogError::Name);
         }
-        if description.len() > PRODUCT_DESCRIPTION_LEN_MAX {
+        if description.chars().count() > PRODUCT_DESCRIPTION_LEN_MAX {
             return Err(CatalogError::Description);
         }
         Ok(Product { sku, name: name.to_owned(), description: description.to_owned(), price })

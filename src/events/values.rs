@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Largest quantity of one order line, in units.
 pub const QUANTITY_MAX: u32 = 10_000;
-/// Longest free-text field of an address, in bytes.
+/// Longest free-text field of an address, in characters.
 pub const ADDRESS_FIELD_LEN_MAX: usize = 200;
 
 /// Milliseconds since the Unix epoch. Time enters the domain as a parameter.
@@ -275,7 +275,7 @@ pub struct Address {
 
 fn field(name: &'static str, value: &str) -> Result<String, ValueError> {
     let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.len() > ADDRESS_FIELD_LEN_MAX || trimmed.chars().any(char::is_control) {
+    if trimmed.is_empty() || trimmed.chars().count() > ADDRESS_FIELD_LEN_MAX || trimmed.chars().any(char::is_control) {
         Err(ValueError::AddressField(name))
     } else {
         Ok(trimmed.to_owned())

@@ -15,9 +15,11 @@ use crate::fulfillment::FulfillmentOrder;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoneyDto {
-    /// Minor units, 0 or more.
+    /// Minor units, 0 to 10^15.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     pub amount: i64,
     /// ISO 4217 code, e.g. `EUR`.
+    #[schema(pattern = r"^[A-Z]{3}$")]
     pub currency: String,
 }
 
@@ -27,16 +29,44 @@ impl From<Money> for MoneyDto {
     }
 }
 
+/// The schema of a warehouse's bin codes: 1 to 10,000 names of 1–64 `[A-Za-z0-9._-]`.
+fn bin_codes_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let code = ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"^[A-Za-z0-9._-]{1,64}$")).build();
+    ArrayBuilder::new()
+        .items(code)
+        .min_items(Some(1))
+        .max_items(Some(crate::fulfillment::warehouse::state::WAREHOUSE_BINS_MAX))
+        .build()
+}
+
+/// The schema of a stock adjustment: a non-zero count within a bin's capacity.
+fn delta_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let limit = i64::from(crate::http::inventory::RECEIPT_UNITS_MAX);
+    let side = |low: i64, high: i64| {
+        ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(low)).maximum(Some(high)).build()
+    };
+    Schema::OneOf(OneOfBuilder::new().item(side(-limit, -1)).item(side(1, limit)).build())
+}
+
 /// A product to create or replace.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductRequest {
     /// SKU: 1–64 of `[A-Za-z0-9._-]`.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
-    /// Display name.
+    /// Display name, 1 to 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
-    /// Description.
+    /// Description, up to 4,000 characters.
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub description: String,
     /// Unit price.
     pub price: MoneyDto,
@@ -75,9 +105,15 @@ pub struct ProductList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerRequest {
-    /// Display name.
+    /// Display name, 1 to 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
-    /// E-mail address.
+    /// E-mail address, up to 200 characters.
+    #[schema(min_length = 3, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f\s@]+@[^\x00-\x1f\x7f-\x9f\s@]+$")]
     pub email: String,
 }
 
@@ -98,13 +134,21 @@ pub struct CustomerCreated {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WarehouseRequest {
-    /// Id, e.g. `wh-east`.
+    /// Id, e.g. `wh-east`: 1–64 of `[A-Za-z0-9._-]`.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub id: String,
-    /// Display name.
+    /// Display name, 1 to 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// Lower is preferred when allocating.
+    #[schema(minimum = 0, maximum = 4_294_967_295_u64)]
     pub priority: u32,
-    /// Bin codes, e.g. `A-01`.
+    /// Bin codes, e.g. `A-01`: 1 to 10,000 of them.
+    #[schema(schema_with = bin_codes_schema)]
     pub bins: Vec<String>,
 }
 
@@ -126,12 +170,16 @@ pub struct WarehouseResponse {
 #[serde(deny_unknown_fields)]
 pub struct ReceiptRequest {
     /// Warehouse id.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub warehouse_id: String,
     /// Bin code.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub bin: String,
     /// SKU.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
     /// Units, 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: u32,
 }
 
@@ -140,12 +188,16 @@ pub struct ReceiptRequest {
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
     /// Warehouse id.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub warehouse_id: String,
     /// Bin code.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub bin: String,
     /// SKU.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
     /// Units found (positive) or missing (negative), not zero.
+    #[schema(schema_with = delta_schema)]
     pub delta: i32,
     /// Why.
     #[serde(default)]
@@ -187,8 +239,10 @@ pub struct InventoryResponse {
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
     /// SKU.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
     /// Units, 1 to 10,000.
+    #[schema(minimum = 1, maximum = 10_000)]
     pub quantity: u32,
 }
 
@@ -196,15 +250,36 @@ pub struct LineRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddressDto {
-    /// Recipient.
+    /// Recipient, 1 to 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
-    /// Street line.
+    /// Street line, 1 to 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub line1: String,
-    /// City.
+    /// City, 1 to 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub city: String,
-    /// Postal code.
+    /// Postal code, 1 to 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub postal_code: String,
     /// ISO 3166-1 alpha-2 country code.
+    #[schema(pattern = r"^[A-Z]{2}$")]
     pub country: String,
 }
 
@@ -212,7 +287,12 @@ pub struct AddressDto {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
-    /// The payment method's token (simulated gateway: `tok_visa`, `tok_decline`, …).
+    /// The payment method's token (simulated gateway: `tok_visa`, `tok_decline`, …), 1 to 255 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub token: String,
 }
 
@@ -222,8 +302,10 @@ pub struct PaymentRequest {
 pub struct PlaceOrderRequest {
     /// The customer (admins only; a customer key orders for itself).
     #[serde(default)]
+    #[schema(pattern = r"^cus_[0-9a-f]{32}$")]
     pub customer_id: Option<String>,
     /// 1 to 100 lines, one per SKU.
+    #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<LineRequest>,
     /// Where to ship.
     pub ship_to: AddressDto,
@@ -332,6 +414,7 @@ pub struct PackQueue {
 #[serde(deny_unknown_fields)]
 pub struct ConfirmPickRequest {
     /// Units found: the task's quantity, or fewer (a short pick).
+    #[schema(minimum = 0, maximum = 10_000)]
     pub picked: u32,
 }
 
@@ -420,10 +503,17 @@ pub struct CancelResponse {
 #[serde(deny_unknown_fields)]
 pub struct ChannelOrderRequest {
     /// `mobile`, `b2b` or `marketplace`.
+    #[schema(pattern = r"^(mobile|b2b|marketplace)$")]
     pub channel: String,
-    /// The channel's own reference.
+    /// The channel's own reference, 1 to 128 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub external_id: String,
-    /// Lines.
+    /// 1 to 100 lines.
+    #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<LineRequest>,
     /// Where to ship.
     pub ship_to: AddressDto,

@@ -19,7 +19,7 @@ use crate::events::{Address, Channel, EventLine, FulfillmentOrderId, OrderId, Pi
 use crate::fulfillment::fulfillment_order::state::NewFulfillmentOrder;
 use crate::fulfillment::FulfillmentOrder;
 
-/// Longest external reference of a channel order.
+/// Longest external reference of a channel order, in characters.
 pub const EXTERNAL_ID_LEN_MAX: usize = 128;
 
 /// The routes.
@@ -71,7 +71,7 @@ pub async fn pack(State(state): State<AppState>, caller: Caller, Path(id): Path<
 
 /// Takes in an order from another channel (channel, admin; Idempotency-Key required).
 #[utoipa::path(post, path = "/v1/fulfillment/orders", tag = "channels", request_body = ChannelOrderRequest,
-    params(("Idempotency-Key" = String, Header)),
+    params(("Idempotency-Key" = String, Header, description = "1 to 255 printable ASCII characters, no spaces; the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$")),
     responses((status = 201, body = FulfillmentOrderResponse), (status = 400, body = ProblemResponse), (status = 422, body = ProblemResponse)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -99,7 +99,7 @@ pub async fn create(
         _ => return Err(ApiError::invalid("invalid_channel", "channel must be mobile, b2b or marketplace")),
     };
     let external = request.external_id.trim();
-    if external.is_empty() || external.len() > EXTERNAL_ID_LEN_MAX || external.chars().any(char::is_control) {
+    if external.is_empty() || external.chars().count() > EXTERNAL_ID_LEN_MAX || external.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             "invalid_external_id",
             format!("external_id must be 1 to {EXTERNAL_ID_LEN_MAX} printable characters"),

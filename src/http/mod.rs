@@ -145,13 +145,38 @@ pub fn body(bytes: Result<axum::body::Bytes, BytesRejection>) -> Result<axum::bo
 ///
 /// # Errors
 /// As above.
+///
+/// A number written with a zero fraction (`3.0`) is the integer it equals,
+/// as JSON Schema has it: it is accepted wherever an integer is.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|err| match err.classify() {
+    let classify = |err: serde_json::Error| match err.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
             ApiError::bad("malformed_json", err)
         }
         serde_json::error::Category::Data => ApiError::invalid("invalid_body", err),
-    })
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(classify)?;
+    integral_numbers(&mut value);
+    serde_json::from_value(value).map_err(classify)
+}
+
+/// Rewrites every float with no fraction that fits an `i64` or `u64` as that integer.
+fn integral_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            let Some(float) = number.as_f64() else { return };
+            // 2^63 and 2^64 are exact in f64; below them the casts are exact for integral values.
+            if float.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&float) {
+                *value = Value::from(float as i64);
+            } else if float.fract() == 0.0 && (0.0..1.844_674_407_370_955_2e19).contains(&float) {
+                *value = Value::from(float as u64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+    }
 }
 
 /// A JSON response.
@@ -162,6 +187,26 @@ pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<(Statu
 /// Sends JSON bytes.
 pub fn respond((status, bytes): (StatusCode, Vec<u8>)) -> axum::response::Response {
     (status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Body {
+        quantity: u32,
+        delta: i32,
+    }
+
+    #[test]
+    fn integral_floats_are_integers_and_fractions_are_refused() {
+        let body: Body = parse(br#"{"quantity": 3.0, "delta": -2.0}"#).unwrap();
+        assert_eq!(body, Body { quantity: 3, delta: -2 });
+        assert!(matches!(parse::<Body>(br#"{"quantity": 3.5, "delta": 1}"#), Err(ApiError::Unprocessable { .. })));
+        assert!(matches!(parse::<Body>(br#"{"quantity": 1e300, "delta": 1}"#), Err(ApiError::Unprocessable { .. })));
+        assert!(matches!(parse::<Body>(br#"{"quantity": "#), Err(ApiError::BadRequest { .. })));
+    }
 }
 
 async fn overloaded(err: tower::BoxError) -> ApiError {

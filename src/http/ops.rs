@@ -99,6 +99,17 @@ impl utoipa::Modify for ProblemResponses {
                         ("429", "rate limit of the key"),
                     ]);
                 }
+                let has_query = operation.parameters.as_ref().is_some_and(|parameters| {
+                    parameters.iter().any(|p| {
+                        matches!(p, RefOr::T(p) if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query))
+                    })
+                });
+                if has_query {
+                    standard.extend([
+                        ("400", "an unknown or unreadable query parameter"),
+                        ("422", "an invalid query value"),
+                    ]);
+                }
                 if has_body {
                     standard.extend([
                         ("400", "unreadable or malformed body"),

@@ -44,7 +44,7 @@ async fn view(state: &AppState, id: OrderId) -> Result<OrderResponse, ApiError> 
 
 /// Places an order (customer for itself, or admin for `customer_id`; Idempotency-Key required).
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = PlaceOrderRequest,
-    params(("Idempotency-Key" = String, Header, description = "1–255 printable characters")),
+    params(("Idempotency-Key" = String, Header, description = "1 to 255 printable ASCII characters, no spaces; the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$")),
     responses((status = 201, body = OrderResponse), (status = 400, body = ProblemResponse), (status = 401, body = ProblemResponse),
         (status = 403, body = ProblemResponse), (status = 409, body = ProblemResponse), (status = 413, body = ProblemResponse),
         (status = 422, body = ProblemResponse), (status = 503, body = ProblemResponse)),
@@ -113,15 +113,20 @@ pub async fn create(
 
 /// Listing filter and page.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this customer's orders (admins and operators).
     pub customer_id: Option<String>,
     /// Only this status.
+    #[param(
+        pattern = r"^(placed|stock_confirmed|paid|in_fulfillment|partially_shipped|shipped|delivered|cancelled|refunded)$"
+    )]
     pub status: Option<String>,
     /// From a previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// 1 to 100; default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
 }
 
@@ -189,7 +194,7 @@ pub async fn read(State(state): State<AppState>, caller: Caller, Path(id): Path<
 }
 
 /// Asks to cancel an order: 202, or 409 `order_not_cancellable` once shipped (Idempotency-Key required).
-#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", params(("id" = String, Path), ("Idempotency-Key" = String, Header)),
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", params(("id" = String, Path), ("Idempotency-Key" = String, Header, description = "1 to 255 printable ASCII characters, no spaces; the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$")),
     responses((status = 202, body = CancelResponse), (status = 404, body = ProblemResponse), (status = 409, body = ProblemResponse)),
     security(("bearer" = [])))]
 pub async fn cancel(

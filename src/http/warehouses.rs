@@ -54,10 +54,12 @@ pub async fn create(
 
 /// Pick task filter.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TaskQuery {
     /// Only `open` is supported.
     #[serde(default)]
+    #[param(pattern = "^open$")]
     pub status: Option<String>,
 }
 

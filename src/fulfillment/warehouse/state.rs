@@ -14,7 +14,7 @@ use crate::events::{BinCode, BinId, EventLine, ReservationId, Sku, SkuUnits, War
 
 /// Most bins in one warehouse.
 pub const WAREHOUSE_BINS_MAX: usize = 10_000;
-/// Longest warehouse display name, in bytes.
+/// Longest warehouse display name, in characters.
 pub const WAREHOUSE_NAME_LEN_MAX: usize = 200;
 
 /// A warehouse: its bins and where it ranks for allocation.
@@ -52,7 +52,7 @@ impl Warehouse {
             return Err(WarehouseError::BinCount);
         }
         let name = name.trim();
-        if name.is_empty() || name.len() > WAREHOUSE_NAME_LEN_MAX || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > WAREHOUSE_NAME_LEN_MAX || name.chars().any(char::is_control) {
             return Err(WarehouseError::Name);
         }
         Ok(Self { id, name: name.to_owned(), priority, bins })
