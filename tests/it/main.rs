@@ -11,6 +11,7 @@ mod load;
 mod model;
 mod recovery;
 mod saga;
+mod schemathesis;
 mod security;
 mod storage;
 mod torture;
