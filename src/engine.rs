@@ -123,6 +123,31 @@ impl Audit {
     }
 }
 
+/// Checks every bin's invariants and stock conservation in `fulfillment`
+/// (the stock half of [`Engine::audit`]).
+///
+/// # Errors
+/// A bin could not be read.
+pub async fn stock_audit(fulfillment: &Fulfillment) -> Result<Audit, FulfillmentError> {
+    let bins = fulfillment.all_bins().await?;
+    let mut audit = Audit { bins: bins.len(), ..Audit::default() };
+    for bin in &bins {
+        if let Err(err) = bin.check_invariants() {
+            audit.stock_violations.push(format!("{}: {err}", bin.id()));
+        }
+        for (sku, level) in bin.levels() {
+            let sold = level.shipped + u64::from(level.picked) + u64::from(level.reserved);
+            let had = level.received.saturating_sub(u64::try_from(level.adjusted_out.max(0)).unwrap_or(0));
+            let over = sold.saturating_sub(had);
+            if over > 0 {
+                audit.stock_violations.push(format!("{}: {sku} oversold by {over}", bin.id()));
+            }
+            audit.oversold_units += over;
+        }
+    }
+    Ok(audit)
+}
+
 /// Why the engine did not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -364,22 +389,7 @@ impl Engine {
     /// # Errors
     /// A bin could not be read.
     pub async fn audit(&self) -> Result<Audit, FulfillmentError> {
-        let bins = self.fulfillment.all_bins().await?;
-        let mut audit = Audit { bins: bins.len(), ..Audit::default() };
-        for bin in &bins {
-            if let Err(err) = bin.check_invariants() {
-                audit.stock_violations.push(format!("{}: {err}", bin.id()));
-            }
-            for (sku, level) in bin.levels() {
-                let sold = level.shipped + u64::from(level.picked) + u64::from(level.reserved);
-                let had = level.received.saturating_sub(u64::try_from(level.adjusted_out.max(0)).unwrap_or(0));
-                let over = sold.saturating_sub(had);
-                if over > 0 {
-                    audit.stock_violations.push(format!("{}: {sku} oversold by {over}", bin.id()));
-                }
-                audit.oversold_units += over;
-            }
-        }
+        let mut audit = stock_audit(&self.fulfillment).await?;
         audit.payment_violations = self.adapters.gateway.audit();
         Ok(audit)
     }

@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod actors;
+pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod ecommerce;
@@ -39,6 +40,7 @@ pub mod events;
 pub mod fulfillment;
 pub mod http;
 pub mod load;
+pub mod node;
 pub mod persistence;
 pub mod web;
 

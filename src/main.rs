@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use orderdock::config::FileConfig;
 use orderdock::ecommerce::accounts::Role;
 use orderdock::http::{AppState, HttpConfig};
+use orderdock::node::{Node, Role as NodeRole};
 use orderdock::persistence::Store;
 use orderdock::{Config, Engine};
 
@@ -149,6 +150,25 @@ struct ServeArgs {
     /// storefront's sign-in page) and a trickle of orders from a second one.
     #[arg(long)]
     demo: bool,
+    /// Which context(s) to run: `all` (both, joined in memory), `ecommerce`
+    /// or `fulfillment` (one context, linked to the other over NATS JetStream).
+    #[arg(long, default_value = "all")]
+    role: orderdock::node::Role,
+    /// The NATS server of the `ecommerce` and `fulfillment` roles.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// The fulfillment service's API (`ecommerce` role), for the unified order
+    /// view and stock availability, e.g. `http://127.0.0.1:8081`.
+    #[arg(long)]
+    fulfillment_url: Option<String>,
+    /// A file holding an operator or admin key of the fulfillment service
+    /// (`ecommerce` role, with `--fulfillment-url`), e.g. its `admin.key`.
+    #[arg(long)]
+    fulfillment_key_file: Option<PathBuf>,
+    /// Test hook of the broker fault tests: abort after the receiver's commit
+    /// of the n-th event, before its ack.
+    #[arg(long, hide = true)]
+    fault_abort_before_ack: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -197,8 +217,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening the gateway journal {}", path.display()))?;
         adapters.gateway = Arc::new(gateway);
     }
-    let engine = Engine::start_with(config.clone(), adapters).await.context("starting the engine")?;
-    let accounts = engine.ecommerce().accounts();
+    let broker =
+        orderdock::broker::BrokerConfig { url: args.nats.clone(), abort_before_ack_after: args.fault_abort_before_ack };
+    let node = match args.role {
+        NodeRole::All => {
+            Node::Embedded(Arc::new(Engine::start_with(config.clone(), adapters).await.context("starting the engine")?))
+        }
+        NodeRole::Ecommerce => {
+            let api = match &args.fulfillment_url {
+                Some(url) => {
+                    let path = args
+                        .fulfillment_key_file
+                        .clone()
+                        .context("--fulfillment-url needs --fulfillment-key-file (an operator key of that service)")?;
+                    let key = orderdock::node::read_key(&path).map_err(anyhow::Error::msg)?;
+                    Some(orderdock::node::FulfillmentApi { url: url.clone(), key })
+                }
+                None => None,
+            };
+            Node::start_ecommerce(config.clone(), adapters, &broker, api)
+                .await
+                .context("starting the e-commerce role")?
+        }
+        NodeRole::Fulfillment => {
+            Node::start_fulfillment(config.clone(), adapters, &broker).await.context("starting the fulfillment role")?
+        }
+    };
+    let accounts = node.accounts();
     let admin_key_path = args.data_dir.join("admin.key");
     if !accounts.has_admin() {
         let (secret, _) = accounts.issue_key(Role::Admin, None).await?;
@@ -220,13 +265,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         http.carrier_secret = std::fs::read_to_string(&path)?.trim().to_owned();
     }
-    let engine = Arc::new(engine);
-    if args.demo {
+    let node = Arc::new(node);
+    if let (true, Some(engine)) = (args.demo, node.engine()) {
         let path = args.data_dir.join("demo-customer.key");
         let key = if path.exists() {
             std::fs::read_to_string(&path)?.trim().to_owned()
         } else {
-            let shop = orderdock::demo::stock_shop(&engine).await?;
+            let shop = orderdock::demo::stock_shop(engine).await?;
             write_secret(&path, &format!("{}\n{}\n", shop.customer_key, shop.traffic_customer))?;
             eprintln!("Stocked the demo shop; the demo customer's key is in {}.", path.display());
             format!("{}\n{}", shop.customer_key, shop.traffic_customer)
@@ -241,18 +286,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let address = listener.local_addr()?;
+    if args.demo && args.role != NodeRole::All {
+        eprintln!("--demo needs the all role; ignored.");
+    }
     eprintln!(
-        "Orderdock listening on http://{address} (data in {}, autopilot {})",
+        "Orderdock listening on http://{address} (role {:?}, data in {}, autopilot {})",
+        args.role,
         args.data_dir.display(),
         if config.fulfillment.autopilot { "on" } else { "off" }
     );
-    if args.demo {
+    if args.demo && args.role == NodeRole::All {
         eprintln!("Storefront: http://{address}/   Console: http://{address}/console (admin key above)");
     }
-    let state = AppState::new(engine.clone(), http);
+    let state = AppState::for_node(node.clone(), http);
     orderdock::http::serve(listener, state, shutdown_signal()).await?;
     eprintln!("Stopping: draining the outboxes and closing the stores…");
-    engine.shutdown().await;
+    node.shutdown().await;
     eprintln!("Stopped.");
     Ok(())
 }

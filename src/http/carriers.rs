@@ -77,7 +77,7 @@ pub async fn event(
     };
     let id: ShipmentId = request.shipment_id.parse().map_err(|_| ApiError::NotFound("shipment"))?;
     let shipment =
-        state.engine.fulfillment().shipments().track(id, stage, &request.detail).await.map_err(missing("shipment"))?;
+        state.fulfillment()?.shipments().track(id, stage, &request.detail).await.map_err(missing("shipment"))?;
     Ok(respond(json(StatusCode::ACCEPTED, &dto::shipment(&shipment))?))
 }
 

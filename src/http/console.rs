@@ -26,7 +26,6 @@ use super::observe::StreamedStep;
 use super::{json, respond, ApiError, AppState};
 use crate::ecommerce::accounts::Role;
 use crate::events::ContextName;
-use crate::Engine;
 
 /// Width of one throughput bucket (10 s).
 pub const ACTIVITY_BUCKET: Duration = Duration::from_secs(10);
@@ -37,9 +36,14 @@ pub const RECENT_STEPS_MAX: usize = 50;
 /// An unfinished order that has not moved for this long is listed as stuck (60 s).
 pub const STUCK_AFTER: Duration = Duration::from_secs(60);
 
-/// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/console/summary", get(summary)).route("/v1/stock", get(stock))
+/// The console's summary (both contexts: the `all` role).
+pub fn summary_router() -> Router<AppState> {
+    Router::new().route("/v1/console/summary", get(summary))
+}
+
+/// Stock per warehouse and bin (wherever fulfillment runs).
+pub fn stock_router() -> Router<AppState> {
+    Router::new().route("/v1/stock", get(stock))
 }
 
 /// Saga milestones counted per bucket.
@@ -71,10 +75,9 @@ pub struct Activity {
 }
 
 impl Activity {
-    /// Follows `engine`'s committed steps from now on, in a task that ends with the engine's stream.
-    pub fn follow(engine: &Engine) -> Arc<Activity> {
+    /// Follows the committed steps of `receiver` from now on, in a task that ends with the stream.
+    pub fn follow(mut receiver: tokio::sync::broadcast::Receiver<crate::actors::persist::Progress>) -> Arc<Activity> {
         let activity = Arc::new(Activity::default());
-        let mut receiver = engine.watch();
         let recorder = activity.clone();
         tokio::spawn(async move {
             loop {
@@ -228,13 +231,13 @@ pub struct ConsoleSummary {
 pub async fn summary(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Operator])?;
     let now = state.now();
-    let census = state.engine.ecommerce().orders().census(now, STUCK_AFTER).await?;
+    let census = state.ecommerce()?.orders().census(now, STUCK_AFTER).await?;
     let (orders, fulfillment_orders, shipments) =
-        state.engine.open_sagas().await.map_err(|err| ApiError::Internal(err.to_string()))?;
-    let (ecommerce, fulfillment) = state.engine.outbox_lag();
+        state.node.open_sagas().await.map_err(|err| ApiError::Internal(err.to_string()))?;
+    let (ecommerce, fulfillment) = state.node.outbox_lag();
     let (throughput, recent_steps) = state.activity.read(now.as_millis());
     let recent_events = state
-        .engine
+        .node
         .recent_deliveries()
         .into_iter()
         .rev()
@@ -322,8 +325,8 @@ pub struct StockResponse {
     security(("bearer" = [])))]
 pub async fn stock(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Operator])?;
-    let bins = state.engine.fulfillment().all_bins().await?;
-    let mut warehouses = state.engine.fulfillment().directory().warehouses();
+    let bins = state.fulfillment()?.all_bins().await?;
+    let mut warehouses = state.fulfillment()?.directory().warehouses();
     warehouses.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
     let warehouses = warehouses
         .into_iter()

@@ -30,7 +30,7 @@ pub async fn create(
     caller.require(&[Role::Admin])?;
     let request: CustomerRequest = parse(&body(bytes)?)?;
     let (customer, api_key) =
-        state.engine.ecommerce().accounts().create_customer(&request.name, &request.email, state.now()).await.map_err(
+        state.ecommerce()?.accounts().create_customer(&request.name, &request.email, state.now()).await.map_err(
             |err| match err {
                 AccountError::Field(_) => ApiError::invalid("invalid_customer", err),
                 other => ApiError::Internal(other.to_string()),

@@ -336,7 +336,7 @@ pub struct PaymentResponse {
 }
 
 /// One tracking event.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TrackingEventResponse {
     /// Milliseconds since the epoch.
     pub at: u64,
@@ -347,7 +347,7 @@ pub struct TrackingEventResponse {
 }
 
 /// A shipment.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ShipmentResponse {
     /// Shipment id.
     pub id: String,
@@ -364,7 +364,7 @@ pub struct ShipmentResponse {
 }
 
 /// A pick task.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PickTaskResponse {
     /// Task id (`pck_…`).
     pub id: String,
@@ -419,29 +419,29 @@ pub struct ConfirmPickRequest {
 }
 
 /// The fulfillment side of an order.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FulfillmentResponse {
     /// `pending` (not received yet), `unavailable` (did not answer in time) or the fulfillment status.
     pub status: String,
     /// Fulfillment order id.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Channel (`web`, `mobile`, `b2b`, `marketplace`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     /// Shipments.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shipments: Vec<ShipmentResponse>,
     /// Pick tasks.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pick_tasks: Vec<PickTaskResponse>,
     /// Units that will not ship, per SKU.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub short: Vec<LineRequest>,
 }
 
 /// One step of the saga.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StepResponse {
     /// Milliseconds since the epoch.
     pub at: u64,
@@ -520,7 +520,7 @@ pub struct ChannelOrderRequest {
 }
 
 /// A fulfillment order.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FulfillmentOrderResponse {
     /// Fulfillment order id.
     pub id: String,
@@ -528,6 +528,9 @@ pub struct FulfillmentOrderResponse {
     pub order_id: String,
     /// Its fulfillment.
     pub fulfillment: FulfillmentResponse,
+    /// Its saga steps in the fulfillment context, oldest first.
+    #[serde(default)]
+    pub steps: Vec<StepResponse>,
 }
 
 /// A carrier tracking event (webhook).
@@ -558,7 +561,8 @@ pub struct ProblemResponse {
     pub detail: String,
 }
 
-fn steps(timeline: &[SagaStep]) -> Vec<StepResponse> {
+/// Saga steps as the API shows them.
+pub fn steps(timeline: &[SagaStep]) -> Vec<StepResponse> {
     timeline
         .iter()
         .map(|s| StepResponse {

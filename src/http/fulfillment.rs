@@ -32,11 +32,14 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn response(state: &AppState, order: &FulfillmentOrder) -> Result<FulfillmentOrderResponse, ApiError> {
-    let shipments = state.engine.fulfillment().shipments_of(order).await?;
+    let shipments = state.fulfillment()?.shipments_of(order).await?;
+    let mut steps = state.node.local_timeline(order.order_id()).await;
+    steps.retain(|step| step.context == crate::events::ContextName::Fulfillment);
     Ok(FulfillmentOrderResponse {
         id: order.id().to_string(),
         order_id: order.order_id().to_string(),
         fulfillment: dto::fulfillment(order, &shipments),
+        steps: dto::steps(&steps),
     })
 }
 
@@ -53,8 +56,7 @@ pub async fn confirm_pick(
     caller.require(&[Role::Admin, Role::Operator])?;
     let task: PickTaskId = id.parse().map_err(|_| ApiError::NotFound("pick task"))?;
     let request: ConfirmPickRequest = parse(&body(bytes)?)?;
-    let order =
-        state.engine.fulfillment().orders().confirm_pick(task, request.picked).await.map_err(missing("pick task"))?;
+    let order = state.fulfillment()?.orders().confirm_pick(task, request.picked).await.map_err(missing("pick task"))?;
     Ok(respond(json(StatusCode::OK, &response(&state, &order).await?)?))
 }
 
@@ -65,7 +67,7 @@ pub async fn confirm_pick(
 pub async fn pack(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Operator])?;
     let id: FulfillmentOrderId = id.parse().map_err(|_| ApiError::NotFound("fulfillment order"))?;
-    let order = state.engine.fulfillment().orders().pack(id).await.map_err(missing("fulfillment order"))?;
+    let order = state.fulfillment()?.orders().pack(id).await.map_err(missing("fulfillment order"))?;
     Ok(respond(json(StatusCode::OK, &response(&state, &order).await?)?))
 }
 
@@ -82,7 +84,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let principal = caller.require(&[Role::Admin, Role::Channel])?.clone();
     let bytes = body(bytes)?;
-    let store = state.engine.fulfillment().store().clone();
+    let store = state.fulfillment()?.store().clone();
     let claim = match state
         .in_flight
         .admit(&store, &principal.key_id, "channel-orders", &headers, &bytes, state.now().as_millis())
@@ -120,7 +122,7 @@ pub async fn create(
     };
     let record = claim.record(&id.to_string())?;
     let new = NewFulfillmentOrder { id, order_id: OrderId::from_raw(id.as_raw()), channel, lines, ship_to };
-    let order = state.engine.fulfillment().orders().create(new, Some(record)).await?;
+    let order = state.fulfillment()?.orders().create(new, Some(record)).await?;
     let (status, body) = json(StatusCode::CREATED, &response(&state, &order).await?)?;
     claim.complete(&id.to_string(), status, body).await
 }
@@ -132,6 +134,6 @@ pub async fn create(
 pub async fn read(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Operator, Role::Channel])?;
     let id: FulfillmentOrderId = id.parse().map_err(|_| ApiError::NotFound("fulfillment order"))?;
-    let order = state.engine.fulfillment().orders().get(id).await?.ok_or(ApiError::NotFound("fulfillment order"))?;
+    let order = state.fulfillment()?.orders().get(id).await?.ok_or(ApiError::NotFound("fulfillment order"))?;
     Ok(respond(json(StatusCode::OK, &response(&state, &order).await?)?))
 }

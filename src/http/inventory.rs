@@ -31,7 +31,7 @@ fn bin(warehouse: &str, code: &str) -> Result<BinId, ApiError> {
 }
 
 async fn inventory(state: &AppState, sku: &Sku) -> Result<InventoryResponse, ApiError> {
-    let levels = state.engine.fulfillment().stock(sku).await?;
+    let levels = state.fulfillment()?.stock(sku).await?;
     let locations: Vec<LocationLevel> = levels
         .iter()
         .map(|l| LocationLevel {
@@ -69,7 +69,7 @@ async fn change_stock(
 ) -> Result<Response, ApiError> {
     let principal = caller.require(&[Role::Admin, Role::Operator])?;
     let bytes = body(bytes)?;
-    let store = state.engine.fulfillment().store().clone();
+    let store = state.fulfillment()?.store().clone();
     let claim = match state
         .in_flight
         .admit(&store, &principal.key_id, route, headers, &bytes, state.now().as_millis())
@@ -81,7 +81,7 @@ async fn change_stock(
     let (bin, sku, change) = decide(&bytes)?;
     if claim.resource().is_none() {
         let record = Some(claim.record(&bin.to_string())?);
-        let bins = state.engine.fulfillment().bins();
+        let bins = state.fulfillment()?.bins();
         match change {
             StockChange::Receive(units) => bins.receive_recorded(&bin, &sku, units, record).await?,
             StockChange::Adjust(delta) => bins.adjust_recorded(&bin, &sku, delta, record).await?,

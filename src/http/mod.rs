@@ -35,6 +35,7 @@ use tower::ServiceBuilder;
 
 pub use error::ApiError;
 
+use crate::node::{Node, Role};
 use crate::Engine;
 
 /// Largest request body, in bytes (64 KiB).
@@ -87,8 +88,8 @@ pub struct Counters {
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The engine.
-    pub engine: Arc<Engine>,
+    /// What this process serves: both contexts, or one of them.
+    pub node: Arc<Node>,
     /// Limits and secrets.
     pub config: Arc<HttpConfig>,
     /// Keys being executed.
@@ -102,17 +103,22 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for `engine` with `config`.
+    /// State for the embedded `engine` (both contexts) with `config`.
     pub fn new(engine: Arc<Engine>, config: HttpConfig) -> Self {
+        Self::for_node(Arc::new(Node::Embedded(engine)), config)
+    }
+
+    /// State for `node` (any role) with `config`.
+    pub fn for_node(node: Arc<Node>, config: HttpConfig) -> Self {
         let limiter = Arc::new(auth::RateLimiter::new(config.rate_per_key, config.burst_per_key));
         // Outside a runtime (a router built for inspection) there is nothing to follow.
         let activity = if tokio::runtime::Handle::try_current().is_ok() {
-            console::Activity::follow(&engine)
+            console::Activity::follow(node.watch())
         } else {
             Arc::default()
         };
         Self {
-            engine,
+            node,
             config: Arc::new(config),
             in_flight: idempotency::InFlight::default(),
             limiter,
@@ -123,7 +129,28 @@ impl AppState {
 
     /// Now, in ms since the epoch, from the engine's clock.
     pub fn now(&self) -> crate::events::Timestamp {
-        self.engine.adapters().clock.now()
+        self.node.adapters().clock.now()
+    }
+
+    /// The embedded engine, in the `all` role.
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        self.node.engine()
+    }
+
+    /// The e-commerce context.
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`] when this process does not run it (its routes are not served here).
+    pub fn ecommerce(&self) -> Result<&crate::ecommerce::Ecommerce, ApiError> {
+        self.node.ecommerce().ok_or(ApiError::NotFound("route"))
+    }
+
+    /// The fulfillment context.
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`] when this process does not run it (its routes are not served here).
+    pub fn fulfillment(&self) -> Result<&crate::fulfillment::Fulfillment, ApiError> {
+        self.node.fulfillment().ok_or(ApiError::NotFound("route"))
     }
 }
 
@@ -246,18 +273,29 @@ pub fn router(state: AppState) -> Router {
         .load_shed()
         .concurrency_limit(state.config.concurrency_max)
         .timeout(state.config.request_timeout);
-    Router::new()
-        .merge(products::router())
-        .merge(customers::router())
-        .merge(warehouses::router())
-        .merge(inventory::router())
-        .merge(orders::router())
-        .merge(fulfillment::router())
-        .merge(carriers::router())
-        .merge(ops::router())
-        .merge(observe::router())
-        .merge(console::router())
-        .merge(crate::web::router())
+    let role = state.node.role();
+    let mut routes = Router::new().merge(ops::router()).merge(observe::router());
+    if matches!(role, Role::All | Role::Ecommerce) {
+        routes = routes
+            .merge(products::router())
+            .merge(customers::router())
+            .merge(orders::router())
+            .merge(crate::web::shop_router());
+    }
+    if matches!(role, Role::All | Role::Fulfillment) {
+        routes = routes
+            .merge(warehouses::router())
+            .merge(inventory::router())
+            .merge(fulfillment::router())
+            .merge(carriers::router())
+            .merge(console::stock_router());
+    }
+    if role == Role::All {
+        // The console reads both contexts at once.
+        routes = routes.merge(console::summary_router()).merge(crate::web::console_router());
+    }
+    routes
+        .merge(crate::web::assets_router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count))
@@ -282,7 +320,8 @@ pub async fn serve(
             loop {
                 tick.tick().await;
                 let now = state.now().as_millis();
-                for store in [state.engine.ecommerce().store(), state.engine.fulfillment().store()] {
+                let stores = [state.node.ecommerce().map(|c| c.store()), state.node.fulfillment().map(|c| c.store())];
+                for store in stores.into_iter().flatten() {
                     match idempotency::prune(store, now).await {
                         Ok(n) if n > 0 => tracing::info!(pruned = n, "idempotency records pruned"),
                         Ok(_) => {}

@@ -57,10 +57,10 @@ pub struct AuditResponse {
     security(("bearer" = [])))]
 pub async fn audit(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
-    let audit = state.engine.audit().await?;
-    let (ecommerce, fulfillment) = state.engine.outbox_lag();
+    let audit = state.node.audit().await?;
+    let (ecommerce, fulfillment) = state.node.outbox_lag();
     let (orders, fulfillment_orders, shipments) =
-        state.engine.open_sagas().await.map_err(|err| ApiError::Internal(err.to_string()))?;
+        state.node.open_sagas().await.map_err(|err| ApiError::Internal(err.to_string()))?;
     let response = AuditResponse {
         open_sagas: orders + fulfillment_orders + shipments,
         bins: audit.bins,
@@ -120,7 +120,7 @@ pub async fn steps(
     if filter.as_ref().is_some_and(|f| f.len() > STREAM_FILTER_MAX) {
         return Err(ApiError::invalid("too_many_steps", format!("at most {STREAM_FILTER_MAX} step names")));
     }
-    let receiver = state.engine.watch();
+    let receiver = state.node.watch();
     let stream = futures_util::stream::unfold((receiver, filter), |(mut receiver, filter)| async move {
         loop {
             let event = match receiver.recv().await {

@@ -142,11 +142,22 @@ pub async fn health() -> &'static str {
     "ok"
 }
 
-/// Readiness: both stores answer.
+/// The stores of the contexts this process runs, named.
+fn stores(state: &AppState) -> Vec<(&'static str, crate::persistence::Store)> {
+    [
+        state.node.ecommerce().map(|c| ("ecommerce", c.store().clone())),
+        state.node.fulfillment().map(|c| ("fulfillment", c.store().clone())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Readiness: this process's stores answer.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let stores = [state.engine.ecommerce().store().clone(), state.engine.fulfillment().store().clone()];
-    let ok = tokio::task::spawn_blocking(move || stores.iter().all(|s| s.stats().is_ok())).await.unwrap_or(false);
+    let stores = stores(&state);
+    let ok = tokio::task::spawn_blocking(move || stores.iter().all(|(_, s)| s.stats().is_ok())).await.unwrap_or(false);
     if ok {
         (StatusCode::OK, "ready").into_response()
     } else {
@@ -158,13 +169,20 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let counters = &state.counters;
-    let (ecommerce_lag, fulfillment_lag) = state.engine.outbox_lag();
-    let orders_live = state.engine.ecommerce().live_actors().await;
-    let (bins_live, fulfillment_live, shipments_live) = state.engine.fulfillment().live_actors().await;
-    let stores = [state.engine.ecommerce().store().clone(), state.engine.fulfillment().store().clone()];
-    let stats = tokio::task::spawn_blocking(move || stores.iter().map(|s| s.stats().ok()).collect::<Vec<_>>())
-        .await
-        .unwrap_or_default();
+    let (ecommerce_lag, fulfillment_lag) = state.node.outbox_lag();
+    let orders_live = match state.node.ecommerce() {
+        Some(ecommerce) => ecommerce.live_actors().await,
+        None => 0,
+    };
+    let (bins_live, fulfillment_live, shipments_live) = match state.node.fulfillment() {
+        Some(fulfillment) => fulfillment.live_actors().await,
+        None => (0, 0, 0),
+    };
+    let stores = stores(&state);
+    let stats =
+        tokio::task::spawn_blocking(move || stores.iter().map(|(name, s)| (*name, s.stats().ok())).collect::<Vec<_>>())
+            .await
+            .unwrap_or_default();
     let mut text = String::new();
     let mut line = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
@@ -205,19 +223,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             ("{kind=\"shipment\"}", shipments_live as u64),
         ],
     );
-    let contexts = ["ecommerce", "fulfillment"];
-    let commits: Vec<(String, u64)> = stats
-        .iter()
-        .zip(contexts)
-        .filter_map(|(s, c)| s.map(|s| (format!("{{context=\"{c}\"}}"), s.commits)))
-        .collect();
+    let commits: Vec<(String, u64)> =
+        stats.iter().filter_map(|(c, s)| s.as_ref().map(|s| (format!("{{context=\"{c}\"}}"), s.commits))).collect();
     let commits: Vec<(&str, u64)> = commits.iter().map(|(l, v)| (l.as_str(), *v)).collect();
     line("orderdock_store_commits_total", "counter", "Group commits (fsync'd transactions).", &commits);
-    let open: Vec<(String, u64)> = stats
-        .iter()
-        .zip(contexts)
-        .filter_map(|(s, c)| s.map(|s| (format!("{{context=\"{c}\"}}"), s.open_len)))
-        .collect();
+    let open: Vec<(String, u64)> =
+        stats.iter().filter_map(|(c, s)| s.as_ref().map(|s| (format!("{{context=\"{c}\"}}"), s.open_len))).collect();
     let open: Vec<(&str, u64)> = open.iter().map(|(l, v)| (l.as_str(), *v)).collect();
     line("orderdock_sagas_open", "gauge", "Aggregates with saga work left.", &open);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

@@ -38,8 +38,31 @@ fn visible(principal: &Principal, order: &Order) -> bool {
 }
 
 async fn view(state: &AppState, id: OrderId) -> Result<OrderResponse, ApiError> {
-    let view = state.engine.order_view(id).await?.ok_or(ApiError::NotFound("order"))?;
-    Ok(dto::order_view(&view))
+    if let Some(engine) = state.engine() {
+        let view = engine.order_view(id).await?.ok_or(ApiError::NotFound("order"))?;
+        return Ok(dto::order_view(&view));
+    }
+    // The e-commerce role: the order from here, its fulfillment from the fulfillment service.
+    let order = state.ecommerce()?.orders().get(id).await?.ok_or(ApiError::NotFound("order"))?;
+    let timeline = state.node.local_timeline(id).await;
+    let (fulfillment, remote_steps) = match state.node.remote_fulfillment(id).await {
+        Ok(Some(remote)) => match serde_json::from_value::<dto::FulfillmentOrderResponse>(remote) {
+            Ok(remote) => (remote.fulfillment, remote.steps),
+            Err(err) => {
+                tracing::warn!(cause = %err, order = %id, "unreadable fulfillment answer; partial view");
+                (dto::fulfillment_status("unavailable"), Vec::new())
+            }
+        },
+        Ok(None) => (dto::fulfillment_status("pending"), Vec::new()),
+        Err(err) => {
+            tracing::debug!(cause = err, order = %id, "fulfillment did not answer; partial view");
+            (dto::fulfillment_status("unavailable"), Vec::new())
+        }
+    };
+    let mut response = dto::order(&order, fulfillment, &timeline);
+    response.timeline.extend(remote_steps);
+    response.timeline.sort_by_key(|step| step.at);
+    Ok(response)
 }
 
 /// Places an order (customer for itself, or admin for `customer_id`; Idempotency-Key required).
@@ -57,7 +80,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let principal = caller.require(&[Role::Admin, Role::Customer])?.clone();
     let bytes = body(bytes)?;
-    let store = state.engine.ecommerce().store().clone();
+    let store = state.ecommerce()?.store().clone();
     let claim = match state
         .in_flight
         .admit(&store, &principal.key_id, "orders", &headers, &bytes, state.now().as_millis())
@@ -78,7 +101,7 @@ pub async fn create(
         }
         (_, Some(given)) => {
             let given: CustomerId = given.parse()?;
-            if state.engine.ecommerce().accounts().customer(given).is_none() {
+            if state.ecommerce()?.accounts().customer(given).is_none() {
                 return Err(ApiError::invalid("unknown_customer", format!("unknown customer {given}")));
             }
             given
@@ -97,8 +120,7 @@ pub async fn create(
     };
     let record = claim.record(&id.to_string())?;
     let order = state
-        .engine
-        .ecommerce()
+        .ecommerce()?
         .orders()
         .place_recorded(
             PlaceOrder { id, customer_id, lines, ship_to, payment_token: request.payment.token.clone() },
@@ -170,8 +192,7 @@ pub async fn list(
         .transpose()
         .map_err(|_| ApiError::invalid("invalid_cursor", "unknown cursor"))?;
     let page = state
-        .engine
-        .ecommerce()
+        .ecommerce()?
         .orders()
         .list(OrderFilter { customer_id, status: query.status.clone() }, after, limit)
         .await?;
@@ -186,7 +207,7 @@ pub async fn list(
 pub async fn read(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     let principal = caller.require(&[Role::Admin, Role::Operator, Role::Customer])?;
     let id: OrderId = id.parse().map_err(|_| ApiError::NotFound("order"))?;
-    let order = state.engine.ecommerce().orders().get(id).await?.ok_or(ApiError::NotFound("order"))?;
+    let order = state.ecommerce()?.orders().get(id).await?.ok_or(ApiError::NotFound("order"))?;
     if !visible(principal, &order) {
         return Err(ApiError::NotFound("order"));
     }
@@ -207,11 +228,11 @@ pub async fn cancel(
     let principal = caller.require(&[Role::Admin, Role::Customer])?.clone();
     let bytes = body(bytes)?;
     let id: OrderId = id.parse().map_err(|_| ApiError::NotFound("order"))?;
-    let order = state.engine.ecommerce().orders().get(id).await?.ok_or(ApiError::NotFound("order"))?;
+    let order = state.ecommerce()?.orders().get(id).await?.ok_or(ApiError::NotFound("order"))?;
     if !visible(&principal, &order) {
         return Err(ApiError::NotFound("order"));
     }
-    let store = state.engine.ecommerce().store().clone();
+    let store = state.ecommerce()?.store().clone();
     let route = format!("cancel:{id}");
     let claim = match state
         .in_flight
@@ -221,7 +242,7 @@ pub async fn cancel(
         Admission::Replay(response) => return Ok(response),
         Admission::Run(claim) => claim,
     };
-    let (outcome, _) = state.engine.ecommerce().orders().cancel(id).await?;
+    let (outcome, _) = state.ecommerce()?.orders().cancel(id).await?;
     let response = CancelResponse {
         outcome: match outcome {
             CancelOutcome::Cancelled => "cancelled",
@@ -252,12 +273,12 @@ pub async fn stream(
 
     let principal = caller.require(&[Role::Admin, Role::Operator, Role::Customer])?;
     let id: OrderId = id.parse().map_err(|_| ApiError::NotFound("order"))?;
-    let order = state.engine.ecommerce().orders().get(id).await?.ok_or(ApiError::NotFound("order"))?;
+    let order = state.ecommerce()?.orders().get(id).await?.ok_or(ApiError::NotFound("order"))?;
     if !visible(principal, &order) {
         return Err(ApiError::NotFound("order"));
     }
     // Subscribe before the first read, so no step between the two is missed.
-    let receiver = state.engine.watch();
+    let receiver = state.node.watch();
     let first = view(&state, id).await?;
     let event = |view: &OrderResponse| Event::default().event("order").json_data(view).unwrap_or_default();
     let initial = futures_util::stream::once(std::future::ready(Ok::<_, std::convert::Infallible>(event(&first))));

@@ -48,7 +48,7 @@ pub async fn create(
     let product = Product::new(Sku::parse(&request.sku)?, &request.name, &request.description, price)
         .map_err(|err| ApiError::invalid("invalid_product", err))?;
     let product =
-        state.engine.ecommerce().catalog().upsert(product).await.map_err(|err| ApiError::Internal(err.to_string()))?;
+        state.ecommerce()?.catalog().upsert(product).await.map_err(|err| ApiError::Internal(err.to_string()))?;
     Ok(respond(json(StatusCode::CREATED, &response(&product))?))
 }
 
@@ -69,7 +69,7 @@ pub async fn search(
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|err| ApiError::bad("invalid_query", err.body_text()))?;
-    let items = state.engine.ecommerce().catalog().search(&query.q).iter().map(response).collect();
+    let items = state.ecommerce()?.catalog().search(&query.q).iter().map(response).collect();
     Ok(respond(json(StatusCode::OK, &ProductList { items })?))
 }
 
@@ -78,7 +78,7 @@ pub async fn search(
     responses((status = 200, body = ProductResponse), (status = 404, body = ProblemResponse)))]
 pub async fn read(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Response, ApiError> {
     let sku = Sku::parse(&sku).map_err(|_| ApiError::NotFound("product"))?;
-    let product = state.engine.ecommerce().catalog().get(&sku).ok_or(ApiError::NotFound("product"))?;
+    let product = state.ecommerce()?.catalog().get(&sku).ok_or(ApiError::NotFound("product"))?;
     Ok(respond(json(StatusCode::OK, &response(&product))?))
 }
 
@@ -88,10 +88,12 @@ pub async fn read(State(state): State<AppState>, Path(sku): Path<String>) -> Res
     responses((status = 200, body = AvailabilityResponse), (status = 404, body = ProblemResponse)))]
 pub async fn availability(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Response, ApiError> {
     let sku = Sku::parse(&sku).map_err(|_| ApiError::NotFound("product"))?;
-    if state.engine.ecommerce().catalog().get(&sku).is_none() {
+    if state.ecommerce()?.catalog().get(&sku).is_none() {
         return Err(ApiError::NotFound("product"));
     }
-    let levels = state.engine.fulfillment().stock(&sku).await?;
-    let available = levels.iter().map(|level| u64::from(level.available)).sum();
+    let available = state.node.available(&sku).await.map_err(|err| {
+        tracing::warn!(cause = err, "availability unknown");
+        ApiError::Unavailable("stock levels are not available right now")
+    })?;
     Ok(respond(json(StatusCode::OK, &AvailabilityResponse { sku: sku.to_string(), available })?))
 }

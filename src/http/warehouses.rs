@@ -42,7 +42,7 @@ pub async fn create(
     let bins: BTreeSet<BinCode> = request.bins.iter().map(|b| BinCode::parse(b)).collect::<Result<_, _>>()?;
     let warehouse = Warehouse::new(WarehouseId::parse(&request.id)?, &request.name, request.priority, bins)
         .map_err(|err| ApiError::invalid("invalid_warehouse", err))?;
-    let saved = state.engine.fulfillment().create_warehouse(warehouse).await?;
+    let saved = state.fulfillment()?.create_warehouse(warehouse).await?;
     let response = WarehouseResponse {
         id: saved.id.to_string(),
         name: saved.name,
@@ -79,10 +79,10 @@ pub async fn pick_tasks(
         return Err(ApiError::invalid("invalid_status", "only status=open is supported"));
     }
     let warehouse = WarehouseId::parse(&id).map_err(|_| ApiError::NotFound("warehouse"))?;
-    if state.engine.fulfillment().directory().warehouse(&warehouse).is_none() {
+    if state.fulfillment()?.directory().warehouse(&warehouse).is_none() {
         return Err(ApiError::NotFound("warehouse"));
     }
-    let tasks = state.engine.fulfillment().open_pick_tasks(&warehouse).await?;
+    let tasks = state.fulfillment()?.open_pick_tasks(&warehouse).await?;
     let items = tasks
         .into_iter()
         .map(|(order, index, item)| PickTaskResponse {
@@ -110,12 +110,11 @@ pub async fn ready_to_pack(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Operator])?;
     let warehouse = WarehouseId::parse(&id).map_err(|_| ApiError::NotFound("warehouse"))?;
-    if state.engine.fulfillment().directory().warehouse(&warehouse).is_none() {
+    if state.fulfillment()?.directory().warehouse(&warehouse).is_none() {
         return Err(ApiError::NotFound("warehouse"));
     }
     let items = state
-        .engine
-        .fulfillment()
+        .fulfillment()?
         .ready_to_pack(&warehouse)
         .await?
         .iter()

@@ -26,11 +26,19 @@ const SITE_CSS: &str = include_str!("assets/site.css");
 const SHOP_JS: &str = include_str!("assets/shop.js");
 const CONSOLE_JS: &str = include_str!("assets/console.js");
 
-/// The pages and their assets.
-pub fn router() -> Router<AppState> {
+/// The storefront's pages (where e-commerce runs).
+pub fn shop_router() -> Router<AppState> {
+    shop::router()
+}
+
+/// The operations console's page (the `all` role).
+pub fn console_router() -> Router<AppState> {
+    console::router()
+}
+
+/// The stylesheet and scripts.
+pub fn assets_router() -> Router<AppState> {
     Router::new()
-        .merge(shop::router())
-        .merge(console::router())
         .route("/assets/site.css", get(|| asset("text/css; charset=utf-8", SITE_CSS)))
         .route("/assets/shop.js", get(|| asset("text/javascript; charset=utf-8", SHOP_JS)))
         .route("/assets/console.js", get(|| asset("text/javascript; charset=utf-8", CONSOLE_JS)))

@@ -44,7 +44,7 @@ struct SearchQuery {
 async fn products(State(state): State<AppState>, query: Result<Query<SearchQuery>, QueryRejection>) -> Response {
     let q = query.map(|Query(query)| query.q).unwrap_or_default();
     let q: String = q.chars().take(SEARCH_QUERY_LEN_MAX).collect();
-    let found = state.engine.ecommerce().catalog().search(&q);
+    let found = state.node.ecommerce().map(|e| e.catalog().search(&q)).unwrap_or_default();
     page(
         Area::Shop,
         "products",
@@ -78,14 +78,12 @@ async fn products(State(state): State<AppState>, query: Result<Query<SearchQuery
 }
 
 async fn product(State(state): State<AppState>, Path(sku): Path<String>) -> Response {
-    let found = crate::events::Sku::parse(&sku).ok().and_then(|sku| state.engine.ecommerce().catalog().get(&sku));
+    let found = crate::events::Sku::parse(&sku).ok().and_then(|sku| state.node.ecommerce()?.catalog().get(&sku));
     let Some(product) = found else {
         return (StatusCode::NOT_FOUND, not_found("No such product.")).into_response();
     };
-    let available: u64 = match state.engine.fulfillment().stock(&product.sku).await {
-        Ok(levels) => levels.iter().map(|l| u64::from(l.available)).sum(),
-        Err(_) => 0,
-    };
+    // Unknown while fulfillment does not answer: the page's script keeps asking.
+    let available = state.node.available(&product.sku).await.map(|n| n.to_string()).unwrap_or_else(|_| "…".into());
     page(
         Area::Shop,
         "product",
