@@ -156,10 +156,23 @@ impl Drop for Child {
 /// # Errors
 /// [`LoadError::Target`] when it cannot start or exits before listening.
 pub fn spawn_server(exe: &Path, data_dir: &Path, extra: &[&str]) -> Result<(Child, String), LoadError> {
+    spawn_server_on(exe, "127.0.0.1:0", data_dir, extra)
+}
+
+/// As [`spawn_server`], listening on `listen` (to restart a server on the address it had).
+///
+/// # Errors
+/// [`LoadError::Target`] when it cannot start or exits before listening.
+pub fn spawn_server_on(
+    exe: &Path,
+    listen: &str,
+    data_dir: &Path,
+    extra: &[&str],
+) -> Result<(Child, String), LoadError> {
     use std::io::{BufRead, BufReader};
     let failed = |e: &dyn std::fmt::Display| LoadError::Target(format!("starting the server: {e}"));
     let mut child = std::process::Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--listen", listen, "--data-dir"])
         .arg(data_dir)
         .args(extra)
         .env("ORDERDOCK_LOG", "warn")

@@ -40,6 +40,11 @@ impl Api {
         Ok(Api { state: AppState::new(engine, http), admin, operator, channel, _dir: dir })
     }
 
+    /// The embedded engine behind the API.
+    pub(crate) fn engine(&self) -> &Arc<orderdock::Engine> {
+        self.state.engine().expect("the tests run the embedded engine")
+    }
+
     /// The status of a request whose body is not read (a stream).
     pub(crate) async fn status_only(&self, method: &str, path: &str, key: Option<&str>) -> anyhow::Result<StatusCode> {
         let mut request = Request::builder().method(method).uri(path);
@@ -172,8 +177,8 @@ async fn the_idempotency_key_contract_holds() -> TestResult {
     assert_eq!(bos.status, StatusCode::CREATED);
     assert_ne!(bos.body["id"], first.body["id"]);
     // Same key while the first request is running → 409 (the first holds the claim).
-    let principal = api.state.engine.ecommerce().accounts().authenticate(&customer).expect("customer key");
-    let store = api.state.engine.ecommerce().store().clone();
+    let principal = api.engine().ecommerce().accounts().authenticate(&customer).expect("customer key");
+    let store = api.engine().ecommerce().store().clone();
     let held = api
         .state
         .in_flight
@@ -648,7 +653,7 @@ async fn the_order_view_survives_an_unresponsive_fulfillment_side() -> TestResul
     let (customer, _) = api.shop().await?;
     let order = api.post("/v1/orders", &customer, Some("u-1"), &order_body(1)).await?;
     let id = order.body["id"].as_str().unwrap_or_default().to_owned();
-    api.state.engine.fulfillment().stop(std::time::Duration::from_secs(1)).await;
+    api.engine().fulfillment().stop(std::time::Duration::from_secs(1)).await;
     let view = api.get(&format!("/v1/orders/{id}"), &customer).await?;
     assert_eq!(view.status, StatusCode::OK);
     assert_eq!(view.body["fulfillment"], json!({"status": "unavailable"}));
@@ -659,10 +664,8 @@ async fn the_order_view_survives_an_unresponsive_fulfillment_side() -> TestResul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_over_its_rate_gets_429() -> TestResult {
     let mut api = Api::start(false).await?;
-    api.state = AppState::new(
-        api.state.engine.clone(),
-        HttpConfig { rate_per_key: 1, burst_per_key: 2, ..HttpConfig::default() },
-    );
+    api.state =
+        AppState::new(api.engine().clone(), HttpConfig { rate_per_key: 1, burst_per_key: 2, ..HttpConfig::default() });
     assert_eq!(api.get("/v1/orders", &api.admin).await?.status, StatusCode::OK);
     assert_eq!(api.get("/v1/orders", &api.admin).await?.status, StatusCode::OK);
     let limited = api.get("/v1/orders", &api.admin).await?;

@@ -3,6 +3,7 @@
 mod api;
 mod browser;
 mod cancel;
+mod distributed;
 mod figures;
 mod fuzz;
 mod gateway;
