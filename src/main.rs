@@ -119,6 +119,13 @@ struct LoadArgs {
     /// Admin API key for --target (default: $ORDERDOCK_API_KEY, else <data-dir>/admin.key, else data/admin.key).
     #[arg(long)]
     api_key: Option<String>,
+    /// A split deployment: the fulfillment service (`--target` is then the
+    /// e-commerce service); stock is set up and audited there.
+    #[arg(long, requires = "target")]
+    fulfillment_target: Option<String>,
+    /// Admin API key of --fulfillment-target (default: $ORDERDOCK_FULFILLMENT_API_KEY).
+    #[arg(long)]
+    fulfillment_api_key: Option<String>,
     /// Place this many orders per second (open loop; latency counts from each order's due time).
     #[arg(long)]
     rate: Option<f64>,
@@ -344,6 +351,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             seed: args.seed,
             data_dir: None,
             target: None,
+            fulfillment_target: None,
             rate: None,
             autopilot: true,
             idle_after: None,
@@ -367,6 +375,14 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             }
         };
         config.target = Some(load::remote::Target::new(url, &key)?);
+        if let Some(url) = &args.fulfillment_target {
+            let key = args
+                .fulfillment_api_key
+                .clone()
+                .or_else(|| std::env::var("ORDERDOCK_FULFILLMENT_API_KEY").ok())
+                .context("--fulfillment-target needs --fulfillment-api-key (the fulfillment service's admin key)")?;
+            config.fulfillment_target = Some(load::remote::Target::new(url, &key)?);
+        }
     } else {
         config.data_dir = args.data_dir;
     }

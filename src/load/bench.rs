@@ -221,7 +221,7 @@ pub async fn recovery(
     config.until = Until::Placed;
     let target = remote::Target::new(&format!("http://{address}"), &key)?;
     let tracker = Arc::new(Tracker::default());
-    let session = remote::Remote::start(target, &config, tracker.clone()).await?;
+    let session = remote::Remote::start(target, None, &config, tracker.clone()).await?;
     let placed = place_all(&session, &config, &tracker, progress).await?;
     child.0.kill().map_err(|e| setup(&e))?;
     let _ = child.0.wait();

@@ -70,6 +70,19 @@ impl Until {
         })
     }
 
+    /// The step the e-commerce context records for this milestone (what a
+    /// split deployment's e-commerce service streams).
+    pub fn ecommerce_step(self) -> &'static str {
+        match self {
+            Until::Placed => "order_placed",
+            Until::Reserved => "stock_confirmed",
+            Until::Paid => "payment_captured",
+            Until::Packed => "packed",
+            Until::Shipped => "shipment_dispatched",
+            Until::Delivered => "shipment_delivered",
+        }
+    }
+
     /// The saga step that marks it, and the context that takes it.
     pub fn step(self) -> (&'static str, crate::events::ContextName) {
         use crate::events::ContextName::{Ecommerce, Fulfillment};
@@ -107,6 +120,9 @@ pub struct LoadConfig {
     pub data_dir: Option<std::path::PathBuf>,
     /// A running server to drive instead of an embedded engine.
     pub target: Option<remote::Target>,
+    /// In a split deployment: the fulfillment service (stock is set up and
+    /// audited there; `target` is then the e-commerce service).
+    pub fulfillment_target: Option<remote::Target>,
     /// Place orders at this many per second (open loop) instead of as fast
     /// as `concurrency` allows; latency counts from each order's due time.
     pub rate: Option<f64>,
@@ -133,6 +149,7 @@ impl LoadConfig {
             seed: 0,
             data_dir: None,
             target: None,
+            fulfillment_target: None,
             rate: None,
             autopilot: true,
             idle_after: None,
@@ -371,7 +388,8 @@ pub async fn run(config: LoadConfig, progress: impl Fn(u64) + Send + Sync + 'sta
         }
         Some(target) => {
             let name = target.url.clone();
-            let session = remote::Remote::start(target, &config, tracker.clone()).await?;
+            let session =
+                remote::Remote::start(target, config.fulfillment_target.clone(), &config, tracker.clone()).await?;
             drive(session, config, tracker, name, progress).await
         }
     }

@@ -162,6 +162,7 @@ fn idempotency_key() -> Result<String, LoadError> {
 #[derive(Debug)]
 pub struct Remote {
     target: Target,
+    fulfillment: Option<Target>,
     customer_key: Arc<str>,
     skus: Arc<[String]>,
     stream: Option<tokio::task::JoinHandle<()>>,
@@ -173,15 +174,27 @@ impl Remote {
     ///
     /// # Errors
     /// [`LoadError::Target`] when the server is unreachable or refuses.
-    pub async fn start(target: Target, config: &LoadConfig, tracker: Arc<Tracker>) -> Result<Remote, LoadError> {
+    /// With `fulfillment` (a split deployment), `target` is the e-commerce
+    /// service and the warehouses and stock are created on `fulfillment`.
+    pub async fn start(
+        target: Target,
+        fulfillment: Option<Target>,
+        config: &LoadConfig,
+        tracker: Arc<Tracker>,
+    ) -> Result<Remote, LoadError> {
         let key = target.api_key.clone();
         let mut connection = Connection::new(target.authority());
+        let stock_side = fulfillment.clone().unwrap_or_else(|| target.clone());
+        let mut stock_connection = Connection::new(stock_side.authority());
+        let stock_key = stock_side.api_key.clone();
         let created = StatusCode::CREATED;
-        expect(
-            connection.call(Method::GET, "/v1/audit", &key, &[], None).await,
-            "checking the admin key",
-            &[StatusCode::OK],
-        )?;
+        for (connection, key) in [(&mut connection, &key), (&mut stock_connection, &stock_key)] {
+            expect(
+                connection.call(Method::GET, "/v1/audit", key, &[], None).await,
+                "checking the admin key",
+                &[StatusCode::OK],
+            )?;
+        }
         let skus: Arc<[String]> = (0..config.skus.max(1)).map(sku_name).collect();
         for (n, sku) in skus.iter().enumerate() {
             let body =
@@ -193,7 +206,7 @@ impl Remote {
         for (w, units) in super::embedded::split(config.stock, config.warehouses).into_iter().enumerate() {
             let warehouse = format!("wh-{w}");
             let body = json!({"id": warehouse, "name": format!("Warehouse {w}"), "priority": w, "bins": bins});
-            let reply = connection.call(Method::POST, "/v1/warehouses", &key, &[], Some(&body)).await;
+            let reply = stock_connection.call(Method::POST, "/v1/warehouses", &stock_key, &[], Some(&body)).await;
             expect(reply, "creating a warehouse", &[StatusCode::OK, created])?;
             if units == 0 {
                 continue;
@@ -202,7 +215,9 @@ impl Remote {
                 let body = json!({"warehouse_id": warehouse, "bin": bin, "sku": sku, "quantity": units});
                 let idempotency = idempotency_key()?;
                 let headers = [("Idempotency-Key", idempotency.as_str())];
-                let reply = connection.call(Method::POST, "/v1/inventory/receipts", &key, &headers, Some(&body)).await;
+                let reply = stock_connection
+                    .call(Method::POST, "/v1/inventory/receipts", &stock_key, &headers, Some(&body))
+                    .await;
                 expect(reply, "receiving stock", &[StatusCode::OK, created])?;
             }
         }
@@ -216,22 +231,29 @@ impl Remote {
             .as_str()
             .ok_or_else(|| LoadError::Target("the customer came back without an api_key".into()))?
             .into();
-        let stream =
-            if config.until == Until::Placed { None } else { Some(subscribe(&target, config.until, tracker).await?) };
-        Ok(Remote { target, customer_key, skus, stream })
+        let split = fulfillment.is_some();
+        let stream = if config.until == Until::Placed {
+            None
+        } else {
+            Some(subscribe(&target, config.until, split, tracker).await?)
+        };
+        Ok(Remote { target, fulfillment, customer_key, skus, stream })
     }
 }
 
 /// Opens the step stream (filtered to the milestone and the cancelling
 /// steps) and feeds `tracker` from it. Returns once the server accepted the
-/// subscription, so no step committed afterwards is missed.
+/// subscription, so no step committed afterwards is missed. In a `split`
+/// deployment the e-commerce service streams only its own steps: the
+/// milestone is its e-commerce twin ([`Until::ecommerce_step`]).
 async fn subscribe(
     target: &Target,
     until: Until,
+    split: bool,
     tracker: Arc<Tracker>,
 ) -> Result<tokio::task::JoinHandle<()>, LoadError> {
     let mut steps: Vec<&str> = CANCELLING_STEPS.to_vec();
-    steps.push(until.step().0);
+    steps.push(if split { until.ecommerce_step() } else { until.step().0 });
     let path = format!("/v1/stream/steps?steps={}", steps.join(","));
     let request = Request::builder()
         .method(Method::GET)
@@ -254,14 +276,14 @@ async fn subscribe(
             buffer.extend_from_slice(&data);
             while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
                 let event: Vec<u8> = buffer.drain(..end + 2).collect();
-                on_event(&String::from_utf8_lossy(&event), until, &tracker);
+                on_event(&String::from_utf8_lossy(&event), until, split, &tracker);
             }
         }
     }))
 }
 
 /// Handles one SSE event (`event:` and `data:` lines).
-fn on_event(text: &str, until: Until, tracker: &Tracker) {
+fn on_event(text: &str, until: Until, split: bool, tracker: &Tracker) {
     let (mut kind, mut data) = ("message", String::new());
     for line in text.lines() {
         if let Some(value) = line.strip_prefix("event:") {
@@ -280,7 +302,12 @@ fn on_event(text: &str, until: Until, tracker: &Tracker) {
                 _ => None,
             };
             if let (Some(order), Some(context), Some(name)) = (order, context, step["step"].as_str()) {
-                tracker.step(until, order, context, name);
+                if split && context == ContextName::Ecommerce && name == until.ecommerce_step() {
+                    let (milestone, milestone_context) = until.step();
+                    tracker.step(until, order, milestone_context, milestone);
+                } else {
+                    tracker.step(until, order, context, name);
+                }
             }
         }
         "lagged" => tracing::warn!(missed = %data, "the step stream lagged; those orders will time out"),
@@ -360,28 +387,40 @@ impl Session for Remote {
         if let Some(stream) = self.stream.take() {
             stream.abort();
         }
-        let mut connection = Connection::new(self.target.authority());
-        // Wait (bounded) for the server's outboxes to drain, then read the books.
+        // Wait (bounded) for every server's outbox to drain, then read the books:
+        // stock where fulfillment runs, money where e-commerce runs.
         let deadline = tokio::time::Instant::now() + super::embedded::SETTLE_TIMEOUT;
-        loop {
-            let reply = connection.call(Method::GET, "/v1/audit", &self.target.api_key, &[], None).await;
-            match expect(reply, "reading the audit", &[StatusCode::OK]) {
-                Ok(audit) => {
-                    let pending = audit["outbox_pending"].as_u64().unwrap_or(0);
-                    if pending == 0 || tokio::time::Instant::now() >= deadline {
-                        return Checks {
-                            stock_balanced: audit["stock_balanced"].as_bool().unwrap_or(false),
-                            money_balanced: audit["money_balanced"].as_bool().unwrap_or(false),
-                            oversold_units: audit["oversold_units"].as_u64().unwrap_or(0),
-                            rss_peak_bytes: audit["rss_peak_bytes"].as_u64().unwrap_or(0),
-                        };
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+        let ecommerce = settled_audit(&self.target, deadline).await;
+        let fulfillment = match &self.fulfillment {
+            Some(fulfillment) => settled_audit(fulfillment, deadline).await,
+            None => ecommerce.clone(),
+        };
+        let (Some(ecommerce), Some(fulfillment)) = (ecommerce, fulfillment) else { return Checks::default() };
+        Checks {
+            stock_balanced: fulfillment["stock_balanced"].as_bool().unwrap_or(false),
+            money_balanced: ecommerce["money_balanced"].as_bool().unwrap_or(false),
+            oversold_units: fulfillment["oversold_units"].as_u64().unwrap_or(0),
+            rss_peak_bytes: ecommerce["rss_peak_bytes"].as_u64().unwrap_or(0),
+        }
+    }
+}
+
+/// The audit of `target` once its outbox is empty (or at `deadline`); `None` if it cannot be read.
+async fn settled_audit(target: &Target, deadline: tokio::time::Instant) -> Option<Value> {
+    let mut connection = Connection::new(target.authority());
+    loop {
+        let reply = connection.call(Method::GET, "/v1/audit", &target.api_key, &[], None).await;
+        match expect(reply, "reading the audit", &[StatusCode::OK]) {
+            Ok(audit) => {
+                let pending = audit["outbox_pending"].as_u64().unwrap_or(0);
+                if pending == 0 || tokio::time::Instant::now() >= deadline {
+                    return Some(audit);
                 }
-                Err(err) => {
-                    tracing::warn!(cause = %err, "the audit failed");
-                    return Checks::default();
-                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => {
+                tracing::warn!(cause = %err, "the audit failed");
+                return None;
             }
         }
     }

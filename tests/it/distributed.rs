@@ -476,3 +476,21 @@ async fn a_consumer_killed_between_commit_and_ack_applies_the_redelivery_once() 
     );
     Ok(())
 }
+
+/// The load tool drives a split deployment: orders to the e-commerce
+/// service, stock set up and audited on the fulfillment service, progress
+/// from the e-commerce step stream (`load --target … --fulfillment-target …`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_tool_drives_a_split_deployment() -> TestResult {
+    use orderdock::load::{self, remote::Target, LoadConfig};
+    let split = Split::start().await?;
+    let mut config = LoadConfig::saga3(200, 16, false);
+    config.skus = 10;
+    config.target = Some(Target::new(&format!("http://{}", split.ecommerce_address), &split.ecommerce_admin)?);
+    config.fulfillment_target =
+        Some(Target::new(&format!("http://{}", split.fulfillment_address), &split.fulfillment_admin)?);
+    let report = load::run(config, |_| {}).await?;
+    assert_eq!((report.orders, report.completed, report.cancelled, report.failed), (200, 200, 0, 0), "{report:?}");
+    assert!(report.stock_balanced && report.money_balanced && report.oversold_units == 0, "{report:?}");
+    Ok(())
+}
