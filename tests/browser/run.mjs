@@ -71,6 +71,7 @@ async function shop(browser) {
   await page.goto(`${base}/signin`);
   await page.getByRole("button", { name: "Sign in as the demo customer" }).click();
   await page.locator("#signed-in").waitFor({ state: "visible" });
+  await page.screenshot({ path: join(shots, "signin.png"), fullPage: true });
 
   await checkout(page);
   check((await page.locator("#cart-total").textContent()) === "18.00 EUR", "cart total is 2 × 9.00 EUR");
@@ -85,6 +86,11 @@ async function shop(browser) {
   }
   check(await page.locator("#order-shipments .shipment[data-status=delivered]").count() >= 1, "a delivered shipment is shown");
   await page.screenshot({ path: join(shots, "tracking.png"), fullPage: true });
+  const orderId = await page.locator("#order").getAttribute("data-order");
+
+  await page.goto(`${base}/orders`);
+  await page.locator(`#order-list a[href="/orders/${orderId}"]`).waitFor();
+  await page.screenshot({ path: join(shots, "orders.png"), fullPage: true });
 
   const after = await browser.newPage();
   await after.goto(`${base}/products/TEA-SENCHA`);
