@@ -179,7 +179,7 @@ pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{EventId, EventLine, OrderId, Quantity, Sku, EVENT_SCHEMA_VERSION};
+    use crate::events::{EventId, OrderId, EVENT_SCHEMA_VERSION};
 
     fn envelope() -> EventEnvelope {
         EventEnvelope {

@@ -216,26 +216,6 @@ pub fn respond((status, bytes): (StatusCode, Vec<u8>)) -> axum::response::Respon
     (status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, serde::Deserialize, PartialEq)]
-    struct Body {
-        quantity: u32,
-        delta: i32,
-    }
-
-    #[test]
-    fn integral_floats_are_integers_and_fractions_are_refused() {
-        let body: Body = parse(br#"{"quantity": 3.0, "delta": -2.0}"#).unwrap();
-        assert_eq!(body, Body { quantity: 3, delta: -2 });
-        assert!(matches!(parse::<Body>(br#"{"quantity": 3.5, "delta": 1}"#), Err(ApiError::Unprocessable { .. })));
-        assert!(matches!(parse::<Body>(br#"{"quantity": 1e300, "delta": 1}"#), Err(ApiError::Unprocessable { .. })));
-        assert!(matches!(parse::<Body>(br#"{"quantity": "#), Err(ApiError::BadRequest { .. })));
-    }
-}
-
 async fn overloaded(err: tower::BoxError) -> ApiError {
     if err.is::<tower::timeout::error::Elapsed>() {
         ApiError::Timeout
@@ -334,4 +314,24 @@ pub async fn serve(
     let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     pruner.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Body {
+        quantity: u32,
+        delta: i32,
+    }
+
+    #[test]
+    fn integral_floats_are_integers_and_fractions_are_refused() {
+        let body: Body = parse(br#"{"quantity": 3.0, "delta": -2.0}"#).unwrap();
+        assert_eq!(body, Body { quantity: 3, delta: -2 });
+        assert!(matches!(parse::<Body>(br#"{"quantity": 3.5, "delta": 1}"#), Err(ApiError::Unprocessable { .. })));
+        assert!(matches!(parse::<Body>(br#"{"quantity": 1e300, "delta": 1}"#), Err(ApiError::Unprocessable { .. })));
+        assert!(matches!(parse::<Body>(br#"{"quantity": "#), Err(ApiError::BadRequest { .. })));
+    }
 }

@@ -89,9 +89,9 @@ fn corpus_records_decode_and_regressions_do_not_panic() {
         }
     }
     for (name, bytes) in corpus("decoders/regressions") {
-        for n in 0..DECODERS.len() {
+        for (n, decoder) in DECODERS.iter().enumerate() {
             let outcome = std::panic::catch_unwind(|| decodes(n, &bytes));
-            assert!(outcome.is_ok(), "regression input {name} panics the {} decoder", DECODERS[n]);
+            assert!(outcome.is_ok(), "regression input {name} panics the {decoder} decoder");
             replayed += 1;
         }
     }
