@@ -23,6 +23,7 @@ use maud::{html, Markup, DOCTYPE};
 use crate::http::AppState;
 
 const SITE_CSS: &str = include_str!("assets/site.css");
+const COMMON_JS: &str = include_str!("assets/common.js");
 const SHOP_JS: &str = include_str!("assets/shop.js");
 const CONSOLE_JS: &str = include_str!("assets/console.js");
 
@@ -40,6 +41,7 @@ pub fn console_router() -> Router<AppState> {
 pub fn assets_router() -> Router<AppState> {
     Router::new()
         .route("/assets/site.css", get(|| asset("text/css; charset=utf-8", SITE_CSS)))
+        .route("/assets/common.js", get(|| asset("text/javascript; charset=utf-8", COMMON_JS)))
         .route("/assets/shop.js", get(|| asset("text/javascript; charset=utf-8", SHOP_JS)))
         .route("/assets/console.js", get(|| asset("text/javascript; charset=utf-8", CONSOLE_JS)))
 }
@@ -91,6 +93,7 @@ fn page(area: Area, page: &str, title: &str, main: Markup) -> Html<String> {
                     }
                 }
                 main #main { (main) }
+                script src="/assets/common.js" {}
                 script src=(script) {}
             }
         }

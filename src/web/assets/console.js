@@ -3,32 +3,8 @@
 // /v1/stock and each warehouse's pick tasks and pack queue.
 "use strict";
 
-const KEY = "orderdock.console-key";
+KEY = "orderdock.console-key";
 const REFRESH_MS = 1000;
-const $ = (selector, root = document) => root.querySelector(selector);
-const apiKey = () => localStorage.getItem(KEY);
-const when = (ms) => new Date(ms).toLocaleTimeString();
-const words = (code) => code.replaceAll("_", " ");
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name === "text") node.textContent = value; else node.setAttribute(name, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-
-async function api(path, options = {}) {
-  const headers = Object.assign({ "Content-Type": "application/json", Authorization: `Bearer ${apiKey()}` }, options.headers || {});
-  const response = await fetch(path, Object.assign({}, options, { headers }));
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(body.detail || body.title || `HTTP ${response.status}`);
-    error.status = response.status;
-    throw error;
-  }
-  return body;
-}
 
 function chart(buckets, width) {
   const series = [["placed", "#1f5fbf"], ["delivered", "#1d7a46"], ["cancelled", "#b3261e"]];

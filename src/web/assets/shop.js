@@ -3,11 +3,8 @@
 // Idempotency-Key), and the live tracking page (GET /v1/orders/{id}/stream).
 "use strict";
 
-const KEY = "orderdock.customer-key";
 const CART = "orderdock.cart";
-const $ = (selector, root = document) => root.querySelector(selector);
 
-const apiKey = () => localStorage.getItem(KEY);
 const cart = () => { try { return JSON.parse(localStorage.getItem(CART)) || []; } catch { return []; } };
 function saveCart(items) { localStorage.setItem(CART, JSON.stringify(items)); showCartCount(); }
 function showCartCount() {
@@ -16,29 +13,6 @@ function showCartCount() {
   if (badge) badge.textContent = String(count);
   const link = $("#signin-link");
   if (link) link.textContent = apiKey() ? "Account" : "Sign in";
-}
-const money = (amount, currency) => `${Math.floor(amount / 100)}.${String(amount % 100).padStart(2, "0")} ${currency}`;
-const when = (ms) => new Date(ms).toLocaleTimeString();
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name === "text") node.textContent = value; else node.setAttribute(name, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-
-async function api(path, options = {}) {
-  const headers = Object.assign({ "Content-Type": "application/json" }, options.headers || {});
-  if (apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
-  const response = await fetch(path, Object.assign({}, options, { headers }));
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(body.detail || body.title || `HTTP ${response.status}`);
-    error.status = response.status;
-    throw error;
-  }
-  return body;
 }
 
 function addToCart(button, quantity) {
