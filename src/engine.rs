@@ -16,7 +16,7 @@ use crate::actors::{engine_scope, Clock, SystemClock};
 use crate::ecommerce::order::Order;
 use crate::ecommerce::payments::{PaymentGateway, SimulatedGateway};
 use crate::ecommerce::{Ecommerce, StartFailure};
-use crate::events::bus::{BoxFuture, Bus, Delivery, DeliveryError, EventSink, RecentDeliveries};
+use crate::events::bus::{BoxFuture, Bus, DeliveredEvent, Delivery, DeliveryError, EventSink, RecentDeliveries};
 use crate::events::{EventEnvelope, FulfillmentOrderId, OrderId, SagaStep};
 use crate::fulfillment::carriers::{Carrier, SimulatedCarrier};
 use crate::fulfillment::shipment::Shipment;
@@ -182,9 +182,10 @@ impl Bus for LateBus {
     fn publish(&self, envelope: EventEnvelope) -> BoxFuture<'_, Result<Delivery, DeliveryError>> {
         match self.target.get() {
             Some(target) => Box::pin(async move {
-                let result = target.deliver(envelope.clone()).await;
+                let delivered = DeliveredEvent::of(&envelope);
+                let result = target.deliver(envelope).await;
                 if let Ok(outcome) = result {
-                    self.recent.note(&envelope, outcome);
+                    self.recent.note(delivered, outcome);
                 }
                 result
             }),

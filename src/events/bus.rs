@@ -80,21 +80,36 @@ impl Bus for InProcessBus {
 /// Deliveries one [`RecentDeliveries`] keeps.
 pub const RECENT_DELIVERIES_MAX: usize = 50;
 
-/// One event a receiver took, as the operations console lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// One event a receiver took, as the operations console lists it (no
+/// allocation: noted on every delivery).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveredEvent {
     /// The event's id.
-    pub event_id: String,
+    pub event_id: crate::events::EventId,
     /// Its type (`order_placed`, `stock_reserved`, …).
     pub kind: &'static str,
     /// The order it concerns.
-    pub order_id: String,
+    pub order_id: crate::events::OrderId,
     /// The sending context.
-    pub source: &'static str,
-    /// When the sender decided it, ms since the epoch.
-    pub occurred_at: u64,
+    pub source: crate::events::ContextName,
+    /// When the sender decided it.
+    pub occurred_at: crate::events::Timestamp,
     /// Whether the receiver had applied it before (a redelivery).
     pub duplicate: bool,
+}
+
+impl DeliveredEvent {
+    /// The summary of `envelope`, not yet delivered.
+    pub fn of(envelope: &EventEnvelope) -> DeliveredEvent {
+        DeliveredEvent {
+            event_id: envelope.event_id,
+            kind: envelope.event.kind(),
+            order_id: envelope.order_id,
+            source: envelope.source,
+            occurred_at: envelope.occurred_at,
+            duplicate: false,
+        }
+    }
 }
 
 /// The last [`RECENT_DELIVERIES_MAX`] events delivered across the bus, newest last.
@@ -104,26 +119,19 @@ pub struct RecentDeliveries {
 }
 
 impl RecentDeliveries {
-    /// Notes that `envelope` was delivered with `outcome`.
-    pub fn note(&self, envelope: &EventEnvelope, outcome: Delivery) {
-        let entry = DeliveredEvent {
-            event_id: envelope.event_id.to_string(),
-            kind: envelope.event.kind(),
-            order_id: envelope.order_id.to_string(),
-            source: envelope.source.as_str(),
-            occurred_at: envelope.occurred_at.as_millis(),
-            duplicate: outcome == Delivery::Duplicate,
-        };
+    /// Notes that the event `delivered` summarises was delivered with `outcome`.
+    pub fn note(&self, mut delivered: DeliveredEvent, outcome: Delivery) {
+        delivered.duplicate = outcome == Delivery::Duplicate;
         if let Ok(mut ring) = self.ring.lock() {
             if ring.len() == RECENT_DELIVERIES_MAX {
                 ring.pop_front();
             }
-            ring.push_back(entry);
+            ring.push_back(delivered);
         }
     }
 
     /// The deliveries kept, oldest first.
     pub fn list(&self) -> Vec<DeliveredEvent> {
-        self.ring.lock().map(|ring| ring.iter().cloned().collect()).unwrap_or_default()
+        self.ring.lock().map(|ring| ring.iter().copied().collect()).unwrap_or_default()
     }
 }

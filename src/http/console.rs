@@ -242,11 +242,11 @@ pub async fn summary(State(state): State<AppState>, caller: Caller) -> Result<Re
         .into_iter()
         .rev()
         .map(|e| DeliveredEventResponse {
-            event_id: e.event_id,
+            event_id: e.event_id.to_string(),
             kind: e.kind.to_owned(),
-            order_id: e.order_id,
-            source: e.source.to_owned(),
-            occurred_at: e.occurred_at,
+            order_id: e.order_id.to_string(),
+            source: e.source.as_str().to_owned(),
+            occurred_at: e.occurred_at.as_millis(),
             duplicate: e.duplicate,
         })
         .collect();
