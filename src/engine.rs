@@ -123,29 +123,136 @@ impl Audit {
     }
 }
 
-/// Checks every bin's invariants and stock conservation in `fulfillment`
-/// (the stock half of [`Engine::audit`]).
-///
-/// # Errors
-/// A bin could not be read.
-pub async fn stock_audit(fulfillment: &Fulfillment) -> Result<Audit, FulfillmentError> {
-    let bins = fulfillment.all_bins().await?;
-    let mut audit = Audit { bins: bins.len(), ..Audit::default() };
-    for bin in &bins {
-        if let Err(err) = bin.check_invariants() {
-            audit.stock_violations.push(format!("{}: {err}", bin.id()));
-        }
-        for (sku, level) in bin.levels() {
-            let sold = level.shipped + u64::from(level.picked) + u64::from(level.reserved);
-            let had = level.received.saturating_sub(u64::try_from(level.adjusted_out.max(0)).unwrap_or(0));
-            let over = sold.saturating_sub(had);
-            if over > 0 {
-                audit.stock_violations.push(format!("{}: {sku} oversold by {over}", bin.id()));
+/// The contexts one process runs — both for the embedded engine, one for a
+/// `--role` — and what is done the same way over whichever are present.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Contexts<'a> {
+    pub(crate) ecommerce: Option<&'a Ecommerce>,
+    pub(crate) fulfillment: Option<&'a Fulfillment>,
+}
+
+impl Contexts<'_> {
+    fn stores(&self) -> Vec<Store> {
+        [self.ecommerce.map(|c| c.store().clone()), self.fulfillment.map(|c| c.store().clone())]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    fn dispatchers(&self) -> Vec<&DispatcherHandle> {
+        [self.ecommerce.map(Ecommerce::dispatcher), self.fulfillment.map(Fulfillment::dispatcher)]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The saga steps of order `id` in these contexts' stores, in the order they were committed.
+    pub(crate) async fn timeline(&self, id: OrderId) -> Vec<SagaStep> {
+        let stores = self.stores();
+        let rows = tokio::task::spawn_blocking(move || {
+            let mut rows = Vec::new();
+            for store in &stores {
+                match store.steps(id.as_raw()) {
+                    Ok(found) => rows.extend(found),
+                    Err(err) => tracing::warn!(cause = %err, "cannot read saga steps"),
+                }
             }
-            audit.oversold_units += over;
+            rows
+        })
+        .await
+        .unwrap_or_default();
+        crate::actors::persist::decode_steps(rows)
+    }
+
+    /// Events written to the outboxes and not yet acknowledged: (e-commerce,
+    /// fulfillment), 0 for a context not run here.
+    pub(crate) fn outbox_lag(&self) -> (usize, usize) {
+        (
+            self.ecommerce.map_or(0, |c| c.dispatcher().pending()),
+            self.fulfillment.map_or(0, |c| c.dispatcher().pending()),
+        )
+    }
+
+    /// Unfinished sagas: (orders, fulfillment orders, shipments).
+    pub(crate) async fn open_sagas(&self) -> Result<(usize, usize, usize), StoreError> {
+        use crate::fulfillment::{fulfillment_order::actor::FULFILLMENT_ORDER_KIND, shipment::actor::SHIPMENT_KIND};
+        let ecommerce = self.ecommerce.map(|c| c.store().clone());
+        let fulfillment = self.fulfillment.map(|c| c.store().clone());
+        tokio::task::spawn_blocking(move || {
+            let count = |store: &Option<Store>, kind| -> Result<usize, StoreError> {
+                store.as_ref().map_or(Ok(0), |store| store.open_ids(kind).map(|ids| ids.len()))
+            };
+            Ok((
+                count(&ecommerce, crate::ecommerce::order::actor::ORDER_KIND)?,
+                count(&fulfillment, FULFILLMENT_ORDER_KIND)?,
+                count(&fulfillment, SHIPMENT_KIND)?,
+            ))
+        })
+        .await
+        .map_err(|err| StoreError::Io(err.to_string()))?
+    }
+
+    /// Every bin's invariants and stock conservation (where fulfillment runs)
+    /// and `gateway`'s ledger (where e-commerce runs).
+    pub(crate) async fn audit(&self, gateway: &dyn PaymentGateway) -> Result<Audit, FulfillmentError> {
+        let mut audit = Audit::default();
+        if let Some(fulfillment) = self.fulfillment {
+            let bins = fulfillment.all_bins().await?;
+            audit.bins = bins.len();
+            for bin in &bins {
+                if let Err(err) = bin.check_invariants() {
+                    audit.stock_violations.push(format!("{}: {err}", bin.id()));
+                }
+                for (sku, level) in bin.levels() {
+                    let sold = level.shipped + u64::from(level.picked) + u64::from(level.reserved);
+                    let had = level.received.saturating_sub(u64::try_from(level.adjusted_out.max(0)).unwrap_or(0));
+                    let over = sold.saturating_sub(had);
+                    if over > 0 {
+                        audit.stock_violations.push(format!("{}: {sku} oversold by {over}", bin.id()));
+                    }
+                    audit.oversold_units += over;
+                }
+            }
+        }
+        if self.ecommerce.is_some() {
+            audit.payment_violations = gateway.audit();
+        }
+        Ok(audit)
+    }
+
+    /// Waits until the outboxes are handed over, up to `timeout`. Returns whether they were.
+    pub(crate) async fn settle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        for dispatcher in self.dispatchers() {
+            if !dispatcher.drain(deadline.saturating_duration_since(Instant::now())).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Shuts down in order, within [`SHUTDOWN_GRACE`]: hands over what the
+    /// outboxes hold, stops the actors, stops the dispatchers and closes the
+    /// stores (every acknowledged change is already on disk).
+    pub(crate) async fn shutdown(&self) {
+        let started = Instant::now();
+        let _ = self.settle(SHUTDOWN_GRACE / 3).await;
+        if let Some(ecommerce) = self.ecommerce {
+            ecommerce.stop(SHUTDOWN_GRACE / 3).await;
+        }
+        if let Some(fulfillment) = self.fulfillment {
+            fulfillment.stop(SHUTDOWN_GRACE / 3).await;
+        }
+        for dispatcher in self.dispatchers() {
+            dispatcher.stop();
+        }
+        let stores = self.stores();
+        let _ = tokio::task::spawn_blocking(move || stores.iter().for_each(Store::close)).await;
+        let took = started.elapsed();
+        if took > SHUTDOWN_GRACE {
+            tracing::warn!(?took, "shutdown overran its grace period");
         }
     }
-    Ok(audit)
 }
 
 /// Why the engine did not start.
@@ -357,31 +464,18 @@ impl Engine {
         Ok(Some(OrderView { order, fulfillment: fulfillment_view, timeline }))
     }
 
+    fn contexts(&self) -> Contexts<'_> {
+        Contexts { ecommerce: Some(&self.ecommerce), fulfillment: Some(&self.fulfillment) }
+    }
+
     /// The saga steps of order `id` from both contexts, in the order they were committed.
     pub async fn timeline(&self, id: OrderId) -> Vec<SagaStep> {
-        let stores = [self.ecommerce.store().clone(), self.fulfillment.store().clone()];
-        let rows = tokio::task::spawn_blocking(move || {
-            let mut rows = Vec::new();
-            for store in &stores {
-                match store.steps(id.as_raw()) {
-                    Ok(found) => rows.extend(found),
-                    Err(err) => tracing::warn!(cause = %err, "cannot read saga steps"),
-                }
-            }
-            rows
-        })
-        .await
-        .unwrap_or_default();
-        crate::actors::persist::decode_steps(rows)
+        self.contexts().timeline(id).await
     }
 
     /// Events written to the outboxes and not yet acknowledged: (e-commerce, fulfillment).
     pub fn outbox_lag(&self) -> (usize, usize) {
-        (self.ecommerce.dispatcher().pending(), self.fulfillment.dispatcher().pending())
-    }
-
-    fn dispatchers(&self) -> [&DispatcherHandle; 2] {
-        [self.ecommerce.dispatcher(), self.fulfillment.dispatcher()]
+        self.contexts().outbox_lag()
     }
 
     /// Checks the books: every bin's invariants and stock conservation, and
@@ -390,9 +484,7 @@ impl Engine {
     /// # Errors
     /// A bin could not be read.
     pub async fn audit(&self) -> Result<Audit, FulfillmentError> {
-        let mut audit = stock_audit(&self.fulfillment).await?;
-        audit.payment_violations = self.adapters.gateway.audit();
-        Ok(audit)
+        self.contexts().audit(self.adapters.gateway.as_ref()).await
     }
 
     /// Unfinished sagas in the stores: (orders, fulfillment orders, shipments).
@@ -400,55 +492,26 @@ impl Engine {
     /// # Errors
     /// A store could not be read.
     pub async fn open_sagas(&self) -> Result<(usize, usize, usize), StoreError> {
-        use crate::fulfillment::{fulfillment_order::actor::FULFILLMENT_ORDER_KIND, shipment::actor::SHIPMENT_KIND};
-        let stores = [self.ecommerce.store().clone(), self.fulfillment.store().clone()];
-        tokio::task::spawn_blocking(move || {
-            let count = |store: &Store, kind| store.open_ids(kind).map(|ids| ids.len());
-            Ok((
-                count(&stores[0], crate::ecommerce::order::actor::ORDER_KIND)?,
-                count(&stores[1], FULFILLMENT_ORDER_KIND)?,
-                count(&stores[1], SHIPMENT_KIND)?,
-            ))
-        })
-        .await
-        .map_err(|err| StoreError::Io(err.to_string()))?
+        self.contexts().open_sagas().await
     }
 
     /// Waits until both outboxes are delivered, up to `timeout`. Returns whether they were.
     pub async fn settle(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        for dispatcher in self.dispatchers() {
-            if !dispatcher.drain(deadline.saturating_duration_since(Instant::now())).await {
-                return false;
-            }
-        }
-        true
+        self.contexts().settle(timeout).await
     }
 
     /// Shuts down in order, within [`SHUTDOWN_GRACE`]: delivers what the
     /// outboxes hold, stops the actors, stops the dispatchers and closes the
     /// stores (every acknowledged change is already on disk).
     pub async fn shutdown(&self) {
-        let started = Instant::now();
-        let _ = self.settle(SHUTDOWN_GRACE / 3).await;
-        self.ecommerce.stop(SHUTDOWN_GRACE / 3).await;
-        self.fulfillment.stop(SHUTDOWN_GRACE / 3).await;
-        for dispatcher in self.dispatchers() {
-            dispatcher.stop();
-        }
-        let stores = [self.ecommerce.store().clone(), self.fulfillment.store().clone()];
-        let _ = tokio::task::spawn_blocking(move || stores.iter().for_each(Store::close)).await;
-        let took = started.elapsed();
-        if took > SHUTDOWN_GRACE {
-            tracing::warn!(?took, "shutdown overran its grace period");
-        }
+        self.contexts().shutdown().await;
     }
 
     /// Stops without draining or closing cleanly, as a crash would (for tests
     /// of recovery): actors and dispatchers stop, queued writes are dropped,
     /// nothing more is flushed.
     pub async fn abandon(&self) {
-        for dispatcher in self.dispatchers() {
+        for dispatcher in self.contexts().dispatchers() {
             dispatcher.stop();
         }
         self.ecommerce.stop(Duration::from_millis(200)).await;

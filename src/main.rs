@@ -274,19 +274,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let node = Arc::new(node);
     if let (true, Some(engine)) = (args.demo, node.engine()) {
+        // The file holds the demo customer's key, then the traffic customer's id.
         let path = args.data_dir.join("demo-customer.key");
-        let key = if path.exists() {
-            std::fs::read_to_string(&path)?.trim().to_owned()
-        } else {
+        if !path.exists() {
             let shop = orderdock::demo::stock_shop(engine).await?;
             write_secret(&path, &format!("{}\n{}\n", shop.customer_key, shop.traffic_customer))?;
             eprintln!("Stocked the demo shop; the demo customer's key is in {}.", path.display());
-            format!("{}\n{}", shop.customer_key, shop.traffic_customer)
-        };
-        let mut lines = key.lines();
-        let customer_key = lines.next().unwrap_or_default().to_owned();
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let mut lines = text.lines();
+        let customer_key = lines.next().unwrap_or_default().trim().to_owned();
         let traffic: orderdock::events::CustomerId =
-            lines.next().unwrap_or_default().parse().with_context(|| format!("reading {}", path.display()))?;
+            lines.next().unwrap_or_default().trim().parse().with_context(|| format!("reading {}", path.display()))?;
         orderdock::demo::traffic(engine.clone(), traffic);
         http.demo_customer_key = Some(customer_key);
     }

@@ -19,7 +19,7 @@ use crate::actors::engine_scope;
 use crate::broker::{Broker, BrokerConfig, Consumer};
 use crate::ecommerce::accounts::Accounts;
 use crate::ecommerce::{Ecommerce, StartFailure};
-use crate::engine::{Adapters, Audit, Config, StartError, SHUTDOWN_GRACE};
+use crate::engine::{Adapters, Audit, Config, Contexts, StartError};
 use crate::events::{ContextName, OrderId, SagaStep, Sku};
 use crate::fulfillment::{Fulfillment, FulfillmentError};
 use crate::persistence::{Store, StoreError};
@@ -106,14 +106,41 @@ pub enum Node {
     Fulfillment(FulfillmentNode),
 }
 
-async fn open(config: &Config, file: &str) -> Result<Store, StartError> {
+/// What a role starts before its context: its store, the broker link, the
+/// dispatcher publishing its outbox to the broker, and its step stream.
+struct Linked {
+    store: Store,
+    broker: Broker,
+    dispatcher: DispatcherHandle,
+    watch: crate::actors::persist::Watch,
+}
+
+async fn link(config: &Config, file: &str, broker: &BrokerConfig) -> Result<Linked, StartError> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|err| StartError::DataDir { path: config.data_dir.display().to_string(), cause: err.to_string() })?;
     let path = config.data_dir.join(file);
-    Ok(tokio::task::spawn_blocking(move || Store::open(&path))
+    let store = tokio::task::spawn_blocking(move || Store::open(&path))
         .await
-        .map_err(|err| StartError::Context(err.to_string()))??)
+        .map_err(|err| StartError::Context(err.to_string()))??;
+    let broker = Broker::connect(broker).await.map_err(|err| StartError::Context(err.to_string()))?;
+    let dispatcher = dispatcher::start(store.clone(), broker.bus());
+    Ok(Linked { store, broker, dispatcher, watch: crate::actors::persist::watch() })
+}
+
+impl Linked {
+    /// Delivers the other context's events to `receiver`'s inbox `sink`.
+    async fn consume(
+        &self,
+        receiver: ContextName,
+        sink: Arc<dyn crate::events::bus::EventSink>,
+        config: &BrokerConfig,
+    ) -> Result<Consumer, StartError> {
+        self.broker
+            .consume(receiver, sink, config.abort_before_ack_after)
+            .await
+            .map_err(|err| StartError::Context(err.to_string()))
+    }
 }
 
 impl Node {
@@ -128,27 +155,22 @@ impl Node {
         broker: &BrokerConfig,
         fulfillment_api: Option<FulfillmentApi>,
     ) -> Result<Node, StartError> {
-        let store = open(&config, "ecommerce.redb").await?;
-        let link = Broker::connect(broker).await.map_err(|err| StartError::Context(err.to_string()))?;
-        let dispatcher = dispatcher::start(store.clone(), link.bus());
-        let watch = crate::actors::persist::watch();
+        let linked = link(&config, "ecommerce.redb", broker).await?;
         let gateway =
             Arc::new(crate::ecommerce::payments::TimeLimited::new(adapters.gateway.clone(), config.payment_timeout));
         let ecommerce = Ecommerce::start(
             engine_scope(),
-            store,
+            linked.store.clone(),
             adapters.clock.clone(),
             gateway,
-            dispatcher,
-            watch.clone(),
+            linked.dispatcher.clone(),
+            linked.watch.clone(),
             config.fulfillment.idle_after,
         )
         .await
         .map_err(|err: StartFailure| StartError::Context(err.to_string()))?;
-        let consumer = link
-            .consume(ContextName::Ecommerce, ecommerce.inbox(), broker.abort_before_ack_after)
-            .await
-            .map_err(|err| StartError::Context(err.to_string()))?;
+        let consumer = linked.consume(ContextName::Ecommerce, ecommerce.inbox(), broker).await?;
+        let watch = linked.watch;
         Ok(Node::Ecommerce(EcommerceNode { ecommerce, adapters, watch, consumer, fulfillment_api }))
     }
 
@@ -162,29 +184,24 @@ impl Node {
         adapters: Adapters,
         broker: &BrokerConfig,
     ) -> Result<Node, StartError> {
-        let store = open(&config, "fulfillment.redb").await?;
-        let loader = store.clone();
+        let linked = link(&config, "fulfillment.redb", broker).await?;
+        let loader = linked.store.clone();
         let accounts = tokio::task::spawn_blocking(move || Accounts::load(loader))
             .await
             .map_err(|err| StartError::Context(err.to_string()))??;
-        let link = Broker::connect(broker).await.map_err(|err| StartError::Context(err.to_string()))?;
-        let dispatcher = dispatcher::start(store.clone(), link.bus());
-        let watch = crate::actors::persist::watch();
         let fulfillment = Fulfillment::start(
             engine_scope(),
-            store,
+            linked.store.clone(),
             adapters.clock.clone(),
             config.fulfillment.clone(),
             adapters.carrier.clone(),
-            dispatcher,
-            watch.clone(),
+            linked.dispatcher.clone(),
+            linked.watch.clone(),
         )
         .await
         .map_err(|err: FulfillmentError| StartError::Context(err.to_string()))?;
-        let consumer = link
-            .consume(ContextName::Fulfillment, fulfillment.inbox(), broker.abort_before_ack_after)
-            .await
-            .map_err(|err| StartError::Context(err.to_string()))?;
+        let consumer = linked.consume(ContextName::Fulfillment, fulfillment.inbox(), broker).await?;
+        let watch = linked.watch;
         Ok(Node::Fulfillment(FulfillmentNode { fulfillment, accounts, adapters, watch, consumer }))
     }
 
@@ -250,20 +267,14 @@ impl Node {
         }
     }
 
-    fn dispatchers(&self) -> Vec<&DispatcherHandle> {
-        [self.ecommerce().map(Ecommerce::dispatcher), self.fulfillment().map(Fulfillment::dispatcher)]
-            .into_iter()
-            .flatten()
-            .collect()
+    fn contexts(&self) -> Contexts<'_> {
+        Contexts { ecommerce: self.ecommerce(), fulfillment: self.fulfillment() }
     }
 
     /// Events committed here and not yet acknowledged: (e-commerce, fulfillment),
     /// 0 for a context this process does not run.
     pub fn outbox_lag(&self) -> (usize, usize) {
-        (
-            self.ecommerce().map_or(0, |c| c.dispatcher().pending()),
-            self.fulfillment().map_or(0, |c| c.dispatcher().pending()),
-        )
+        self.contexts().outbox_lag()
     }
 
     /// Unfinished sagas in this process's stores: (orders, fulfillment orders, shipments).
@@ -271,24 +282,7 @@ impl Node {
     /// # Errors
     /// A store could not be read.
     pub async fn open_sagas(&self) -> Result<(usize, usize, usize), StoreError> {
-        use crate::fulfillment::{fulfillment_order::actor::FULFILLMENT_ORDER_KIND, shipment::actor::SHIPMENT_KIND};
-        if let Node::Embedded(engine) = self {
-            return engine.open_sagas().await;
-        }
-        let ecommerce = self.ecommerce().map(|c| c.store().clone());
-        let fulfillment = self.fulfillment().map(|c| c.store().clone());
-        tokio::task::spawn_blocking(move || {
-            let count = |store: &Option<Store>, kind| -> Result<usize, StoreError> {
-                store.as_ref().map_or(Ok(0), |store| store.open_ids(kind).map(|ids| ids.len()))
-            };
-            Ok((
-                count(&ecommerce, crate::ecommerce::order::actor::ORDER_KIND)?,
-                count(&fulfillment, FULFILLMENT_ORDER_KIND)?,
-                count(&fulfillment, SHIPMENT_KIND)?,
-            ))
-        })
-        .await
-        .map_err(|err| StoreError::Io(err.to_string()))?
+        self.contexts().open_sagas().await
     }
 
     /// The books this process holds: stock (fulfillment) and the payment ledger (e-commerce).
@@ -296,13 +290,7 @@ impl Node {
     /// # Errors
     /// A bin could not be read.
     pub async fn audit(&self) -> Result<Audit, FulfillmentError> {
-        match self {
-            Node::Embedded(engine) => engine.audit().await,
-            Node::Fulfillment(node) => crate::engine::stock_audit(&node.fulfillment).await,
-            Node::Ecommerce(node) => {
-                Ok(Audit { payment_violations: node.adapters.gateway.audit(), ..Audit::default() })
-            }
-        }
+        self.contexts().audit(self.adapters().gateway.as_ref()).await
     }
 
     /// The last integration events delivered in memory (the `all` role only; empty otherwise).
@@ -312,20 +300,7 @@ impl Node {
 
     /// The saga steps of order `id` committed in this process's stores.
     pub async fn local_timeline(&self, id: OrderId) -> Vec<SagaStep> {
-        if let Node::Embedded(engine) = self {
-            return engine.timeline(id).await;
-        }
-        let stores: Vec<Store> =
-            [self.ecommerce().map(|c| c.store().clone()), self.fulfillment().map(|c| c.store().clone())]
-                .into_iter()
-                .flatten()
-                .collect();
-        let rows = tokio::task::spawn_blocking(move || {
-            stores.iter().filter_map(|store| store.steps(id.as_raw()).ok()).flatten().collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        crate::actors::persist::decode_steps(rows)
+        self.contexts().timeline(id).await
     }
 
     /// The fulfillment service's answer for order `id` in the e-commerce role:
@@ -333,13 +308,13 @@ impl Node {
     ///
     /// # Errors
     /// The service is not configured, unreachable, slow or answered badly.
-    pub async fn remote_fulfillment(&self, id: OrderId) -> Result<Option<serde_json::Value>, String> {
-        // A JSON value, not the DTO: the HTTP edge reads it, this module does not know it.
+    /// The body is the service's JSON, read by the HTTP edge, which knows its shape.
+    pub async fn remote_fulfillment(&self, id: OrderId) -> Result<Option<axum::body::Bytes>, String> {
         let Node::Ecommerce(node) = self else { return Err("not the e-commerce role".to_owned()) };
         let api = node.fulfillment_api.as_ref().ok_or("no fulfillment service configured")?;
         let path = format!("/v1/fulfillment/orders/{}", crate::events::FulfillmentOrderId::for_order(id));
         match api.get(&path, crate::engine::VIEW_FULFILLMENT_TIMEOUT).await? {
-            (200, body) => serde_json::from_slice(&body).map(Some).map_err(|err| err.to_string()),
+            (200, body) => Ok(Some(body)),
             (404, _) => Ok(None),
             (status, _) => Err(format!("fulfillment answered {status}")),
         }
@@ -367,37 +342,15 @@ impl Node {
         }
     }
 
-    /// Waits until this process's outboxes are handed over, up to `timeout`.
-    pub async fn settle(&self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        for dispatcher in self.dispatchers() {
-            if !dispatcher.drain(deadline.saturating_duration_since(std::time::Instant::now())).await {
-                return false;
-            }
-        }
-        true
-    }
-
-    /// Shuts down in order within [`SHUTDOWN_GRACE`]: stops consuming, hands
-    /// over the outbox, stops the actors and the dispatcher, closes the store.
+    /// Shuts down in order within [`crate::engine::SHUTDOWN_GRACE`]: stops consuming (a role),
+    /// hands over the outboxes, stops the actors and the dispatchers, closes the stores.
     pub async fn shutdown(&self) {
-        let (consumer, dispatcher, store) = match self {
-            Node::Embedded(engine) => return engine.shutdown().await,
-            Node::Ecommerce(node) => (&node.consumer, node.ecommerce.dispatcher(), node.ecommerce.store().clone()),
-            Node::Fulfillment(node) => {
-                (&node.consumer, node.fulfillment.dispatcher(), node.fulfillment.store().clone())
-            }
-        };
-        consumer.stop();
-        let _ = self.settle(SHUTDOWN_GRACE / 3).await;
-        if let Some(ecommerce) = self.ecommerce() {
-            ecommerce.stop(SHUTDOWN_GRACE / 3).await;
+        match self {
+            Node::Embedded(_) => {}
+            Node::Ecommerce(node) => node.consumer.stop(),
+            Node::Fulfillment(node) => node.consumer.stop(),
         }
-        if let Some(fulfillment) = self.fulfillment() {
-            fulfillment.stop(SHUTDOWN_GRACE / 3).await;
-        }
-        dispatcher.stop();
-        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        self.contexts().shutdown().await;
     }
 }
 

@@ -241,11 +241,14 @@ impl Drop for Consumer {
     }
 }
 
-fn lane_of(envelope_order: &str) -> usize {
+fn lane_of(order: crate::events::OrderId) -> usize {
     let mut hasher = DefaultHasher::new();
-    envelope_order.hash(&mut hasher);
+    order.hash(&mut hasher);
     (hasher.finish() % CONSUMER_LANES as u64) as usize
 }
+
+/// A pulled message and what it decoded to (decoded once, by the puller).
+type Pulled = (jetstream::Message, Result<EventEnvelope, cloudevents::DecodeError>);
 
 /// Pulls for ever (reconnecting with backoff) and hands each message to the
 /// lane of its order.
@@ -256,7 +259,7 @@ async fn run_consumer(
     abort_before_ack_after: Option<u64>,
 ) {
     let applied_total = Arc::new(AtomicU64::new(0));
-    let lanes: Vec<tokio::sync::mpsc::Sender<jetstream::Message>> = (0..CONSUMER_LANES)
+    let lanes: Vec<tokio::sync::mpsc::Sender<Pulled>> = (0..CONSUMER_LANES)
         .map(|_| {
             let (sender, receiver) = tokio::sync::mpsc::channel(LANE_QUEUE_MAX);
             tokio::spawn(run_lane(
@@ -292,8 +295,9 @@ async fn run_consumer(
             };
             // The order id is the CloudEvents subject; a message that does not
             // parse goes to lane 0, which terminates it.
-            let lane = cloudevents::decode(&message.payload).map(|e| lane_of(&e.order_id.to_string())).unwrap_or(0);
-            if lanes[lane].send(message).await.is_err() {
+            let decoded = cloudevents::decode(&message.payload);
+            let lane = decoded.as_ref().map(|e| lane_of(e.order_id)).unwrap_or(0);
+            if lanes[lane].send((message, decoded)).await.is_err() {
                 return;
             }
         }
@@ -305,14 +309,14 @@ async fn run_consumer(
 /// place while the receiver is unavailable, so later events of the same
 /// order wait), then ack.
 async fn run_lane(
-    mut receiver: tokio::sync::mpsc::Receiver<jetstream::Message>,
+    mut receiver: tokio::sync::mpsc::Receiver<Pulled>,
     sink: Arc<dyn EventSink>,
     stats: Arc<ConsumerStats>,
     applied_total: Arc<AtomicU64>,
     abort_before_ack_after: Option<u64>,
 ) {
-    while let Some(message) = receiver.recv().await {
-        let envelope = match cloudevents::decode(&message.payload) {
+    while let Some((message, decoded)) = receiver.recv().await {
+        let envelope = match decoded {
             Ok(envelope) => envelope,
             Err(err) => {
                 tracing::error!(cause = %err, subject = %message.subject, "not an Orderdock event; terminated");

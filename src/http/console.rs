@@ -325,7 +325,8 @@ pub struct StockResponse {
     security(("bearer" = [])))]
 pub async fn stock(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Operator])?;
-    let bins = state.fulfillment()?.all_bins().await?;
+    let bins: std::collections::HashMap<crate::events::BinId, crate::fulfillment::bin::Bin> =
+        state.fulfillment()?.all_bins().await?.into_iter().map(|bin| (bin.id().clone(), bin)).collect();
     let mut warehouses = state.fulfillment()?.directory().warehouses();
     warehouses.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
     let warehouses = warehouses
@@ -340,8 +341,8 @@ pub async fn stock(State(state): State<AppState>, caller: Caller) -> Result<Resp
                 .map(|code| BinStock {
                     bin: code.to_string(),
                     skus: bins
-                        .iter()
-                        .filter(|bin| bin.id().warehouse == warehouse.id && &bin.id().code == code)
+                        .get(&crate::events::BinId::new(warehouse.id.clone(), code.clone()))
+                        .into_iter()
                         .flat_map(|bin| bin.levels().iter())
                         .map(|(sku, level)| SkuLevelResponse {
                             sku: sku.to_string(),

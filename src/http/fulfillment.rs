@@ -33,8 +33,10 @@ pub fn router() -> Router<AppState> {
 
 async fn response(state: &AppState, order: &FulfillmentOrder) -> Result<FulfillmentOrderResponse, ApiError> {
     let shipments = state.fulfillment()?.shipments_of(order).await?;
-    let mut steps = state.node.local_timeline(order.order_id()).await;
-    steps.retain(|step| step.context == crate::events::ContextName::Fulfillment);
+    // Fulfillment's own steps are in its own store.
+    let steps = crate::engine::Contexts { ecommerce: None, fulfillment: Some(state.fulfillment()?) }
+        .timeline(order.order_id())
+        .await;
     Ok(FulfillmentOrderResponse {
         id: order.id().to_string(),
         order_id: order.order_id().to_string(),
@@ -73,7 +75,7 @@ pub async fn pack(State(state): State<AppState>, caller: Caller, Path(id): Path<
 
 /// Takes in an order from another channel (channel, admin; Idempotency-Key required).
 #[utoipa::path(post, path = "/v1/fulfillment/orders", tag = "channels", request_body = ChannelOrderRequest,
-    params(("Idempotency-Key" = String, Header, description = "1 to 255 printable ASCII characters, no spaces; the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$")),
+    params(("Idempotency-Key" = String, Header)),
     responses((status = 201, body = FulfillmentOrderResponse), (status = 400, body = ProblemResponse), (status = 422, body = ProblemResponse)),
     security(("bearer" = [])))]
 pub async fn create(

@@ -28,6 +28,8 @@ use crate::persistence::{codec, Store, WriteBatch, WriteOp};
 pub const RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest key, in bytes.
 pub const KEY_LEN_MAX: usize = 255;
+/// The header carrying the key (as documented; header names match without regard to case).
+pub const HEADER: &str = "Idempotency-Key";
 const RECORD_VERSION: u8 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

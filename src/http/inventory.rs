@@ -93,7 +93,7 @@ async fn change_stock(
 
 /// Receives units into a bin (operator, admin; Idempotency-Key required).
 #[utoipa::path(post, path = "/v1/inventory/receipts", tag = "inventory", request_body = ReceiptRequest,
-    params(("Idempotency-Key" = String, Header, description = "1 to 255 printable ASCII characters, no spaces; the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$")),
+    params(("Idempotency-Key" = String, Header)),
     responses((status = 201, body = InventoryResponse), (status = 400, body = ProblemResponse), (status = 403, body = ProblemResponse),
         (status = 409, body = ProblemResponse), (status = 422, body = ProblemResponse)),
     security(("bearer" = [])))]
@@ -119,7 +119,7 @@ pub async fn receive(
 
 /// Corrects a bin's count (operator, admin; Idempotency-Key required).
 #[utoipa::path(post, path = "/v1/inventory/adjustments", tag = "inventory", request_body = AdjustmentRequest,
-    params(("Idempotency-Key" = String, Header, description = "1 to 255 printable ASCII characters, no spaces; the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$")),
+    params(("Idempotency-Key" = String, Header)),
     responses((status = 201, body = InventoryResponse), (status = 400, body = ProblemResponse), (status = 409, body = ProblemResponse), (status = 422, body = ProblemResponse)),
     security(("bearer" = [])))]
 pub async fn adjust(

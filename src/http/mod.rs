@@ -182,27 +182,43 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
         serde_json::error::Category::Data => ApiError::invalid("invalid_body", err),
     };
-    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(classify)?;
-    integral_numbers(&mut value);
-    serde_json::from_value(value).map_err(classify)
+    match serde_json::from_slice(bytes) {
+        Ok(parsed) => Ok(parsed),
+        // Only a body the type refused takes the slower road: read it as a
+        // value, turn integral floats into integers, and try again.
+        Err(err) if err.classify() == serde_json::error::Category::Data => {
+            let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(classify)?;
+            if !integral_numbers(&mut value) {
+                return Err(classify(err));
+            }
+            serde_json::from_value(value).map_err(classify)
+        }
+        Err(err) => Err(classify(err)),
+    }
 }
 
-/// Rewrites every float with no fraction that fits an `i64` or `u64` as that integer.
-fn integral_numbers(value: &mut serde_json::Value) {
+/// Rewrites every float with no fraction that fits an `i64` or `u64` as that
+/// integer; whether it rewrote any.
+fn integral_numbers(value: &mut serde_json::Value) -> bool {
     use serde_json::Value;
     match value {
         Value::Number(number) if number.is_f64() => {
-            let Some(float) = number.as_f64() else { return };
+            let Some(float) = number.as_f64() else { return false };
             // 2^63 and 2^64 are exact in f64; below them the casts are exact for integral values.
             if float.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&float) {
                 *value = Value::from(float as i64);
+                true
             } else if float.fract() == 0.0 && (0.0..1.844_674_407_370_955_2e19).contains(&float) {
                 *value = Value::from(float as u64);
+                true
+            } else {
+                false
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
-        Value::Object(fields) => fields.values_mut().for_each(integral_numbers),
-        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+        // Every element is visited (no short circuit).
+        Value::Array(items) => items.iter_mut().fold(false, |any, item| integral_numbers(item) | any),
+        Value::Object(fields) => fields.values_mut().fold(false, |any, item| integral_numbers(item) | any),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => false,
     }
 }
 

@@ -59,6 +59,20 @@ impl utoipa::Modify for BearerAuth {
 /// matches what the server answers.
 struct ProblemResponses;
 
+/// The Idempotency-Key header's format, as [`super::idempotency`] checks it.
+fn idempotency_key_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    let max = super::idempotency::KEY_LEN_MAX;
+    Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(max))
+            .pattern(Some(format!("^[!-~]{{1,{max}}}$")))
+            .build(),
+    )
+}
+
 impl utoipa::Modify for ProblemResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
@@ -81,6 +95,17 @@ impl utoipa::Modify for ProblemResponses {
             ];
             for (operation, has_body) in operations {
                 let Some(operation) = operation.as_mut() else { continue };
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if let RefOr::T(parameter) = parameter {
+                        if parameter.name == super::idempotency::HEADER {
+                            parameter.description = Some(format!(
+                                "1 to {} printable ASCII characters, no spaces; the same key replays the first answer",
+                                super::idempotency::KEY_LEN_MAX
+                            ));
+                            parameter.schema = Some(RefOr::T(idempotency_key_schema()));
+                        }
+                    }
+                }
                 let responses = &mut operation.responses.responses;
                 for (status, response) in responses.iter_mut() {
                     if let (true, RefOr::T(response)) = (status.starts_with('4') || status.starts_with('5'), response) {

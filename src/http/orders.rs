@@ -46,7 +46,7 @@ async fn view(state: &AppState, id: OrderId) -> Result<OrderResponse, ApiError> 
     let order = state.ecommerce()?.orders().get(id).await?.ok_or(ApiError::NotFound("order"))?;
     let timeline = state.node.local_timeline(id).await;
     let (fulfillment, remote_steps) = match state.node.remote_fulfillment(id).await {
-        Ok(Some(remote)) => match serde_json::from_value::<dto::FulfillmentOrderResponse>(remote) {
+        Ok(Some(remote)) => match serde_json::from_slice::<dto::FulfillmentOrderResponse>(&remote) {
             Ok(remote) => (remote.fulfillment, remote.steps),
             Err(err) => {
                 tracing::warn!(cause = %err, order = %id, "unreadable fulfillment answer; partial view");
@@ -67,7 +67,7 @@ async fn view(state: &AppState, id: OrderId) -> Result<OrderResponse, ApiError> 
 
 /// Places an order (customer for itself, or admin for `customer_id`; Idempotency-Key required).
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = PlaceOrderRequest,
-    params(("Idempotency-Key" = String, Header, description = "1 to 255 printable ASCII characters, no spaces; the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$")),
+    params(("Idempotency-Key" = String, Header)),
     responses((status = 201, body = OrderResponse), (status = 400, body = ProblemResponse), (status = 401, body = ProblemResponse),
         (status = 403, body = ProblemResponse), (status = 409, body = ProblemResponse), (status = 413, body = ProblemResponse),
         (status = 422, body = ProblemResponse), (status = 503, body = ProblemResponse)),
@@ -215,7 +215,7 @@ pub async fn read(State(state): State<AppState>, caller: Caller, Path(id): Path<
 }
 
 /// Asks to cancel an order: 202, or 409 `order_not_cancellable` once shipped (Idempotency-Key required).
-#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", params(("id" = String, Path), ("Idempotency-Key" = String, Header, description = "1 to 255 printable ASCII characters, no spaces; the same key replays the first answer", min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$")),
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", params(("id" = String, Path), ("Idempotency-Key" = String, Header)),
     responses((status = 202, body = CancelResponse), (status = 404, body = ProblemResponse), (status = 409, body = ProblemResponse)),
     security(("bearer" = [])))]
 pub async fn cancel(
@@ -293,9 +293,7 @@ pub async fn stream(
             }
             // Steps come in bursts: let the burst finish, then read once.
             tokio::time::sleep(ORDER_STREAM_COALESCE).await;
-            while let Ok(progress) = receiver.try_recv() {
-                let _ = progress;
-            }
+            while receiver.try_recv().is_ok() {}
             let next = match view(&state, id).await {
                 Ok(view) => event(&view),
                 Err(_) => Event::default().event("unavailable").data("the order could not be read; retrying"),

@@ -52,6 +52,15 @@ pub async fn create(
     Ok(respond(json(StatusCode::CREATED, &response)?))
 }
 
+/// The warehouse `id`, if it exists.
+fn known_warehouse(state: &AppState, id: &str) -> Result<WarehouseId, ApiError> {
+    let warehouse = WarehouseId::parse(id).map_err(|_| ApiError::NotFound("warehouse"))?;
+    if state.fulfillment()?.directory().warehouse(&warehouse).is_none() {
+        return Err(ApiError::NotFound("warehouse"));
+    }
+    Ok(warehouse)
+}
+
 /// Pick task filter.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -78,10 +87,7 @@ pub async fn pick_tasks(
     if query.status.as_deref().is_some_and(|s| s != "open") {
         return Err(ApiError::invalid("invalid_status", "only status=open is supported"));
     }
-    let warehouse = WarehouseId::parse(&id).map_err(|_| ApiError::NotFound("warehouse"))?;
-    if state.fulfillment()?.directory().warehouse(&warehouse).is_none() {
-        return Err(ApiError::NotFound("warehouse"));
-    }
+    let warehouse = known_warehouse(&state, &id)?;
     let tasks = state.fulfillment()?.open_pick_tasks(&warehouse).await?;
     let items = tasks
         .into_iter()
@@ -109,10 +115,7 @@ pub async fn ready_to_pack(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Operator])?;
-    let warehouse = WarehouseId::parse(&id).map_err(|_| ApiError::NotFound("warehouse"))?;
-    if state.fulfillment()?.directory().warehouse(&warehouse).is_none() {
-        return Err(ApiError::NotFound("warehouse"));
-    }
+    let warehouse = known_warehouse(&state, &id)?;
     let items = state
         .fulfillment()?
         .ready_to_pack(&warehouse)

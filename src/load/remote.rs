@@ -188,7 +188,11 @@ impl Remote {
         let mut stock_connection = Connection::new(stock_side.authority());
         let stock_key = stock_side.api_key.clone();
         let created = StatusCode::CREATED;
-        for (connection, key) in [(&mut connection, &key), (&mut stock_connection, &stock_key)] {
+        let mut checks = vec![(&mut connection, &key)];
+        if fulfillment.is_some() {
+            checks.push((&mut stock_connection, &stock_key));
+        }
+        for (connection, key) in checks {
             expect(
                 connection.call(Method::GET, "/v1/audit", key, &[], None).await,
                 "checking the admin key",

@@ -111,17 +111,22 @@ impl Census {
             return;
         }
         let idle = now.as_millis().saturating_sub(order.updated_at().as_millis());
-        let owed: Vec<&'static str> = order.pending_payments().iter().map(PaymentOp::kind).collect();
-        if owed.is_empty() && idle < stuck_after_ms {
+        if order.pending_payments().is_empty() && idle < stuck_after_ms {
             return;
         }
-        self.stuck.push(StuckOrder {
+        // Kept sorted, oldest change first, and no longer than the limit.
+        let at = self.stuck.partition_point(|s| s.updated_at <= order.updated_at());
+        if at >= CENSUS_STUCK_MAX {
+            return;
+        }
+        let owed_payments = order.pending_payments().iter().map(PaymentOp::kind).collect();
+        let stuck = StuckOrder {
             id: order.id(),
             status: order.status().as_str(),
             updated_at: order.updated_at(),
-            owed_payments: owed,
-        });
-        self.stuck.sort_by_key(|s| s.updated_at);
+            owed_payments,
+        };
+        self.stuck.insert(at, stuck);
         self.stuck.truncate(CENSUS_STUCK_MAX);
     }
 }

@@ -138,23 +138,23 @@ async function ordersPage() {
 
 function renderOrder(order) {
   const status = $("#order-status");
-  status.textContent = order.status.replaceAll("_", " ") + (order.cancel_reason ? ` (${order.cancel_reason.replaceAll("_", " ")})` : "");
+  status.textContent = words(order.status) + (order.cancel_reason ? ` (${words(order.cancel_reason)})` : "");
   status.dataset.status = order.status;
   status.className = `badge ${order.status}`;
   const payment = order.payment;
   $("#order-payment").textContent = `${payment.status}; captured ${money(payment.captured.amount, payment.captured.currency)}, refunded ${money(payment.refunded.amount, payment.refunded.currency)}`;
   $("#order-total").textContent = money(order.total.amount, order.total.currency);
   const fulfillment = $("#order-fulfillment");
-  fulfillment.textContent = order.fulfillment.status.replaceAll("_", " ");
+  fulfillment.textContent = words(order.fulfillment.status);
   fulfillment.dataset.status = order.fulfillment.status;
   $("#order-lines").replaceChildren(...order.lines.map((l) => el("li", { text: `${l.quantity} × ${l.sku} at ${money(l.unit_price.amount, l.unit_price.currency)}` })));
   const shipments = order.fulfillment.shipments;
   $("#order-shipments").replaceChildren(...(shipments.length ? shipments.map((s) => el("div", { class: "shipment", "data-status": s.status },
-    el("p", {}, el("strong", { text: `Shipment ${s.id}` }), ` from ${s.warehouse_id} by ${s.carrier}: `, el("span", { class: "badge", text: s.status.replaceAll("_", " ") }),
+    el("p", {}, el("strong", { text: `Shipment ${s.id}` }), ` from ${s.warehouse_id} by ${s.carrier}: `, el("span", { class: "badge", text: words(s.status) }),
       s.tracking_number ? ` — tracking ${s.tracking_number}` : ""),
-    el("ol", {}, ...s.events.map((e) => el("li", { text: `${when(e.at)} ${e.status.replaceAll("_", " ")}: ${e.detail}` }))))) : [el("p", { text: "None yet." })]));
+    el("ol", {}, ...s.events.map((e) => el("li", { text: `${when(e.at)} ${words(e.status)}: ${e.detail}` }))))) : [el("p", { text: "None yet." })]));
   $("#order-timeline").replaceChildren(...order.timeline.map((step) => el("li", { class: step.compensation ? "compensation" : "", "data-step": step.step },
-    `${when(step.at)} `, el("strong", { text: step.step.replaceAll("_", " ") }), ` (${step.context}) ${step.detail}`)));
+    `${when(step.at)} `, el("strong", { text: words(step.step) }), ` (${step.context}) ${step.detail}`)));
   const cancellable = ["placed", "stock_confirmed", "paid", "in_fulfillment"].includes(order.status);
   $("#cancel-order").hidden = !cancellable;
 }
