@@ -43,6 +43,9 @@ pub struct Change {
     pub snapshot: Vec<u8>,
     /// `Some(true)` when its saga is over, `Some(false)` while it has work left, `None` for non-saga aggregates.
     pub finished: Option<bool>,
+    /// The same of the aggregate before the change (`None` when it is new):
+    /// the open/closed mark is written only when it changes.
+    pub was_finished: Option<bool>,
     /// The order the change concerns (for the saga log).
     pub order: OrderId,
     /// Events emitted.
@@ -65,16 +68,12 @@ impl Change {
     /// # Errors
     /// A storage failure: nothing was acknowledged and no event leaves.
     pub async fn commit(self, store: &Store, dispatcher: &DispatcherHandle, watch: &Watch) -> Result<(), StoreError> {
-        let Change { kind, id, snapshot, finished, order, events, steps, applied, now, extra } = self;
+        let Change { kind, id, snapshot, finished, was_finished, order, events, steps, applied, now, extra } = self;
         let mut batch = WriteBatch::new();
-        match finished {
-            Some(true) => {
-                batch.push(WriteOp::MarkClosed { kind, id: id.clone() });
+        if let Some(finished) = finished {
+            if let Some(op) = open_mark(kind, &id, was_finished, finished) {
+                batch.push(op);
             }
-            Some(false) => {
-                batch.push(WriteOp::MarkOpen { kind, id: id.clone() });
-            }
-            None => {}
         }
         batch.push(WriteOp::PutSnapshot { kind, id, bytes: snapshot });
         outbox_ops(&mut batch, &events)?;
@@ -101,6 +100,21 @@ impl Change {
         }
         Ok(())
     }
+}
+
+/// The write that keeps the set of open aggregates true after a change from
+/// `was_finished` (`None`: a new aggregate) to `finished`, if any: an
+/// aggregate is marked open once, when it is created, and closed once, when
+/// its saga ends — not on every change.
+pub fn open_mark(kind: &'static str, id: &str, was_finished: Option<bool>, finished: bool) -> Option<WriteOp> {
+    if was_finished == Some(finished) {
+        return None;
+    }
+    Some(if finished {
+        WriteOp::MarkClosed { kind, id: id.to_owned() }
+    } else {
+        WriteOp::MarkOpen { kind, id: id.to_owned() }
+    })
 }
 
 /// The key of a saga step taken at `at`: milliseconds in the high half, then

@@ -39,6 +39,10 @@ pub struct FulfillmentConfig {
     pub reservation_ttl: Duration,
     /// Whether simulated operators pick and pack and a simulated carrier delivers. Default off.
     pub autopilot: bool,
+    /// Whether, on autopilot, the simulated carrier moves labelled shipments
+    /// on to delivery. Off, they wait for the carrier's webhook as without
+    /// autopilot (the saga-3 workload ends at shipment created). Default on.
+    pub carrier_autopilot: bool,
     /// Pause between the simulated carrier's steps, on autopilot. Default 10 ms.
     pub carrier_step_delay: Duration,
     /// Idle time after which an actor passivates (stops; respawned from its snapshot on demand). Default 30 s.
@@ -47,11 +51,19 @@ pub struct FulfillmentConfig {
     pub short_pick: fulfillment_order::ShortPickPolicy,
 }
 
+impl FulfillmentConfig {
+    /// Whether the simulated carrier advances shipments.
+    pub fn carrier_on_autopilot(&self) -> bool {
+        self.autopilot && self.carrier_autopilot
+    }
+}
+
 impl Default for FulfillmentConfig {
     fn default() -> Self {
         Self {
             reservation_ttl: Duration::from_secs(15 * 60),
             autopilot: false,
+            carrier_autopilot: true,
             carrier_step_delay: Duration::from_millis(10),
             idle_after: Duration::from_secs(30),
             short_pick: fulfillment_order::ShortPickPolicy::default(),

@@ -1,5 +1,6 @@
 //! The embedded side of a load run: its own engine on a temporary (or given)
-//! data directory, durable as in production, warehouse and carrier on autopilot.
+//! data directory, durable as in production, the warehouse on autopilot (and
+//! the carrier too when the run waits for shipments to leave).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -42,6 +43,10 @@ impl Embedded {
         let dir = config.data_dir.clone().or_else(|| temp.as_ref().map(|t| t.0.clone())).unwrap_or_default();
         let mut engine_config = Config::new(&dir);
         engine_config.fulfillment.autopilot = config.autopilot;
+        // The carrier only works when the run waits for it: a saga-3 order is
+        // done at shipment created, and a carrier moving earlier shipments on
+        // would be work the workload does not ask for.
+        engine_config.fulfillment.carrier_autopilot = config.until.needs_carrier();
         engine_config.fulfillment.carrier_step_delay = Duration::from_millis(1);
         if let Some(idle_after) = config.idle_after {
             engine_config.fulfillment.idle_after = idle_after;

@@ -50,6 +50,11 @@ pub enum Until {
 }
 
 impl Until {
+    /// Whether an order reaches this milestone only with the carrier's help.
+    pub fn needs_carrier(self) -> bool {
+        matches!(self, Until::Shipped | Until::Delivered)
+    }
+
     /// Parses `placed|reserved|paid|packed|shipped|delivered`.
     ///
     /// # Errors

@@ -129,6 +129,7 @@ impl OrderActor {
             id: next.id().to_string(),
             snapshot: codec::encode(ORDER_VERSION, &next)?,
             finished: Some(next.is_finished()),
+            was_finished: state.aggregate.as_ref().map(|a| a.is_finished()),
             order: next.id(),
             events,
             steps,

@@ -149,6 +149,7 @@ impl FulfillmentOrderActor {
             id: next.id().to_string(),
             snapshot: codec::encode(FULFILLMENT_ORDER_VERSION, &next)?,
             finished: Some(next.is_finished()),
+            was_finished: state.aggregate.as_ref().map(|a| a.is_finished()),
             order: next.order_id(),
             events,
             steps,

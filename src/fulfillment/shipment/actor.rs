@@ -110,12 +110,10 @@ impl ShipmentActor {
     async fn save(&self, state: &mut State, next: Shipment) -> Result<(), ActorProcessingErr> {
         let mut batch = WriteBatch::new();
         let id = next.id().to_string();
-        let op = if next.is_finished() {
-            WriteOp::MarkClosed { kind: SHIPMENT_KIND, id: id.clone() }
-        } else {
-            WriteOp::MarkOpen { kind: SHIPMENT_KIND, id: id.clone() }
-        };
-        batch.push(op);
+        let was_finished = state.aggregate.as_ref().map(Shipment::is_finished);
+        if let Some(op) = crate::actors::persist::open_mark(SHIPMENT_KIND, &id, was_finished, next.is_finished()) {
+            batch.push(op);
+        }
         batch.push(WriteOp::PutSnapshot { kind: SHIPMENT_KIND, id, bytes: codec::encode(SHIPMENT_VERSION, &next)? });
         self.deps.store.commit(batch).await?;
         state.aggregate = Some(next);
@@ -200,7 +198,7 @@ impl ShipmentActor {
                     }
                 }
             }
-            stage if self.deps.config.autopilot => {
+            stage if self.deps.config.carrier_on_autopilot() => {
                 if let Some((stage, detail)) = self.deps.carrier.next_tracking_event(stage) {
                     let delay = self.deps.config.carrier_step_delay;
                     myself.send_after(delay, move || ShipmentMsg::Carrier { stage, detail: detail.to_owned() });
@@ -299,7 +297,8 @@ impl Actor for ShipmentActor {
                 }
                 ShipmentMsg::Idle => {
                     let waiting = state.in_flight
-                        || (self.deps.config.autopilot && state.aggregate.as_ref().is_some_and(|s| !s.is_finished()));
+                        || (self.deps.config.carrier_on_autopilot()
+                            && state.aggregate.as_ref().is_some_and(|s| !s.is_finished()));
                     if state.aggregate.is_none() || (!waiting && state.idle_for(self.deps.config.idle_after)) {
                         myself.stop(Some("passivated".to_owned()));
                     }
