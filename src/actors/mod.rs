@@ -35,6 +35,10 @@ pub struct Live<T> {
     pub attempts: u32,
     /// Whether an effect is under way (its answer comes back as a message).
     pub in_flight: bool,
+    /// Changes queued in the writer and not yet known durable, oldest first
+    /// (see [`persist::Change::stage`]). A handler lands them before it
+    /// answers anyone and before it returns.
+    pub staged: Vec<persist::Staged>,
     /// The long timer armed (a reservation's expiry), cancelled when a new
     /// one is armed or the actor stops: a stopped actor leaves no sleeping
     /// task behind holding its mailbox.
@@ -52,7 +56,14 @@ impl<T> Drop for Live<T> {
 impl<T> Live<T> {
     /// A live actor state around `aggregate`.
     pub fn new(aggregate: Option<T>) -> Self {
-        Self { aggregate, touched: std::time::Instant::now(), attempts: 0, in_flight: false, timer: None }
+        Self {
+            aggregate,
+            touched: std::time::Instant::now(),
+            attempts: 0,
+            in_flight: false,
+            staged: Vec::new(),
+            timer: None,
+        }
     }
 
     /// Keeps `timer` as the actor's one long timer, cancelling the previous one.

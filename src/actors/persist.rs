@@ -3,7 +3,7 @@
 //! event it applied — all in one atomic batch (the outbox rule).
 
 use crate::events::{EventEnvelope, EventId, OrderId, SagaStep, Timestamp};
-use crate::persistence::{codec, Store, StoreError, WriteBatch, WriteOp};
+use crate::persistence::{codec, Pending, Store, StoreError, WriteBatch, WriteOp};
 
 use super::dispatcher::{outbox_ops, DispatcherHandle};
 
@@ -68,6 +68,16 @@ impl Change {
     /// # Errors
     /// A storage failure: nothing was acknowledged and no event leaves.
     pub async fn commit(self, store: &Store, dispatcher: &DispatcherHandle, watch: &Watch) -> Result<(), StoreError> {
+        self.stage(store).await?.land(dispatcher, watch).await
+    }
+
+    /// Queues the change's batch in the writer without waiting for it to be
+    /// durable ([`Store::enqueue`]): a later write of the same store lands
+    /// only if this one did. Nothing leaves until [`Staged::land`].
+    ///
+    /// # Errors
+    /// The store is closed, or a record cannot be encoded.
+    pub async fn stage(self, store: &Store) -> Result<Staged, StoreError> {
         let Change { kind, id, snapshot, finished, was_finished, order, events, steps, applied, now, extra } = self;
         let mut batch = WriteBatch::new();
         if let Some(finished) = finished {
@@ -90,7 +100,31 @@ impl Change {
         if let Some(event) = applied {
             batch.push(WriteOp::RecordInbox { key: event.as_raw(), at: now.as_millis() });
         }
-        store.commit(batch).await?;
+        let pending = store.enqueue(batch).await?;
+        Ok(Staged { pending, order, events, steps })
+    }
+}
+
+/// A change queued in the writer: its events leave and its steps are
+/// published once it is durable.
+#[derive(Debug)]
+#[must_use = "a staged change is not durable until it lands"]
+pub struct Staged {
+    pending: Pending,
+    order: OrderId,
+    events: Vec<EventEnvelope>,
+    steps: Vec<SagaStep>,
+}
+
+impl Staged {
+    /// Waits until the change is on disk, then hands its events to the
+    /// dispatcher and publishes its steps to watchers.
+    ///
+    /// # Errors
+    /// The commit failed: nothing was acknowledged and no event leaves.
+    pub async fn land(self, dispatcher: &DispatcherHandle, watch: &Watch) -> Result<(), StoreError> {
+        let Staged { pending, order, events, steps } = self;
+        pending.durable().await?;
         dispatcher.enqueue(events);
         if watch.receiver_count() > 0 {
             for step in steps {

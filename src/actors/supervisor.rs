@@ -57,6 +57,15 @@ pub trait ChildSpec: Send + Sync + 'static {
     fn load(&self, id: &Self::Id) -> Result<Option<Self::Args>, StoreError>;
     /// Start arguments for an aggregate that does not exist yet.
     fn vacant(&self, id: &Self::Id) -> Self::Args;
+    /// The store the children write to.
+    fn store(&self) -> &crate::persistence::Store;
+    /// Whether a child answers some commands once their write is queued
+    /// rather than durable ([`crate::persistence::Store::enqueue`]). Such a
+    /// child is loaded only after the writer has settled, so a respawned one
+    /// never starts from a snapshot older than its last answer. (Other
+    /// children land their writes before they answer or return; they settle
+    /// only when restarted after a failure.)
+    const ANSWERS_BEFORE_DURABLE: bool = false;
 
     /// How often the supervisor asks its children whether they are idle, and
     /// the message it sends them (`None`: children never passivate). One
@@ -152,7 +161,10 @@ pub struct SupervisorState<S: ChildSpec> {
 }
 
 impl<S: ChildSpec> Supervisor<S> {
-    async fn load(&self, id: &S::Id) -> Result<Option<S::Args>, SpawnError> {
+    async fn load(&self, id: &S::Id, restart: bool) -> Result<Option<S::Args>, SpawnError> {
+        if S::ANSWERS_BEFORE_DURABLE || restart {
+            self.spec.store().settled().await.map_err(|err| SpawnError::Store(err.to_string()))?;
+        }
         let spec = self.spec.clone();
         let id = id.clone();
         tokio::task::spawn_blocking(move || spec.load(&id))
@@ -200,7 +212,7 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
                     let _ = reply.send(Ok(cell.into()));
                     return Ok(());
                 }
-                let result = match self.load(&id).await {
+                let result = match self.load(&id, false).await {
                     Ok(Some(args)) => self.start_child(&myself, state, id, args).await,
                     Ok(None) if vacant_ok => {
                         let args = self.spec.vacant(&id);
@@ -250,7 +262,7 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
                     return Err(format!("{}: more than {RESTARTS_MAX} restarts in {RESTART_WINDOW:?}", S::KIND).into());
                 }
                 tracing::warn!(kind = S::KIND, %id, %cause, "child failed; restarting from its snapshot");
-                match self.load(&id).await {
+                match self.load(&id, true).await {
                     Ok(Some(args)) => {
                         if let Err(err) = self.start_child(&myself, state, id.clone(), args).await {
                             // The next caller spawns it again on demand.

@@ -157,6 +157,21 @@ pub enum WriteOp {
     },
 }
 
+/// A batch queued in the writer ([`Store::enqueue`]), not yet known durable.
+#[derive(Debug)]
+#[must_use = "a queued batch is not durable until `durable` says so"]
+pub struct Pending(oneshot::Receiver<Result<()>>);
+
+impl Pending {
+    /// Waits until the batch is on disk.
+    ///
+    /// # Errors
+    /// The commit failed (the outcome is unknown), or the store closed first.
+    pub async fn durable(self) -> Result<()> {
+        self.0.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 /// Writes that commit together or not at all.
 #[derive(Debug, Clone, Default)]
 pub struct WriteBatch {
@@ -291,11 +306,38 @@ impl Store {
     /// [`StoreError::Closed`] after [`Store::close`]; [`StoreError::Io`] when the
     /// transaction failed (the outcome is then unknown to the caller).
     pub async fn commit(&self, batch: WriteBatch) -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
+        self.enqueue(batch).await?.durable().await
+    }
+
+    /// Queues `batch` behind every batch queued before it and returns once
+    /// it is queued, not once it is durable. The writer commits batches in
+    /// queue order and stops at the first failure, so a batch queued after
+    /// this one — by anyone — is durable only if this one is: a bin can answer
+    /// a reservation before its write lands, because the fulfillment order
+    /// acts on the answer only through a later write of its own. Whoever
+    /// acknowledges anything outside the store awaits [`Pending::durable`].
+    ///
+    /// # Errors
+    /// [`StoreError::Closed`].
+    pub async fn enqueue(&self, batch: WriteBatch) -> Result<Pending> {
         let (done, wait) = oneshot::channel();
+        if batch.is_empty() {
+            let _ = done.send(Ok(()));
+            return Ok(Pending(wait));
+        }
         self.send(writer::Request::Write { batch, done: Some(done) }).await?;
+        Ok(Pending(wait))
+    }
+
+    /// Waits until every batch queued before the call has landed (or failed):
+    /// what a reader of the store does before it trusts a snapshot whose
+    /// writer may have answered ahead of its write.
+    ///
+    /// # Errors
+    /// The writer's failure, or [`StoreError::Closed`].
+    pub async fn settled(&self) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.send(writer::Request::Write { batch: WriteBatch::new(), done: Some(done) }).await?;
         wait.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -574,6 +616,54 @@ mod tests {
         let stats = store.stats().unwrap();
         assert_eq!(stats.batches, 500);
         assert!(stats.commits <= stats.batches);
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn a_commit_lands_every_batch_queued_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let mut queued = Vec::new();
+        for i in 0..50u32 {
+            let mut batch = WriteBatch::new();
+            batch.push(put("bin", &format!("{i:04}"), &i.to_le_bytes()));
+            queued.push(store.enqueue(batch).await.unwrap());
+        }
+        let mut last = WriteBatch::new();
+        last.push(put("order", "after", b"x"));
+        store.commit(last).await.unwrap();
+        // Durable after the later commit, without waiting on any of them.
+        assert_eq!(store.snapshots("bin").unwrap().len(), 50);
+        for pending in queued {
+            pending.durable().await.unwrap();
+        }
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn settled_waits_for_queued_and_fire_and_forget_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let mut batch = WriteBatch::new();
+        batch.push(put("bin", "queued", b"1"));
+        let pending = store.enqueue(batch).await.unwrap();
+        let mut batch = WriteBatch::new();
+        batch.push(WriteOp::PutOutbox { key: 1, bytes: vec![1] });
+        store.submit(batch);
+        store.settled().await.unwrap();
+        assert_eq!(store.snapshot("bin", "queued").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(store.outbox().unwrap(), vec![(1, vec![1])]);
+        pending.durable().await.unwrap();
+        // A lone fire-and-forget write still lands, without anyone to carry it.
+        let mut batch = WriteBatch::new();
+        batch.push(WriteOp::DeleteOutbox { key: 1 });
+        store.submit(batch);
+        let mut polls = 0;
+        while !store.outbox().unwrap().is_empty() {
+            polls += 1;
+            assert!(polls < 1_000, "a fire-and-forget write never landed");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         store.close();
     }
 

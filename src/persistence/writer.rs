@@ -6,12 +6,19 @@
 //! only then answers each batch's sender. A batch is atomic: it is applied in
 //! full in a transaction that commits, or the sender hears of the failure.
 //! Batches commit in the order they were submitted.
+//!
+//! **Fail-stop.** After a transaction fails, the writer commits nothing more:
+//! every later batch is answered with the first failure. A batch may have been
+//! decided on top of an earlier one that is still queued (a bin answers before
+//! its write lands, see [`super::Store::enqueue`]); committing it after the
+//! earlier one failed would store a state that never existed. The process
+//! must restart, and recovery reads the store as last committed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use redb::{Database, Durability};
 use tokio::sync::oneshot;
 
@@ -21,6 +28,9 @@ use super::{tables, StoreError, WriteBatch, WriteOp};
 pub const GROUP_BATCHES_MAX: usize = 4096;
 /// Most batches waiting for the writer; a full queue makes submitters wait (backpressure).
 pub const WRITE_QUEUE_MAX: usize = 65_536;
+/// Longest a group of fire-and-forget writes ([`super::Store::submit`]) waits
+/// for a write someone waits on to share its commit.
+pub const LAZY_WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Where a batch's outcome goes (none for fire-and-forget writes).
 type Done = Option<oneshot::Sender<Result<(), StoreError>>>;
@@ -55,6 +65,7 @@ pub(super) fn start(
 
 fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
     let mut group: Vec<(WriteBatch, Done)> = Vec::new();
+    let mut fail_stop = FailStop::default();
     loop {
         let mut stop = false;
         match receiver.recv() {
@@ -65,21 +76,44 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
             match receiver.try_recv() {
                 Ok(Request::Write { batch, done }) => group.push((batch, done)),
                 Ok(Request::Stop) => stop = true,
-                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Empty) => {
+                    // Nobody waits on a group of fire-and-forget writes (deletes of
+                    // delivered outbox rows): hold it until a write someone waits
+                    // for comes to carry it, or LAZY_WRITE_DELAY passes, so it
+                    // never costs a waiting writer an fsync of its own.
+                    if group.iter().all(|(_, done)| done.is_none()) {
+                        match receiver.recv_timeout(LAZY_WRITE_DELAY) {
+                            Ok(Request::Write { batch, done }) => {
+                                group.push((batch, done));
+                                continue;
+                            }
+                            Ok(Request::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
+                            Err(RecvTimeoutError::Timeout) => {}
+                        }
+                    }
+                    break;
+                }
                 Err(TryRecvError::Disconnected) => stop = true,
             }
         }
         if !group.is_empty() {
-            let result = commit_group(db, &group);
+            let stopped = fail_stop.stopped();
+            let result = fail_stop.run(|| {
+                if group.iter().all(|(batch, _)| batch.is_empty()) {
+                    return Ok(()); // barriers only: nothing to write
+                }
+                commit_group(db, &group)
+            });
             match &result {
                 Ok(()) => {
                     stats.commits.fetch_add(1, Ordering::Relaxed);
                     stats.batches.fetch_add(group.len() as u64, Ordering::Relaxed);
                 }
-                Err(err) => {
+                Err(err) if !stopped => {
                     stats.failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(cause = %err, batches = group.len(), "group commit failed");
+                    tracing::error!(cause = %err, batches = group.len(), "group commit failed; the store stops committing");
                 }
+                Err(_) => {}
             }
             for (_, done) in group.drain(..) {
                 if let Some(done) = done {
@@ -97,6 +131,32 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
             }
             return;
         }
+    }
+}
+
+/// The writer's fail-stop rule: after the first failed commit, every later
+/// group is refused with that failure and never reaches the file.
+#[derive(Debug, Default)]
+struct FailStop {
+    first: Option<StoreError>,
+}
+
+impl FailStop {
+    /// Whether a commit has failed.
+    fn stopped(&self) -> bool {
+        self.first.is_some()
+    }
+
+    /// Runs `commit` unless an earlier one failed.
+    fn run(&mut self, commit: impl FnOnce() -> Result<(), StoreError>) -> Result<(), StoreError> {
+        if let Some(first) = &self.first {
+            return Err(first.clone());
+        }
+        let result = commit();
+        if let Err(err) = &result {
+            self.first = Some(err.clone());
+        }
+        result
     }
 }
 
@@ -145,4 +205,25 @@ fn commit_group(db: &Database, group: &[(WriteBatch, Done)]) -> Result<(), Store
         }
     }
     txn.commit().map_err(StoreError::from_redb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_commit_stops_every_later_one() {
+        let mut gate = FailStop::default();
+        assert_eq!(gate.run(|| Ok(())), Ok(()));
+        let failure = StoreError::Io("disk full".to_owned());
+        assert_eq!(gate.run(|| Err(failure.clone())), Err(failure.clone()));
+        assert!(gate.stopped());
+        let mut attempted = false;
+        let later = gate.run(|| {
+            attempted = true;
+            Ok(())
+        });
+        assert_eq!(later, Err(failure), "a later group is refused with the first failure");
+        assert!(!attempted, "a later group never reaches the file");
+    }
 }

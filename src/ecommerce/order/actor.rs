@@ -97,6 +97,10 @@ impl ChildSpec for OrderSpec {
         None
     }
 
+    fn store(&self) -> &crate::persistence::Store {
+        &self.deps.store
+    }
+
     fn idle_check(&self) -> Option<crate::actors::supervisor::IdleCheck<Self>> {
         Some((idle_check_interval(self.deps.idle_after), || OrderMsg::Idle))
     }

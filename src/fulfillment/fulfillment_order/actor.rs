@@ -116,6 +116,10 @@ impl ChildSpec for FulfillmentOrderSpec {
         None
     }
 
+    fn store(&self) -> &crate::persistence::Store {
+        &self.deps.store
+    }
+
     fn idle_check(&self) -> Option<crate::actors::supervisor::IdleCheck<Self>> {
         Some((idle_check_interval(self.deps.config.idle_after), || FulfillmentOrderMsg::Idle))
     }
@@ -157,8 +161,20 @@ impl FulfillmentOrderActor {
             now,
             extra,
         };
-        change.commit(&self.deps.store, &self.deps.dispatcher, &self.deps.watch).await?;
+        // Queued, not awaited: the steps of one handler (plan, reservations,
+        // reserved) reach the disk together, and the handler lands them
+        // before it answers or returns.
+        state.staged.push(change.stage(&self.deps.store).await?);
         state.aggregate = Some(next);
+        Ok(())
+    }
+
+    /// Waits until every change staged so far is durable, then lets their
+    /// events leave: what a handler does before it answers anyone.
+    async fn land(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
+        for staged in std::mem::take(&mut state.staged) {
+            staged.land(&self.deps.dispatcher, &self.deps.watch).await?;
+        }
         Ok(())
     }
 
@@ -422,136 +438,157 @@ impl Actor for FulfillmentOrderActor {
         // Boxed: an idle actor's task then holds a pointer, not the
         // largest state of this future (see BENCHMARKS.md, memory).
         crate::actors::boxed(async move {
-            if !matches!(message, FulfillmentOrderMsg::Idle) {
-                state.touched = std::time::Instant::now();
-            }
-            let now = self.deps.clock.now();
-            match message {
-                FulfillmentOrderMsg::Deliver(envelope, reply) => {
-                    match state.aggregate.as_ref() {
-                        Some(order) if order.has_applied(envelope.event_id) => {
-                            let _ = reply.send(Ok(Delivery::Duplicate));
-                            return Ok(());
-                        }
-                        Some(order) => {
-                            let transition = order.apply(&envelope, now);
-                            self.save(state, transition, Some(envelope.event_id)).await?;
-                        }
-                        None => match &envelope.event {
-                            IntegrationEvent::OrderPlaced { lines, ship_to, .. } => {
-                                let new = NewFulfillmentOrder {
-                                    id: FulfillmentOrderId::for_order(envelope.order_id),
-                                    order_id: envelope.order_id,
-                                    channel: Channel::Web,
-                                    lines: lines.clone(),
-                                    ship_to: ship_to.clone(),
-                                };
-                                let transition = FulfillmentOrder::receive(new, Some(envelope.event_id), now);
-                                self.save(state, transition, Some(envelope.event_id)).await?;
-                            }
-                            other => {
-                                let _ = reply.send(Err(DeliveryError::NotReady(format!(
-                                    "{} before order_placed",
-                                    other.kind()
-                                ))));
-                                myself.stop(None);
-                                return Ok(());
-                            }
-                        },
-                    }
-                    let _ = reply.send(Ok(Delivery::Applied));
-                    self.follow_up(&myself, state).await?;
-                }
-                FulfillmentOrderMsg::Create(new, record, reply) => {
-                    if let Some(order) = state.aggregate.clone() {
-                        let _ = reply.send(Ok(order));
-                        return Ok(());
-                    }
-                    let transition = FulfillmentOrder::receive(new, None, now);
-                    self.save_with(state, transition, None, record).await?;
-                    self.follow_up(&myself, state).await?;
-                    let _ = reply.send(Ok(self.current(state)?.clone()));
-                }
-                FulfillmentOrderMsg::ConfirmPick { index, picked, reply } => {
-                    let order = self.current(state)?.clone();
-                    match order.confirm_pick(index, picked, self.deps.config.short_pick, now) {
-                        Ok(transition) => {
-                            self.save(state, transition, None).await?;
-                            self.run_pending(&myself, state).await?;
-                            self.reallocate(state).await?;
-                            let _ = reply.send(Ok(self.current(state)?.clone()));
-                        }
-                        Err(err) => {
-                            let _ = reply.send(Err(err));
-                        }
-                    }
-                }
-                FulfillmentOrderMsg::Pack(reply) => {
-                    let order = self.current(state)?.clone();
-                    match order.pack(now) {
-                        Ok(transition) => {
-                            self.save(state, transition, None).await?;
-                            // The shipments exist by the time the packer hears back.
-                            self.run_pending(&myself, state).await?;
-                            let _ = reply.send(Ok(self.current(state)?.clone()));
-                        }
-                        Err(err) => {
-                            let _ = reply.send(Err(err));
-                        }
-                    }
-                }
-                FulfillmentOrderMsg::ShipmentUpdate { shipment, stage, tracking_number, reply } => {
-                    let order = self.current(state)?.clone();
-                    match order.shipment_update(shipment, stage, tracking_number, now) {
-                        Ok(transition) => {
-                            if transition.next != order {
-                                self.save(state, transition, None).await?;
-                            }
-                            let _ = reply.send(Ok(()));
-                            self.run_pending(&myself, state).await?;
-                        }
-                        Err(err) => {
-                            let _ = reply.send(Err(err));
-                        }
-                    }
-                }
-                FulfillmentOrderMsg::Get(reply) => {
-                    let _ = reply.send(state.aggregate.clone());
-                }
-                FulfillmentOrderMsg::Expire => {
-                    let Some(order) = state.aggregate.clone() else { return Ok(()) };
-                    match order.expire(now) {
-                        Ok(transition) => {
-                            self.save(state, transition, None).await?;
-                            self.run_pending(&myself, state).await?;
-                        }
-                        Err(_) if order.status() == FulfillmentStatus::Reserved => {
-                            // Early (clock skew): try again when due.
-                            if let Some(at) = order.expires_at() {
-                                let timer = myself.send_after(at.since(now), || FulfillmentOrderMsg::Expire);
-                                state.arm(&timer);
-                            }
-                        }
-                        Err(_) => {}
-                    }
-                }
-                FulfillmentOrderMsg::Resume => {
-                    if state.aggregate.is_some() {
-                        self.follow_up(&myself, state).await?;
-                    }
-                }
-                FulfillmentOrderMsg::Idle => {
-                    let busy = state.aggregate.as_ref().is_some_and(|o| {
-                        !o.pending().is_empty()
-                            || matches!(o.status(), FulfillmentStatus::Received | FulfillmentStatus::Reserved)
-                    });
-                    if state.aggregate.is_none() || (!busy && state.idle_for(self.deps.config.idle_after)) {
-                        myself.stop(Some("passivated".to_owned()));
-                    }
-                }
-            }
-            Ok(())
+            let result = self.on(&myself, message, state).await;
+            // Whatever the handler staged lands, even when it failed half way:
+            // a restarted actor must not read a snapshot older than a write still queued.
+            let landed = self.land(state).await;
+            result.and(landed)
         })
         .await
+    }
+}
+
+impl FulfillmentOrderActor {
+    /// Handles one message; the changes it stages land when it returns ([`Self::land`]).
+    async fn on(
+        &self,
+        myself: &ActorRef<FulfillmentOrderMsg>,
+        message: FulfillmentOrderMsg,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
+        if !matches!(message, FulfillmentOrderMsg::Idle) {
+            state.touched = std::time::Instant::now();
+        }
+        let now = self.deps.clock.now();
+        match message {
+            FulfillmentOrderMsg::Deliver(envelope, reply) => {
+                match state.aggregate.as_ref() {
+                    Some(order) if order.has_applied(envelope.event_id) => {
+                        let _ = reply.send(Ok(Delivery::Duplicate));
+                        return Ok(());
+                    }
+                    Some(order) => {
+                        let transition = order.apply(&envelope, now);
+                        self.save(state, transition, Some(envelope.event_id)).await?;
+                    }
+                    None => match &envelope.event {
+                        IntegrationEvent::OrderPlaced { lines, ship_to, .. } => {
+                            let new = NewFulfillmentOrder {
+                                id: FulfillmentOrderId::for_order(envelope.order_id),
+                                order_id: envelope.order_id,
+                                channel: Channel::Web,
+                                lines: lines.clone(),
+                                ship_to: ship_to.clone(),
+                            };
+                            let transition = FulfillmentOrder::receive(new, Some(envelope.event_id), now);
+                            self.save(state, transition, Some(envelope.event_id)).await?;
+                        }
+                        other => {
+                            let _ = reply
+                                .send(Err(DeliveryError::NotReady(format!("{} before order_placed", other.kind()))));
+                            myself.stop(None);
+                            return Ok(());
+                        }
+                    },
+                }
+                // Reserving follows at once; the sender hears back when all of
+                // it is durable (one fsync for receipt, plan, holds and reserved).
+                self.follow_up(myself, state).await?;
+                self.land(state).await?;
+                let _ = reply.send(Ok(Delivery::Applied));
+            }
+            FulfillmentOrderMsg::Create(new, record, reply) => {
+                if let Some(order) = state.aggregate.clone() {
+                    let _ = reply.send(Ok(order));
+                    return Ok(());
+                }
+                let transition = FulfillmentOrder::receive(new, None, now);
+                self.save_with(state, transition, None, record).await?;
+                self.follow_up(myself, state).await?;
+                self.land(state).await?;
+                let _ = reply.send(Ok(self.current(state)?.clone()));
+            }
+            FulfillmentOrderMsg::ConfirmPick { index, picked, reply } => {
+                let order = self.current(state)?.clone();
+                match order.confirm_pick(index, picked, self.deps.config.short_pick, now) {
+                    Ok(transition) => {
+                        self.save(state, transition, None).await?;
+                        self.run_pending(myself, state).await?;
+                        self.reallocate(state).await?;
+                        self.land(state).await?;
+                        let _ = reply.send(Ok(self.current(state)?.clone()));
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            FulfillmentOrderMsg::Pack(reply) => {
+                let order = self.current(state)?.clone();
+                match order.pack(now) {
+                    Ok(transition) => {
+                        self.save(state, transition, None).await?;
+                        // The shipments exist by the time the packer hears back.
+                        self.run_pending(myself, state).await?;
+                        self.land(state).await?;
+                        let _ = reply.send(Ok(self.current(state)?.clone()));
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            FulfillmentOrderMsg::ShipmentUpdate { shipment, stage, tracking_number, reply } => {
+                let order = self.current(state)?.clone();
+                match order.shipment_update(shipment, stage, tracking_number, now) {
+                    Ok(transition) => {
+                        if transition.next != order {
+                            self.save(state, transition, None).await?;
+                        }
+                        self.land(state).await?;
+                        let _ = reply.send(Ok(()));
+                        self.run_pending(myself, state).await?;
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            FulfillmentOrderMsg::Get(reply) => {
+                let _ = reply.send(state.aggregate.clone());
+            }
+            FulfillmentOrderMsg::Expire => {
+                let Some(order) = state.aggregate.clone() else { return Ok(()) };
+                match order.expire(now) {
+                    Ok(transition) => {
+                        self.save(state, transition, None).await?;
+                        self.run_pending(myself, state).await?;
+                    }
+                    Err(_) if order.status() == FulfillmentStatus::Reserved => {
+                        // Early (clock skew): try again when due.
+                        if let Some(at) = order.expires_at() {
+                            let timer = myself.send_after(at.since(now), || FulfillmentOrderMsg::Expire);
+                            state.arm(&timer);
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+            FulfillmentOrderMsg::Resume => {
+                if state.aggregate.is_some() {
+                    self.follow_up(myself, state).await?;
+                }
+            }
+            FulfillmentOrderMsg::Idle => {
+                let busy = state.aggregate.as_ref().is_some_and(|o| {
+                    !o.pending().is_empty()
+                        || matches!(o.status(), FulfillmentStatus::Received | FulfillmentStatus::Reserved)
+                });
+                if state.aggregate.is_none() || (!busy && state.idle_for(self.deps.config.idle_after)) {
+                    myself.stop(Some("passivated".to_owned()));
+                }
+            }
+        }
+        Ok(())
     }
 }

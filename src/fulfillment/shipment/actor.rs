@@ -99,6 +99,10 @@ impl ChildSpec for ShipmentSpec {
         None
     }
 
+    fn store(&self) -> &crate::persistence::Store {
+        &self.deps.store
+    }
+
     fn idle_check(&self) -> Option<crate::actors::supervisor::IdleCheck<Self>> {
         Some((idle_check_interval(self.deps.config.idle_after), || ShipmentMsg::Idle))
     }
