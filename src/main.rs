@@ -129,6 +129,9 @@ struct LoadArgs {
     /// Place this many orders per second (open loop; latency counts from each order's due time).
     #[arg(long)]
     rate: Option<f64>,
+    /// Embedded: passivate actors idle for this many milliseconds (default: the engine's 30 s).
+    #[arg(long)]
+    idle_after_ms: Option<u64>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -361,6 +364,10 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     config.duration = args.duration.map(std::time::Duration::from_secs);
     config.seed = args.seed;
     config.rate = args.rate;
+    if let Some(ms) = args.idle_after_ms {
+        anyhow::ensure!(ms > 0, "--idle-after-ms must be at least 1");
+        config.idle_after = Some(std::time::Duration::from_millis(ms));
+    }
     if let Some(until) = &args.until {
         config.until = Until::parse(until).map_err(anyhow::Error::msg)?;
     }

@@ -370,10 +370,17 @@ fn histogram() -> Result<Histogram<u64>, LoadError> {
     Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|err| LoadError::Setup(err.to_string()))
 }
 
+/// The latencies of every worker, in one pair of histograms (a pair per
+/// worker would zero ~80 MB at concurrency 256, and the run would measure
+/// its own page faults).
 #[derive(Debug)]
-struct WorkerResult {
+struct Latencies {
     intake: Histogram<u64>,
     saga: Histogram<u64>,
+}
+
+#[derive(Debug, Default)]
+struct WorkerResult {
     completed: u64,
     cancelled: u64,
     timed_out: u64,
@@ -477,14 +484,14 @@ pub async fn place_all<S: Session>(
     let progress = Arc::new(progress);
     let started = Instant::now();
     let deadline = config.duration.map(|d| started + d);
+    let latencies = Arc::new(std::sync::Mutex::new(Latencies { intake: histogram()?, saga: histogram()? }));
     let mut workers = Vec::new();
     for _ in 0..config.concurrency.max(1) {
         let mut placer = session.placer().await?;
-        let (tracker, next, finished, progress, config) =
-            (tracker.clone(), next.clone(), finished.clone(), progress.clone(), config.clone());
-        let (intake, saga) = (histogram()?, histogram()?);
+        let (tracker, next, finished, progress, config, latencies) =
+            (tracker.clone(), next.clone(), finished.clone(), progress.clone(), config.clone(), latencies.clone());
         workers.push(tokio::spawn(async move {
-            let mut result = WorkerResult { intake, saga, completed: 0, cancelled: 0, timed_out: 0, failed: 0 };
+            let mut result = WorkerResult::default();
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= config.orders || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -500,7 +507,9 @@ pub async fn place_all<S: Session>(
                     _ => Instant::now(),
                 };
                 let placed = placer.place(n).await;
-                let _ = result.intake.record(micros(due.elapsed()));
+                if let Ok(mut latencies) = latencies.lock() {
+                    let _ = latencies.intake.record(micros(due.elapsed()));
+                }
                 let outcome = match placed {
                     Placed::Failed(cause) => {
                         tracing::warn!(%cause, "placement failed");
@@ -517,25 +526,32 @@ pub async fn place_all<S: Session>(
                     Some(false) => result.cancelled += 1,
                     None => result.timed_out += 1,
                 }
-                let _ = result.saga.record(micros(due.elapsed()));
+                if let Ok(mut latencies) = latencies.lock() {
+                    let _ = latencies.saga.record(micros(due.elapsed()));
+                }
                 progress(finished.fetch_add(1, Ordering::Relaxed) + 1);
             }
             result
         }));
     }
-    let (mut intake, mut saga) = (histogram()?, histogram()?);
     let (mut completed, mut cancelled, mut timed_out, mut failed) = (0, 0, 0, 0);
     for worker in workers {
         if let Ok(result) = worker.await {
-            let _ = intake.add(result.intake);
-            let _ = saga.add(result.saga);
             completed += result.completed;
             cancelled += result.cancelled;
             timed_out += result.timed_out;
             failed += result.failed;
         }
     }
-    Ok(Placements { intake, saga, completed, cancelled, timed_out, failed, elapsed: started.elapsed() })
+    let elapsed = started.elapsed();
+    let Latencies { intake, saga } = match Arc::try_unwrap(latencies) {
+        Ok(latencies) => latencies.into_inner().map_err(|_| LoadError::Setup("a worker panicked".to_owned()))?,
+        Err(shared) => {
+            let latencies = shared.lock().map_err(|_| LoadError::Setup("a worker panicked".to_owned()))?;
+            Latencies { intake: latencies.intake.clone(), saga: latencies.saga.clone() }
+        }
+    };
+    Ok(Placements { intake, saga, completed, cancelled, timed_out, failed, elapsed })
 }
 
 fn micros(elapsed: Duration) -> u64 {
