@@ -73,6 +73,14 @@ impl<T> Live<T> {
         }
     }
 
+    /// Cancels the long timer, if one is armed: an actor that no longer
+    /// needs it does not keep a sleeping task (and its memory) for it.
+    pub fn disarm(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            timer.abort();
+        }
+    }
+
     /// Whether the actor has been idle for at least `idle`.
     pub fn idle_for(&self, idle: Duration) -> bool {
         self.touched.elapsed() >= idle

@@ -364,6 +364,10 @@ impl FulfillmentOrderActor {
             self.reallocate(state).await?;
         }
         let Some(order) = state.aggregate.clone() else { return Ok(()) };
+        if !matches!(order.status(), FulfillmentStatus::Reserved) {
+            // Paid (or cancelled) in time: the expiry timer has nothing left to do.
+            state.disarm();
+        }
         match order.status() {
             FulfillmentStatus::Reserved => {
                 if let Some(at) = order.expires_at() {
