@@ -2,6 +2,9 @@
 //! fulfillment order decide first on every stage (a cancelled order refuses
 //! the dispatch). The call to the fulfillment order runs in a task whose
 //! answer comes back as a message, so the two actors never wait on each other.
+//! Its creation is answered once queued, like a bin's hold (the fulfillment
+//! order acts on it only through a later write); it is durable before the
+//! label is bought.
 
 use std::sync::Arc;
 
@@ -11,7 +14,7 @@ use super::state::{NewShipment, Shipment, ShipmentError, ShipmentStage};
 use crate::actors::{backoff, idle_check_interval, ChildSpec, Live};
 use crate::events::ShipmentId;
 use crate::fulfillment::{Deps, FulfillmentError};
-use crate::persistence::{codec, StoreError, WriteBatch, WriteOp};
+use crate::persistence::{codec, Pending, StoreError, WriteBatch, WriteOp};
 
 /// Record kind of shipment snapshots.
 pub const SHIPMENT_KIND: &str = "shipment";
@@ -112,6 +115,13 @@ type State = Live<Shipment>;
 
 impl ShipmentActor {
     async fn save(&self, state: &mut State, next: Shipment) -> Result<(), ActorProcessingErr> {
+        self.stage(state, next).await?.durable().await?;
+        Ok(())
+    }
+
+    /// Queues the write of `next` and swaps it in; durable once the returned
+    /// [`Pending`] says so.
+    async fn stage(&self, state: &mut State, next: Shipment) -> Result<Pending, ActorProcessingErr> {
         let mut batch = WriteBatch::new();
         let id = next.id().to_string();
         let was_finished = state.aggregate.as_ref().map(Shipment::is_finished);
@@ -119,9 +129,9 @@ impl ShipmentActor {
             batch.push(op);
         }
         batch.push(WriteOp::PutSnapshot { kind: SHIPMENT_KIND, id, bytes: codec::encode(SHIPMENT_VERSION, &next)? });
-        self.deps.store.commit(batch).await?;
+        let pending = self.deps.store.enqueue(batch).await?;
         state.aggregate = Some(next);
-        Ok(())
+        Ok(pending)
     }
 
     /// Asks the fulfillment order to agree to `stage`, from a task.
@@ -250,8 +260,12 @@ impl Actor for ShipmentActor {
                         return Ok(());
                     }
                     let shipment = Shipment::create(new, now);
-                    self.save(state, shipment.clone()).await?;
+                    // The fulfillment order asking acts on the answer only through a
+                    // write of its own, queued after this one (see `Store::enqueue`):
+                    // it hears back at once, and the label waits until this is durable.
+                    let pending = self.stage(state, shipment.clone()).await?;
                     let _ = reply.send(shipment);
+                    pending.durable().await?;
                     self.follow_up(&myself, state).await?;
                 }
                 ShipmentMsg::Track { stage, detail, reply } => {
