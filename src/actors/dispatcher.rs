@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 use crate::events::bus::{Bus, DeliveryError};
 use crate::events::{EventEnvelope, EventId, OrderId};
@@ -126,6 +126,11 @@ pub fn start(store: Store, bus: Arc<dyn Bus>) -> DispatcherHandle {
     DispatcherHandle { sender, overflowed, pending, stats, stop }
 }
 
+/// The deliveries under way, polled by the dispatcher's own task (one boxed
+/// future each, not a spawned task: most of their time is spent waiting for
+/// the receiver).
+type Deliveries = FuturesUnordered<crate::events::bus::BoxFuture<'static, (OrderId, EventId)>>;
+
 struct Dispatcher {
     store: Store,
     bus: Arc<dyn Bus>,
@@ -140,18 +145,14 @@ struct Dispatcher {
 
 impl Dispatcher {
     async fn run(mut self, mut receiver: mpsc::Receiver<EventEnvelope>, stop: Arc<tokio::sync::Notify>) {
-        let mut deliveries: JoinSet<(OrderId, EventId)> = JoinSet::new();
+        let mut deliveries = Deliveries::new();
         let mut rescan = tokio::time::interval(RESCAN_INTERVAL);
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = stop.notified() => break,
                 Some(envelope) = receiver.recv() => self.enqueue(envelope, &mut deliveries),
-                Some(done) = deliveries.join_next() => {
-                    if let Ok((order, event)) = done {
-                        self.delivered(order, event, &mut deliveries);
-                    }
-                }
+                Some((order, event)) = deliveries.next() => self.delivered(order, event, &mut deliveries),
                 _ = rescan.tick() => {
                     if self.overflowed.swap(false, Ordering::AcqRel) {
                         self.rescan(&mut deliveries).await;
@@ -160,10 +161,10 @@ impl Dispatcher {
             }
             let _ = self.pending.send(self.known.len());
         }
-        deliveries.shutdown().await;
+        drop(deliveries);
     }
 
-    fn enqueue(&mut self, envelope: EventEnvelope, deliveries: &mut JoinSet<(OrderId, EventId)>) {
+    fn enqueue(&mut self, envelope: EventEnvelope, deliveries: &mut Deliveries) {
         if !self.known.insert(envelope.event_id) {
             return;
         }
@@ -179,7 +180,7 @@ impl Dispatcher {
         lane.insert(at, envelope);
     }
 
-    fn delivered(&mut self, order: OrderId, event: EventId, deliveries: &mut JoinSet<(OrderId, EventId)>) {
+    fn delivered(&mut self, order: OrderId, event: EventId, deliveries: &mut Deliveries) {
         self.known.remove(&event);
         self.stats.delivered.fetch_add(1, Ordering::Relaxed);
         let mut batch = WriteBatch::new();
@@ -199,10 +200,10 @@ impl Dispatcher {
         }
     }
 
-    fn spawn_delivery(&self, envelope: EventEnvelope, deliveries: &mut JoinSet<(OrderId, EventId)>) {
+    fn spawn_delivery(&self, envelope: EventEnvelope, deliveries: &mut Deliveries) {
         let bus = self.bus.clone();
         let stats = self.stats.clone();
-        deliveries.spawn(async move {
+        deliveries.push(Box::pin(async move {
             let mut attempt = 0u32;
             loop {
                 match bus.publish(envelope.clone()).await {
@@ -222,10 +223,10 @@ impl Dispatcher {
                     }
                 }
             }
-        });
+        }));
     }
 
-    async fn rescan(&mut self, deliveries: &mut JoinSet<(OrderId, EventId)>) {
+    async fn rescan(&mut self, deliveries: &mut Deliveries) {
         let store = self.store.clone();
         let rows = match tokio::task::spawn_blocking(move || store.outbox()).await {
             Ok(Ok(rows)) => rows,
