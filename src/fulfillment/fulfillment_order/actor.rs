@@ -397,22 +397,9 @@ impl FulfillmentOrderActor {
         myself: &ActorRef<FulfillmentOrderMsg>,
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
-        let order = self.current(state)?.clone();
         let now = self.deps.clock.now();
-        let mut next = order.clone();
-        let mut events = Vec::new();
-        let mut steps = Vec::new();
-        for task in order.tasks().iter().filter(|t| t.picked.is_none() && t.held) {
-            let units = order.plan().get(usize::from(task.index)).map_or(0, |p| p.units);
-            let transition = next.confirm_pick(task.index, units, self.deps.config.short_pick, now)?;
-            next = transition.next;
-            events.extend(transition.events);
-            steps.extend(transition.steps);
-        }
-        let packed = next.pack(now)?;
-        events.extend(packed.events);
-        steps.extend(packed.steps);
-        self.save(state, Transition { next: packed.next, events, steps }, None).await?;
+        let transition = self.current(state)?.pick_all_and_pack(self.deps.config.short_pick, now)?;
+        self.save(state, transition, None).await?;
         self.run_pending(myself, state).await
     }
 }

@@ -511,6 +511,43 @@ impl FulfillmentOrder {
         policy: ShortPickPolicy,
         now: Timestamp,
     ) -> Result<Transition, FulfillmentOrderError> {
+        self.pick(index, picked, policy, now, true)
+    }
+
+    /// The simulated operator's whole job at once: picks every held open
+    /// task in full, then packs. E-commerce hears only `packed`: a `picking`
+    /// event at the same instant would cost a delivery and a commit on its
+    /// side and tell the customer nothing.
+    ///
+    /// # Errors
+    /// As [`Self::confirm_pick`] and [`Self::pack`] (tasks still open).
+    pub fn pick_all_and_pack(
+        &self,
+        policy: ShortPickPolicy,
+        now: Timestamp,
+    ) -> Result<Transition, FulfillmentOrderError> {
+        let mut next = self.clone();
+        let mut steps = Vec::new();
+        for task in self.tasks.iter().filter(|t| t.picked.is_none() && t.held) {
+            let units = self.plan.get(usize::from(task.index)).map_or(0, |p| p.units);
+            let picked = next.pick(task.index, units, policy, now, false)?;
+            next = picked.next;
+            steps.extend(picked.steps);
+        }
+        let packed = next.pack(now)?;
+        steps.extend(packed.steps);
+        Ok(Transition { next: packed.next, events: packed.events, steps })
+    }
+
+    /// [`Self::confirm_pick`]; `announce`: whether the first pick tells e-commerce `picking`.
+    fn pick(
+        &self,
+        index: u16,
+        picked: u32,
+        policy: ShortPickPolicy,
+        now: Timestamp,
+        announce: bool,
+    ) -> Result<Transition, FulfillmentOrderError> {
         let task = self.tasks.get(usize::from(index)).ok_or(FulfillmentOrderError::UnknownTask(index))?;
         if !task.held {
             return Err(FulfillmentOrderError::TaskNotHeld(index));
@@ -558,6 +595,8 @@ impl FulfillmentOrder {
         }
         if next.status == FulfillmentStatus::Released {
             next.status = FulfillmentStatus::Picking;
+        }
+        if announce && self.status == FulfillmentStatus::Released {
             events.extend(next.emit(
                 now,
                 IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Picking, short: vec![] },
@@ -1236,5 +1275,36 @@ mod tests {
             assert_eq!(order.owes_work(false), manual || !order.pending().is_empty(), "{name}, manual");
             assert_eq!(order.owes_work(true), autopilot || !order.pending().is_empty(), "{name}, autopilot");
         }
+    }
+
+    #[test]
+    fn autopilot_picks_and_packs_announcing_only_packed() {
+        let released = released();
+        let by_hand = released
+            .confirm_pick(0, 2, ShortPickPolicy::ShipPartial, NOW)
+            .unwrap()
+            .next
+            .confirm_pick(1, 1, ShortPickPolicy::ShipPartial, NOW)
+            .unwrap()
+            .next
+            .pack(NOW)
+            .unwrap()
+            .next;
+        let at_once = released.pick_all_and_pack(ShortPickPolicy::ShipPartial, NOW).unwrap();
+        assert_eq!(at_once.next.status(), FulfillmentStatus::Packed);
+        assert_eq!(at_once.next.shipments(), by_hand.shipments());
+        assert_eq!(at_once.next.pending(), by_hand.pending());
+        let kinds: Vec<_> = at_once.events.iter().map(|e| e.event.kind()).collect();
+        assert_eq!(kinds, ["fulfillment_progressed"]);
+        assert!(matches!(
+            at_once.events[0].event,
+            IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Packed, .. }
+        ));
+        // One event fewer, so no gap in the sequence e-commerce sees.
+        assert_eq!(at_once.events[0].sequence, released.sequence + 1);
+        let names: Vec<_> = at_once.steps.iter().map(|s| s.name.as_str()).collect();
+        let pack_steps = by_hand.shipments().len();
+        assert_eq!(names.len(), 2 + pack_steps, "{names:?}");
+        assert!(names[..2].iter().all(|n| *n == "picked") && names[2..].iter().all(|n| *n == "packed"), "{names:?}");
     }
 }
