@@ -39,6 +39,8 @@ pub struct Live<T> {
     /// (see [`persist::Change::stage`]). A handler lands them before it
     /// answers anyone and before it returns.
     pub staged: Vec<persist::Staged>,
+    /// Decisions not yet handed to the writer (see [`persist::Unwritten`]).
+    pub unwritten: Option<Box<persist::Unwritten>>,
     /// The long timer armed (a reservation's expiry), cancelled when a new
     /// one is armed or the actor stops: a stopped actor leaves no sleeping
     /// task behind holding its mailbox.
@@ -62,6 +64,7 @@ impl<T> Live<T> {
             attempts: 0,
             in_flight: false,
             staged: Vec::new(),
+            unwritten: None,
             timer: None,
         }
     }

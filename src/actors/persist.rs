@@ -105,6 +105,56 @@ impl Change {
     }
 }
 
+/// What an aggregate actor decided since it last handed a change to the
+/// writer: written as one [`Change`] (the latest snapshot, every event and
+/// step, the event applied) when the actor flushes — before it asks another
+/// actor to act, and before it answers anyone. Consecutive decisions of one
+/// handler thus cost one batch and one snapshot write, not one each.
+#[derive(Debug)]
+pub struct Unwritten {
+    /// Whether the aggregate's saga was over before the first of them.
+    pub was_finished: Option<bool>,
+    /// Events emitted, in order.
+    pub events: Vec<EventEnvelope>,
+    /// Steps taken, in order.
+    pub steps: Vec<SagaStep>,
+    /// The event applied, if any.
+    pub applied: Option<EventId>,
+    /// A further write to commit with them.
+    pub extra: Option<WriteOp>,
+}
+
+impl Unwritten {
+    /// Nothing decided yet, from an aggregate whose saga `was_finished`.
+    pub fn new(was_finished: Option<bool>) -> Self {
+        Self { was_finished, events: Vec::new(), steps: Vec::new(), applied: None, extra: None }
+    }
+
+    /// Whether a decision that applied `applied` and writes `extra` can join
+    /// these (a batch records one applied event and one further write).
+    pub fn can_take(&self, applied: Option<EventId>, extra: Option<&WriteOp>) -> bool {
+        let two_applied = applied.is_some() && self.applied.is_some();
+        let two_extras = extra.is_some() && self.extra.is_some();
+        !two_applied && !two_extras
+    }
+
+    /// Adds a decision (check [`Self::can_take`] first).
+    pub fn take(
+        &mut self,
+        events: Vec<EventEnvelope>,
+        steps: Vec<SagaStep>,
+        applied: Option<EventId>,
+        extra: Option<WriteOp>,
+    ) {
+        self.events.extend(events);
+        self.steps.extend(steps);
+        self.applied = self.applied.or(applied);
+        if extra.is_some() {
+            self.extra = extra;
+        }
+    }
+}
+
 /// A change queued in the writer: its events leave and its steps are
 /// published once it is durable.
 #[derive(Debug)]

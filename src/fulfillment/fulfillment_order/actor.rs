@@ -13,7 +13,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::state::{
     Action, FulfillmentOrder, FulfillmentOrderError, FulfillmentStatus, NewFulfillmentOrder, Transition,
 };
-use crate::actors::persist::Change;
+use crate::actors::persist::{Change, Unwritten};
 use crate::actors::{backoff, idle_check_interval, ChildSpec, Live};
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{
@@ -147,31 +147,50 @@ impl FulfillmentOrderActor {
     ) -> Result<(), ActorProcessingErr> {
         let Transition { next, events, steps } = transition;
         next.check_invariants()?;
-        let now = self.deps.clock.now();
-        let change = Change {
-            kind: FULFILLMENT_ORDER_KIND,
-            id: next.id().to_string(),
-            snapshot: codec::encode(FULFILLMENT_ORDER_VERSION, &next)?,
-            finished: Some(next.is_finished()),
-            was_finished: state.aggregate.as_ref().map(|a| a.is_finished()),
-            order: next.order_id(),
-            events,
-            steps,
-            applied,
-            now,
-            extra,
-        };
-        // Queued, not awaited: the steps of one handler (plan, reservations,
-        // reserved) reach the disk together, and the handler lands them
-        // before it answers or returns.
-        state.staged.push(change.stage(&self.deps.store).await?);
+        if state.unwritten.as_ref().is_some_and(|u| !u.can_take(applied, extra.as_ref())) {
+            self.flush(state).await?;
+        }
+        // Kept in memory until the order asks another actor to act
+        // ([`Self::flush`]) or answers ([`Self::land`]): one handler's
+        // decisions make one batch.
+        let was_finished = state.aggregate.as_ref().map(FulfillmentOrder::is_finished);
+        state
+            .unwritten
+            .get_or_insert_with(|| Box::new(Unwritten::new(was_finished)))
+            .take(events, steps, applied, extra);
         state.aggregate = Some(next);
         Ok(())
     }
 
-    /// Waits until every change staged so far is durable, then lets their
+    /// Hands what was decided so far to the writer, queued, not awaited: a
+    /// bin or shipment asked next queues its own write behind it (the plan
+    /// before the holds), and the handler lands them all before it answers
+    /// or returns.
+    async fn flush(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
+        let Some(unwritten) = state.unwritten.take() else { return Ok(()) };
+        let Unwritten { was_finished, events, steps, applied, extra } = *unwritten;
+        let next = self.current(state)?;
+        let change = Change {
+            kind: FULFILLMENT_ORDER_KIND,
+            id: next.id().to_string(),
+            snapshot: codec::encode(FULFILLMENT_ORDER_VERSION, next)?,
+            finished: Some(next.is_finished()),
+            was_finished,
+            order: next.order_id(),
+            events,
+            steps,
+            applied,
+            now: self.deps.clock.now(),
+            extra,
+        };
+        state.staged.push(change.stage(&self.deps.store).await?);
+        Ok(())
+    }
+
+    /// Waits until every change decided so far is durable, then lets their
     /// events leave: what a handler does before it answers anyone.
     async fn land(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
+        self.flush(state).await?;
         for staged in std::mem::take(&mut state.staged) {
             staged.land(&self.deps.dispatcher, &self.deps.watch).await?;
         }
@@ -191,6 +210,7 @@ impl FulfillmentOrderActor {
                 return Ok(());
             }
             // Whatever an earlier attempt (or a run before a crash) may hold goes back first.
+            self.flush(state).await?;
             for item in order.plan() {
                 bins.resolve(&item.bin, item.reservation, super::state::BinOp::Release).await??;
             }
@@ -213,6 +233,7 @@ impl FulfillmentOrderActor {
             };
             let transition = order.planned(plan, now)?;
             self.save(state, transition, None).await?;
+            self.flush(state).await?; // the plan before the holds
             let order = self.current(state)?.clone();
             let mut short = None;
             for item in order.plan() {
@@ -275,6 +296,7 @@ impl FulfillmentOrderActor {
         let order = self.current(state)?.clone();
         for task in order.tasks().iter().filter(|t| !t.held) {
             let Some(item) = order.plan().get(usize::from(task.index)) else { continue };
+            self.flush(state).await?;
             let held = match self.deps.bin_handle().reserve(&item.bin, item.reservation, &item.sku, item.units).await? {
                 Ok(()) => true,
                 Err(BinError::InsufficientStock { .. }) => false,
@@ -296,6 +318,7 @@ impl FulfillmentOrderActor {
         if order.pending().is_empty() {
             return Ok(());
         }
+        self.flush(state).await?; // what is owed, before it is done
         let mut done = 0;
         for action in order.pending() {
             if let Err(err) = self.perform(&order, action).await {
