@@ -56,6 +56,8 @@ pub struct FulfillmentSection {
     pub reservation_ttl_secs: Option<u64>,
     /// Simulated operators and carrier. Default false.
     pub autopilot: Option<bool>,
+    /// On autopilot, whether the simulated carrier also moves shipments on.
+    pub carrier_autopilot: Option<bool>,
     /// Pause between simulated carrier steps in milliseconds. Default 10.
     pub carrier_step_delay_ms: Option<u64>,
     /// Idle seconds before an actor passivates. Default 30.
@@ -112,6 +114,9 @@ impl FileConfig {
         if let Some(on) = f.autopilot {
             engine.fulfillment.autopilot = on;
         }
+        if let Some(on) = f.carrier_autopilot {
+            engine.fulfillment.carrier_autopilot = on;
+        }
         if let Some(ms) = f.carrier_step_delay_ms {
             engine.fulfillment.carrier_step_delay = Duration::from_millis(ms);
         }
@@ -146,10 +151,11 @@ mod tests {
 
     #[test]
     fn files_override_defaults_and_refuse_unknown_fields() {
-        let file = FileConfig::parse("[fulfillment]\nautopilot = true\nreservation_ttl_secs = 60\nshort_pick = \"ship_partial\"\n[http]\nrate_per_key = 5\n").unwrap();
+        let file = FileConfig::parse("[fulfillment]\nautopilot = true\ncarrier_autopilot = false\nreservation_ttl_secs = 60\nshort_pick = \"ship_partial\"\n[http]\nrate_per_key = 5\n").unwrap();
         let (mut engine, mut http) = (Config::default(), HttpConfig::default());
         file.apply(&mut engine, &mut http);
         assert!(engine.fulfillment.autopilot);
+        assert!(!engine.fulfillment.carrier_on_autopilot());
         assert_eq!(engine.fulfillment.reservation_ttl, Duration::from_secs(60));
         assert_eq!(engine.fulfillment.short_pick, ShortPickPolicy::ShipPartial);
         assert_eq!(http.rate_per_key, 5);
