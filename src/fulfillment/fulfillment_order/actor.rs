@@ -482,7 +482,11 @@ impl FulfillmentOrderActor {
                         return Ok(());
                     }
                     Some(order) => {
-                        let transition = order.apply(&envelope, now);
+                        let transition = if self.deps.config.autopilot {
+                            order.apply_on_autopilot(&envelope, self.deps.config.short_pick, now)
+                        } else {
+                            order.apply(&envelope, now)
+                        };
                         self.save(state, transition, Some(envelope.event_id)).await?;
                     }
                     None => match &envelope.event {

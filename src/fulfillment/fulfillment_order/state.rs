@@ -403,6 +403,31 @@ impl FulfillmentOrder {
     /// Applies an event from e-commerce. Events that no longer matter are
     /// recorded as applied and change nothing else.
     pub fn apply(&self, envelope: &EventEnvelope, now: Timestamp) -> Transition {
+        self.apply_announcing(envelope, now, true)
+    }
+
+    /// [`Self::apply`] with the warehouse on autopilot: a captured payment
+    /// releases the order and the simulated operator picks and packs it in
+    /// the same transition ([`Self::pick_all_and_pack`]), so e-commerce hears
+    /// only `packed` — not `released` at the same instant. Anything else
+    /// applies as [`Self::apply`] does.
+    pub fn apply_on_autopilot(&self, envelope: &EventEnvelope, policy: ShortPickPolicy, now: Timestamp) -> Transition {
+        let quiet = self.apply_announcing(envelope, now, false);
+        if quiet.next.status != FulfillmentStatus::Released {
+            return self.apply(envelope, now);
+        }
+        match quiet.next.pick_all_and_pack(policy, now) {
+            Ok(packed) => {
+                let mut steps = quiet.steps;
+                steps.extend(packed.steps);
+                Transition { next: packed.next, events: packed.events, steps }
+            }
+            // Nothing to pack yet: release as usual, announced.
+            Err(_) => self.apply(envelope, now),
+        }
+    }
+
+    fn apply_announcing(&self, envelope: &EventEnvelope, now: Timestamp, announce: bool) -> Transition {
         let mut next = self.changed(now);
         next.applied.push(envelope.event_id);
         let mut events = Vec::new();
@@ -414,10 +439,12 @@ impl FulfillmentOrder {
                 next.tasks = (0..next.plan.len())
                     .map(|i| PickTask { index: u16::try_from(i).unwrap_or(u16::MAX), picked: None, held: true })
                     .collect();
-                events.extend(next.emit(
-                    now,
-                    IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Released, short: vec![] },
-                ));
+                if announce {
+                    events.extend(next.emit(
+                        now,
+                        IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Released, short: vec![] },
+                    ));
+                }
                 steps.push(step(
                     now,
                     "released_to_warehouse",
@@ -1306,5 +1333,29 @@ mod tests {
         let pack_steps = by_hand.shipments().len();
         assert_eq!(names.len(), 2 + pack_steps, "{names:?}");
         assert!(names[..2].iter().all(|n| *n == "picked") && names[2..].iter().all(|n| *n == "packed"), "{names:?}");
+    }
+
+    #[test]
+    fn on_autopilot_a_capture_releases_picks_and_packs_announcing_only_packed() {
+        let reserved = reserved();
+        let manual =
+            reserved.apply(&captured(), NOW).next.pick_all_and_pack(ShortPickPolicy::ShipPartial, NOW).unwrap();
+        let auto = reserved.apply_on_autopilot(&captured(), ShortPickPolicy::ShipPartial, NOW);
+        assert_eq!(auto.next.status(), FulfillmentStatus::Packed);
+        assert_eq!(auto.next.shipments(), manual.next.shipments());
+        assert_eq!(auto.next.pending(), manual.next.pending());
+        assert!(auto.next.has_applied(captured().event_id));
+        assert_eq!(auto.events.len(), 1);
+        assert!(matches!(
+            auto.events[0].event,
+            IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Packed, .. }
+        ));
+        assert_eq!(auto.events[0].sequence, reserved.sequence + 1, "no gap in what e-commerce sees");
+        let names: Vec<_> = auto.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names.first(), Some(&"released_to_warehouse"), "{names:?}");
+        assert_eq!(names.last(), Some(&"packed"), "{names:?}");
+        // Any other event applies as without autopilot.
+        let cancel = reserved.apply_on_autopilot(&cancelled(), ShortPickPolicy::ShipPartial, NOW);
+        assert_eq!(cancel.next, reserved.apply(&cancelled(), NOW).next);
     }
 }
