@@ -171,7 +171,7 @@ impl Dispatcher {
         let lane = self.lanes.entry(envelope.order_id).or_default();
         if lane.is_empty() {
             lane.push_back(envelope.clone());
-            self.spawn_delivery(envelope, deliveries);
+            self.start_delivery(envelope, deliveries);
             return;
         }
         // Keep the lane in sequence order; the front one is in flight and stays.
@@ -191,7 +191,7 @@ impl Dispatcher {
             match lane.front() {
                 Some(next) => {
                     let next = next.clone();
-                    self.spawn_delivery(next, deliveries);
+                    self.start_delivery(next, deliveries);
                 }
                 None => {
                     self.lanes.remove(&order);
@@ -200,7 +200,7 @@ impl Dispatcher {
         }
     }
 
-    fn spawn_delivery(&self, envelope: EventEnvelope, deliveries: &mut Deliveries) {
+    fn start_delivery(&self, envelope: EventEnvelope, deliveries: &mut Deliveries) {
         let bus = self.bus.clone();
         let stats = self.stats.clone();
         deliveries.push(Box::pin(async move {

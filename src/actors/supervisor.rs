@@ -59,13 +59,14 @@ pub trait ChildSpec: Send + Sync + 'static {
     fn vacant(&self, id: &Self::Id) -> Self::Args;
     /// The store the children write to.
     fn store(&self) -> &crate::persistence::Store;
-    /// Whether a child answers some commands once their write is queued
-    /// rather than durable ([`crate::persistence::Store::enqueue`]). Such a
-    /// child is loaded only after the writer has settled, so a respawned one
-    /// never starts from a snapshot older than its last answer. (Other
-    /// children land their writes before they answer or return; they settle
-    /// only when restarted after a failure.)
-    const ANSWERS_BEFORE_DURABLE: bool = false;
+    /// Whether a child may finish handling a message while its write is
+    /// still queued ([`crate::persistence::Store::enqueue`]), as a bin does
+    /// after answering a hold. Such a child is loaded only after the writer
+    /// has settled, so a respawned one never starts from a snapshot older
+    /// than its last answer. (Other children — a shipment too, which answers
+    /// its creation once queued — wait for their writes before a handler
+    /// returns; they settle only when restarted after a failure.)
+    const RETURNS_BEFORE_DURABLE: bool = false;
 
     /// How often the supervisor asks its children whether they are idle, and
     /// the message it sends them (`None`: children never passivate). One
@@ -162,7 +163,7 @@ pub struct SupervisorState<S: ChildSpec> {
 
 impl<S: ChildSpec> Supervisor<S> {
     async fn load(&self, id: &S::Id, restart: bool) -> Result<Option<S::Args>, SpawnError> {
-        if S::ANSWERS_BEFORE_DURABLE || restart {
+        if S::RETURNS_BEFORE_DURABLE || restart {
             self.spec.store().settled().await.map_err(|err| SpawnError::Store(err.to_string()))?;
         }
         // Inline, not on a blocking thread: one snapshot is a short MVCC read

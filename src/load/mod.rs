@@ -544,13 +544,11 @@ pub async fn place_all<S: Session>(
         }
     }
     let elapsed = started.elapsed();
-    let Latencies { intake, saga } = match Arc::try_unwrap(latencies) {
-        Ok(latencies) => latencies.into_inner().map_err(|_| LoadError::Setup("a worker panicked".to_owned()))?,
-        Err(shared) => {
-            let latencies = shared.lock().map_err(|_| LoadError::Setup("a worker panicked".to_owned()))?;
-            Latencies { intake: latencies.intake.clone(), saga: latencies.saga.clone() }
-        }
-    };
+    // Every worker has been awaited: the histograms are ours alone.
+    let Latencies { intake, saga } = Arc::try_unwrap(latencies)
+        .map_err(|_| LoadError::Setup("a worker outlived the run".to_owned()))?
+        .into_inner()
+        .map_err(|_| LoadError::Setup("a worker panicked".to_owned()))?;
     Ok(Placements { intake, saga, completed, cancelled, timed_out, failed, elapsed })
 }
 

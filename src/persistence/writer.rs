@@ -98,16 +98,14 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
         }
         if !group.is_empty() {
             let stopped = fail_stop.stopped();
-            let result = fail_stop.run(|| {
-                if group.iter().all(|(batch, _)| batch.is_empty()) {
-                    return Ok(()); // barriers only: nothing to write
-                }
-                commit_group(db, &group)
-            });
+            // A group of barriers only (`Store::settled`) writes nothing: no transaction.
+            let writes = group.iter().filter(|(batch, _)| !batch.is_empty()).count();
+            let result = fail_stop.run(|| if writes == 0 { Ok(()) } else { commit_group(db, &group) });
             match &result {
+                Ok(()) if writes == 0 => {}
                 Ok(()) => {
                     stats.commits.fetch_add(1, Ordering::Relaxed);
-                    stats.batches.fetch_add(group.len() as u64, Ordering::Relaxed);
+                    stats.batches.fetch_add(writes as u64, Ordering::Relaxed);
                 }
                 Err(err) if !stopped => {
                     stats.failures.fetch_add(1, Ordering::Relaxed);

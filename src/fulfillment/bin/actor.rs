@@ -8,7 +8,7 @@
 //! stops at its first failure, and the fulfillment order acts on the answer
 //! only through a write of its own, queued later — so a hot bin serves its
 //! orders at memory speed, not one fsync each. A bin is loaded only after
-//! the writer has settled ([`ChildSpec::ANSWERS_BEFORE_DURABLE`]), so a
+//! the writer has settled ([`ChildSpec::RETURNS_BEFORE_DURABLE`]), so a
 //! respawned bin never reads a snapshot older than its last answer.
 
 use std::sync::Arc;
@@ -149,7 +149,7 @@ impl ChildSpec for BinSpec {
         &self.deps.store
     }
 
-    const ANSWERS_BEFORE_DURABLE: bool = true;
+    const RETURNS_BEFORE_DURABLE: bool = true;
 }
 
 impl BinActor {

@@ -1,8 +1,11 @@
 //! The fulfillment order actor: runs fulfillment's side of one order's saga.
 //!
-//! Handler order everywhere: decide (pure), persist (snapshot + outbox +
-//! saga steps + inbox, one atomic batch), swap, reply, then act (reserve at
-//! bins, perform pending actions, arm the expiry timer, drive the autopilot).
+//! Handler order everywhere: decide (pure), swap, and keep what was decided;
+//! before asking a bin or shipment to act, queue it in the writer (snapshot,
+//! outbox, saga steps and inbox in one atomic batch), so the plan lands before
+//! the holds; before answering anyone, and before returning, wait until all
+//! of it is durable, then let its events leave. Acts: reserve at bins,
+//! perform pending actions, arm the expiry timer, drive the autopilot.
 //! The actor never waits on an actor that could be waiting on it: bins and
 //! shipments answer it without calling back.
 
@@ -128,7 +131,7 @@ impl ChildSpec for FulfillmentOrderSpec {
 type State = Live<FulfillmentOrder>;
 
 impl FulfillmentOrderActor {
-    /// Persists a transition, swaps it in and hands its events to the dispatcher.
+    /// Records a transition (see [`Self::save_with`]).
     async fn save(
         &self,
         state: &mut State,
@@ -138,6 +141,8 @@ impl FulfillmentOrderActor {
         self.save_with(state, transition, applied, None).await
     }
 
+    /// Checks and swaps in a transition, keeping what it decided (events,
+    /// steps, the event applied, `extra`) for the handler's next flush.
     async fn save_with(
         &self,
         state: &mut State,
@@ -152,7 +157,7 @@ impl FulfillmentOrderActor {
         }
         // Kept in memory until the order asks another actor to act
         // ([`Self::flush`]) or answers ([`Self::land`]): one handler's
-        // decisions make one batch.
+        // decisions make one batch, and its events leave once it is durable.
         let was_finished = state.aggregate.as_ref().map(FulfillmentOrder::is_finished);
         state
             .unwritten

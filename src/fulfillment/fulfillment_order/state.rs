@@ -412,10 +412,14 @@ impl FulfillmentOrder {
     /// only `packed` — not `released` at the same instant. Anything else
     /// applies as [`Self::apply`] does.
     pub fn apply_on_autopilot(&self, envelope: &EventEnvelope, policy: ShortPickPolicy, now: Timestamp) -> Transition {
-        let quiet = self.apply_announcing(envelope, now, false);
-        if quiet.next.status != FulfillmentStatus::Released {
+        let releases = matches!(
+            (&envelope.event, self.status),
+            (IntegrationEvent::PaymentCaptured { .. }, FulfillmentStatus::Reserved)
+        );
+        if !releases {
             return self.apply(envelope, now);
         }
+        let quiet = self.apply_announcing(envelope, now, false);
         match quiet.next.pick_all_and_pack(policy, now) {
             Ok(packed) => {
                 let mut steps = quiet.steps;
