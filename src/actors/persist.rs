@@ -3,7 +3,7 @@
 //! event it applied — all in one atomic batch (the outbox rule).
 
 use crate::events::{EventEnvelope, EventId, OrderId, SagaStep, Timestamp};
-use crate::persistence::{codec, Pending, Store, StoreError, WriteBatch, WriteOp};
+use crate::persistence::{codec, Pending, Store, StoreError, Urgency, WriteBatch, WriteOp};
 
 use super::dispatcher::{outbox_ops, DispatcherHandle};
 
@@ -78,6 +78,25 @@ impl Change {
     /// # Errors
     /// The store is closed, or a record cannot be encoded.
     pub async fn stage(self, store: &Store) -> Result<Staged, StoreError> {
+        self.stage_as(store, Urgency::Now).await
+    }
+
+    /// Whether someone outside the engine may be waiting on this change: it
+    /// lets events leave, applies an event (its sender waits for the answer)
+    /// or carries a further write (an idempotency record: a client waits).
+    pub fn needs_now(&self) -> bool {
+        !self.events.is_empty() || self.applied.is_some() || self.extra.is_some()
+    }
+
+    /// [`Self::stage`] with the writer told how soon it must commit. A change
+    /// that [needs it now](Self::needs_now) may still be queued lazily when
+    /// an urgent write of the same handler follows it (see
+    /// [`Staged::needs_now`]).
+    ///
+    /// # Errors
+    /// The store is closed, or a record cannot be encoded.
+    pub async fn stage_as(self, store: &Store, urgency: Urgency) -> Result<Staged, StoreError> {
+        let needs_now = self.needs_now();
         let Change { kind, id, snapshot, finished, was_finished, order, events, steps, applied, now, extra } = self;
         let mut batch = WriteBatch::new();
         if let Some(finished) = finished {
@@ -100,8 +119,8 @@ impl Change {
         if let Some(event) = applied {
             batch.push(WriteOp::RecordInbox { key: event.as_raw(), at: now.as_millis() });
         }
-        let pending = store.enqueue(batch).await?;
-        Ok(Staged { pending, order, events, steps })
+        let pending = store.enqueue_as(batch, urgency).await?;
+        Ok(Staged { pending, order, events, steps, needs_now, urgency })
     }
 }
 
@@ -138,6 +157,12 @@ impl Unwritten {
         !two_applied && !two_extras
     }
 
+    /// Whether someone outside the engine may be waiting on these decisions
+    /// (see [`Change::needs_now`]).
+    pub fn needs_now(&self) -> bool {
+        !self.events.is_empty() || self.applied.is_some() || self.extra.is_some()
+    }
+
     /// Adds a decision (check [`Self::can_take`] first).
     pub fn take(
         &mut self,
@@ -164,16 +189,29 @@ pub struct Staged {
     order: OrderId,
     events: Vec<EventEnvelope>,
     steps: Vec<SagaStep>,
+    needs_now: bool,
+    urgency: Urgency,
 }
 
 impl Staged {
+    /// Whether someone outside the engine may be waiting on the change
+    /// ([`Change::needs_now`]).
+    pub fn needs_now(&self) -> bool {
+        self.needs_now
+    }
+
+    /// How it was queued.
+    pub fn urgency(&self) -> Urgency {
+        self.urgency
+    }
+
     /// Waits until the change is on disk, then hands its events to the
     /// dispatcher and publishes its steps to watchers.
     ///
     /// # Errors
     /// The commit failed: nothing was acknowledged and no event leaves.
     pub async fn land(self, dispatcher: &DispatcherHandle, watch: &Watch) -> Result<(), StoreError> {
-        let Staged { pending, order, events, steps } = self;
+        let Staged { pending, order, events, steps, .. } = self;
         pending.durable().await?;
         dispatcher.enqueue(events);
         if watch.receiver_count() > 0 {

@@ -22,7 +22,7 @@ use crossbeam_channel::Sender;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tokio::sync::oneshot;
 
-pub use writer::WriterStats;
+pub use writer::{WriterStats, LAZY_WRITE_DELAY};
 
 /// Bytes of page cache redb may use per store.
 pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -155,6 +155,17 @@ pub enum WriteOp {
         /// The scoped key.
         key: String,
     },
+}
+
+/// How soon a queued batch must reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    /// Commit as soon as the writer is free: someone outside the engine (a
+    /// caller, a receiver of events) waits on it.
+    Now,
+    /// May wait up to [`writer::LAZY_WRITE_DELAY`] for an urgent batch to
+    /// share its commit: only the engine's own bookkeeping waits on it.
+    Lazy,
 }
 
 /// A batch queued in the writer ([`Store::enqueue`]), not yet known durable.
@@ -320,12 +331,22 @@ impl Store {
     /// # Errors
     /// [`StoreError::Closed`].
     pub async fn enqueue(&self, batch: WriteBatch) -> Result<Pending> {
+        self.enqueue_as(batch, Urgency::Now).await
+    }
+
+    /// [`Store::enqueue`] with a say in when the commit happens: a
+    /// [`Urgency::Lazy`] batch waits up to [`writer::LAZY_WRITE_DELAY`] for an
+    /// urgent one to share its fsync.
+    ///
+    /// # Errors
+    /// [`StoreError::Closed`].
+    pub async fn enqueue_as(&self, batch: WriteBatch, urgency: Urgency) -> Result<Pending> {
         let (done, wait) = oneshot::channel();
         if batch.is_empty() {
             let _ = done.send(Ok(()));
             return Ok(Pending(wait));
         }
-        self.send(writer::Request::Write { batch, done: Some(done) }).await?;
+        self.send(writer::Request::Write { batch, done: Some(done), lazy: urgency == Urgency::Lazy }).await?;
         Ok(Pending(wait))
     }
 
@@ -337,7 +358,7 @@ impl Store {
     /// The writer's failure, or [`StoreError::Closed`].
     pub async fn settled(&self) -> Result<()> {
         let (done, wait) = oneshot::channel();
-        self.send(writer::Request::Write { batch: WriteBatch::new(), done: Some(done) }).await?;
+        self.send(writer::Request::Write { batch: WriteBatch::new(), done: Some(done), lazy: false }).await?;
         wait.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -348,7 +369,7 @@ impl Store {
         if batch.is_empty() {
             return;
         }
-        let request = writer::Request::Write { batch, done: None };
+        let request = writer::Request::Write { batch, done: None, lazy: true };
         if let Err(err) = self.inner.sender.try_send(request) {
             // Full or closed: hand it over from a blocking thread rather than stall an async one.
             let sender = self.inner.sender.clone();
@@ -664,6 +685,32 @@ mod tests {
             assert!(polls < 1_000, "a fire-and-forget write never landed");
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn lazy_writes_ride_with_the_next_urgent_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let mut lazy = Vec::new();
+        for i in 0..3u32 {
+            let mut batch = WriteBatch::new();
+            batch.push(put("shipment", &format!("{i}"), b"lazy"));
+            lazy.push(store.enqueue_as(batch, Urgency::Lazy).await.unwrap());
+        }
+        let mut urgent = WriteBatch::new();
+        urgent.push(put("order", "now", b"urgent"));
+        store.commit(urgent).await.unwrap();
+        // Queued before it, the lazy batches are on disk when the urgent one is.
+        assert_eq!(store.snapshots("shipment").unwrap().len(), 3);
+        for pending in lazy {
+            pending.durable().await.unwrap();
+        }
+        // Alone, a lazy write still lands (after LAZY_WRITE_DELAY).
+        let mut batch = WriteBatch::new();
+        batch.push(put("shipment", "alone", b"lazy"));
+        store.enqueue_as(batch, Urgency::Lazy).await.unwrap().durable().await.unwrap();
+        assert_eq!(store.snapshot("shipment", "alone").unwrap(), Some(b"lazy".to_vec()));
         store.close();
     }
 

@@ -7,6 +7,14 @@
 //! full in a transaction that commits, or the sender hears of the failure.
 //! Batches commit in the order they were submitted.
 //!
+//! **Lazy writes.** A batch queued with [`super::Urgency::Lazy`] (a write
+//! nobody outside the engine waits on: a shipment's label progress, a
+//! fulfillment order noting its actions done, a bin's hold that its order's
+//! own write follows) does not start a commit of its own while the writer
+//! has nothing urgent: it waits up to [`LAZY_WRITE_DELAY`] for an urgent
+//! batch to share that commit's fsync. Order is kept: a lazy batch commits
+//! with, or before, every batch queued after it.
+//!
 //! **Fail-stop.** After a transaction fails, the writer commits nothing more:
 //! every later batch is answered with the first failure. A batch may have been
 //! decided on top of an earlier one that is still queued (a bin answers before
@@ -28,15 +36,21 @@ use super::{tables, StoreError, WriteBatch, WriteOp};
 pub const GROUP_BATCHES_MAX: usize = 4096;
 /// Most batches waiting for the writer; a full queue makes submitters wait (backpressure).
 pub const WRITE_QUEUE_MAX: usize = 65_536;
-/// Longest a group of fire-and-forget writes ([`super::Store::submit`]) waits
-/// for a write someone waits on to share its commit.
+/// Longest a group of lazy writes (fire-and-forget ones from
+/// [`super::Store::submit`], and [`super::Urgency::Lazy`] ones) waits for an
+/// urgent write to share its commit.
 pub const LAZY_WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Where a batch's outcome goes (none for fire-and-forget writes).
 type Done = Option<oneshot::Sender<Result<(), StoreError>>>;
 
 pub(super) enum Request {
-    Write { batch: WriteBatch, done: Done },
+    /// `lazy`: the batch may wait for an urgent one ([`LAZY_WRITE_DELAY`]).
+    Write {
+        batch: WriteBatch,
+        done: Done,
+        lazy: bool,
+    },
     Stop,
 }
 
@@ -68,22 +82,33 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
     let mut fail_stop = FailStop::default();
     loop {
         let mut stop = false;
+        // Whether the group holds a batch that must not wait for company.
+        let mut urgent = false;
         match receiver.recv() {
-            Ok(Request::Write { batch, done }) => group.push((batch, done)),
+            Ok(Request::Write { batch, done, lazy }) => {
+                urgent |= !lazy;
+                group.push((batch, done));
+            }
             Ok(Request::Stop) | Err(_) => stop = true,
         }
+        // A group of lazy writes waits this long at most, from its first batch.
+        let deadline = std::time::Instant::now() + LAZY_WRITE_DELAY;
         while !stop && group.len() < GROUP_BATCHES_MAX {
             match receiver.try_recv() {
-                Ok(Request::Write { batch, done }) => group.push((batch, done)),
+                Ok(Request::Write { batch, done, lazy }) => {
+                    urgent |= !lazy;
+                    group.push((batch, done));
+                }
                 Ok(Request::Stop) => stop = true,
                 Err(TryRecvError::Empty) => {
-                    // Nobody waits on a group of fire-and-forget writes (deletes of
-                    // delivered outbox rows): hold it until a write someone waits
-                    // for comes to carry it, or LAZY_WRITE_DELAY passes, so it
-                    // never costs a waiting writer an fsync of its own.
-                    if group.iter().all(|(_, done)| done.is_none()) {
-                        match receiver.recv_timeout(LAZY_WRITE_DELAY) {
-                            Ok(Request::Write { batch, done }) => {
+                    // Nobody outside waits on a group of lazy writes (deletes of
+                    // delivered outbox rows, label progress…): hold it until an
+                    // urgent write comes to carry it, or LAZY_WRITE_DELAY passes,
+                    // so it never costs an urgent write an fsync of its own.
+                    if !urgent {
+                        match receiver.recv_deadline(deadline) {
+                            Ok(Request::Write { batch, done, lazy }) => {
+                                urgent |= !lazy;
                                 group.push((batch, done));
                                 continue;
                             }

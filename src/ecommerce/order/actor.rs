@@ -5,6 +5,13 @@
 //! part of the persisted order; the actor performs the first one in a task
 //! (the gateway is I/O) and gets its answer back as a message, retrying
 //! unavailable gateways with backoff under the same idempotency key.
+//!
+//! One exception saves a commit per order: the capture owed once stock is
+//! reserved starts before the receipt of that event is written, and if the
+//! gateway answers within [`CAPTURE_INLINE_WAIT`] the receipt and the
+//! capture are written together. Nothing is acknowledged or lets an event
+//! leave before that write is durable; a crash before it redelivers the
+//! event, and the capture, retried under the same key, charges once.
 
 use std::sync::Arc;
 
@@ -18,6 +25,14 @@ use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{EventEnvelope, EventId, OrderId};
 use crate::persistence::{codec, StoreError, WriteOp};
+
+/// Longest an order waits, while it applies `stock_reserved`, for the
+/// capture it then owes, to write both as one change. A slower gateway
+/// answers later as a message, as any payment operation does.
+pub const CAPTURE_INLINE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The gateway's answer to a payment operation, when it comes.
+type PaymentAnswer = tokio::sync::oneshot::Receiver<(PaymentOp, Result<(), PaymentError>)>;
 
 /// Record kind of order snapshots.
 pub const ORDER_KIND: &str = "order";
@@ -148,31 +163,89 @@ impl OrderActor {
 
     /// Starts the first owed payment operation, unless one is under way.
     fn pay(&self, myself: &ActorRef<OrderMsg>, state: &mut State) {
-        let Some(order) = state.aggregate.as_ref() else { return };
-        let Some(op) = order.pending_payments().first().cloned() else { return };
         if state.in_flight {
             return;
         }
+        let Some(answer) = state.aggregate.as_ref().and_then(|order| self.start_payment(order)) else { return };
+        state.in_flight = true;
+        forward(answer, myself);
+    }
+
+    /// Starts `order`'s first owed payment operation in a task; its answer
+    /// comes on the returned channel.
+    fn start_payment(&self, order: &Order) -> Option<PaymentAnswer> {
+        let op = order.pending_payments().first().cloned()?;
+        let (answer, answered) = tokio::sync::oneshot::channel();
         let Some(authorization) = order.payment().authorization.clone() else {
             // Nothing was ever authorized: there is nothing to capture, void or refund.
-            let _ =
-                myself.cast(OrderMsg::PaymentAnswered(op, Err(PaymentError::Declined("no authorization".to_owned()))));
-            return;
+            let _ = answer.send((op, Err(PaymentError::Declined("no authorization".to_owned()))));
+            return Some(answered);
         };
-        state.in_flight = true;
         let gateway = self.deps.gateway.clone();
         let key = op.key(order.id());
         let total = order.total();
-        let myself = myself.clone();
         tokio::spawn(async move {
             let result = match &op {
                 PaymentOp::Capture => gateway.capture(key, authorization, total).await,
                 PaymentOp::Void => gateway.void(key, authorization).await,
                 PaymentOp::Refund { amount, .. } => gateway.refund(key, authorization, *amount).await,
             };
-            let _ = myself.cast(OrderMsg::PaymentAnswered(op, result));
+            let _ = answer.send((op, result));
         });
+        Some(answered)
     }
+
+    /// Applies a delivered event. When it leaves a capture owed, starts it
+    /// and waits up to [`CAPTURE_INLINE_WAIT`] for a definite answer to write
+    /// with the event's receipt; otherwise the answer comes as a message.
+    async fn apply_event(
+        &self,
+        myself: &ActorRef<OrderMsg>,
+        state: &mut State,
+        envelope: &EventEnvelope,
+        now: crate::events::Timestamp,
+    ) -> Result<(), ActorProcessingErr> {
+        let order = self.current(state)?;
+        let mut transition = order.apply(envelope, now);
+        let owes_capture = transition.next.pending_payments().first() == Some(&PaymentOp::Capture);
+        let mut later = None;
+        if owes_capture && !state.in_flight {
+            if let Some(mut answer) = self.start_payment(&transition.next) {
+                match tokio::time::timeout(CAPTURE_INLINE_WAIT, &mut answer).await {
+                    Ok(Ok((op, result))) if !matches!(result, Err(PaymentError::Unavailable(_))) => {
+                        transition = transition.then(|next| next.payment_result(&op, result, now));
+                    }
+                    // Unavailable: retried with backoff, as any payment operation.
+                    Ok(Ok((op, result))) => later = Some(Ok((op, result))),
+                    Ok(Err(_)) => {}
+                    Err(_) => later = Some(Err(answer)),
+                }
+            }
+        }
+        self.save(state, transition, Some(envelope.event_id)).await?;
+        match later {
+            Some(Ok((op, result))) => {
+                state.in_flight = true;
+                myself.cast(OrderMsg::PaymentAnswered(op, result))?;
+            }
+            Some(Err(answer)) => {
+                state.in_flight = true;
+                forward(answer, myself);
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+/// Hands a payment operation's answer to the order as a message when it comes.
+fn forward(answer: PaymentAnswer, myself: &ActorRef<OrderMsg>) {
+    let myself = myself.clone();
+    tokio::spawn(async move {
+        if let Ok((op, result)) = answer.await {
+            let _ = myself.cast(OrderMsg::PaymentAnswered(op, result));
+        }
+    });
 }
 
 impl Actor for OrderActor {
@@ -247,8 +320,7 @@ impl Actor for OrderActor {
                         let _ = reply.send(Ok(Delivery::Duplicate));
                         return Ok(());
                     }
-                    let transition = order.apply(&envelope, now);
-                    self.save(state, transition, Some(envelope.event_id)).await?;
+                    self.apply_event(&myself, state, &envelope, now).await?;
                     let _ = reply.send(Ok(Delivery::Applied));
                     self.pay(&myself, state);
                 }

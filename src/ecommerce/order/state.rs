@@ -270,6 +270,19 @@ pub struct Transition {
     pub steps: Vec<SagaStep>,
 }
 
+impl Transition {
+    /// This decision followed by the one `then` takes from its result: one
+    /// transition, written as one change, with the events and steps of both in order.
+    #[must_use]
+    pub fn then(self, then: impl FnOnce(&Order) -> Transition) -> Transition {
+        let Transition { next, mut events, mut steps } = self;
+        let after = then(&next);
+        events.extend(after.events);
+        steps.extend(after.steps);
+        Transition { next: after.next, events, steps }
+    }
+}
+
 /// What a cancellation request led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {
@@ -801,6 +814,33 @@ mod tests {
     fn paid() -> Order {
         let order = reserved(&placed());
         order.payment_result(&PaymentOp::Capture, Ok(()), NOW).next
+    }
+
+    #[test]
+    fn a_receipt_and_the_capture_it_owes_make_one_transition() {
+        let order = placed();
+        let event = from_fulfillment(
+            &order,
+            1,
+            IntegrationEvent::StockReserved {
+                fulfillment_order_id: FulfillmentOrderId::from_raw(7),
+                expires_at: NOW,
+                shipments_planned: 1,
+            },
+        );
+        let receipt = order.apply(&event, NOW);
+        assert_eq!(receipt.next.pending_payments(), &[PaymentOp::Capture]);
+        let both = receipt.clone().then(|next| next.payment_result(&PaymentOp::Capture, Ok(()), NOW));
+        let captured = receipt.next.payment_result(&PaymentOp::Capture, Ok(()), NOW);
+        assert_eq!(both.next, captured.next, "the same order as the two decisions one after the other");
+        assert_eq!(both.next, paid());
+        assert!(both.next.pending_payments().is_empty());
+        let expected: Vec<_> = receipt.events.iter().chain(&captured.events).cloned().collect();
+        assert_eq!(both.events, expected, "every event of both, in order");
+        assert!(!both.events.is_empty());
+        let steps: Vec<_> = receipt.steps.iter().chain(&captured.steps).cloned().collect();
+        assert_eq!(both.steps, steps, "every step of both, in order");
+        assert!(both.next.has_applied(event.event_id));
     }
 
     fn dispatched(order: &Order) -> Order {

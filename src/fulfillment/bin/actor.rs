@@ -20,7 +20,7 @@ use crate::actors::{idle_check_interval, ChildSpec, Live};
 use crate::events::{BinId, ReservationId, Sku};
 use crate::fulfillment::fulfillment_order::state::BinOp;
 use crate::fulfillment::Deps;
-use crate::persistence::{codec, StoreError, WriteBatch, WriteOp};
+use crate::persistence::{codec, StoreError, Urgency, WriteBatch, WriteOp};
 
 /// Record kind of bin snapshots.
 pub const BIN_KIND: &str = "bin";
@@ -107,7 +107,8 @@ pub enum BinMsg {
 enum Wait {
     /// Until it is on disk (people's commands).
     Durable,
-    /// Until it is queued in the writer (a fulfillment order's holds).
+    /// Until it is queued in the writer, lazily (a fulfillment order's
+    /// holds: the order's own write follows and decides when they commit).
     Queued,
 }
 
@@ -160,7 +161,9 @@ impl BinActor {
         if let Some(record) = record {
             batch.push(record);
         }
-        let pending = self.deps.store.enqueue(batch).await?;
+        // A hold or pick is followed by its order's own write, which decides how soon they commit.
+        let urgency = if wait == Wait::Durable { Urgency::Now } else { Urgency::Lazy };
+        let pending = self.deps.store.enqueue_as(batch, urgency).await?;
         if wait == Wait::Durable {
             pending.durable().await?;
         }

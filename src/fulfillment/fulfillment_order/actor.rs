@@ -4,7 +4,9 @@
 //! before asking a bin or shipment to act, queue it in the writer (snapshot,
 //! outbox, saga steps and inbox in one atomic batch), so the plan lands before
 //! the holds; before answering anyone, and before returning, wait until all
-//! of it is durable, then let its events leave. Acts: reserve at bins,
+//! of it is durable, then let its events leave. A batch that lets no event
+//! leave, applies none and answers no person (actions noted done, a label
+//! acknowledged) is queued lazily: it shares the next urgent commit. Acts: reserve at bins,
 //! perform pending actions, arm the expiry timer, drive the autopilot.
 //! The actor never waits on an actor that could be waiting on it: bins and
 //! shipments answer it without calling back.
@@ -16,7 +18,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::state::{
     Action, FulfillmentOrder, FulfillmentOrderError, FulfillmentStatus, NewFulfillmentOrder, Transition,
 };
-use crate::actors::persist::{Change, Unwritten};
+use crate::actors::persist::{Change, Staged, Unwritten};
 use crate::actors::{backoff, idle_check_interval, ChildSpec, Live};
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{
@@ -26,7 +28,7 @@ use crate::fulfillment::bin::BinError;
 use crate::fulfillment::shipment::state::{NewShipment, ShipmentStage};
 use crate::fulfillment::warehouse::{allocate, BinStock};
 use crate::fulfillment::Deps;
-use crate::persistence::{codec, StoreError, WriteOp};
+use crate::persistence::{codec, StoreError, Urgency, WriteOp};
 
 /// Record kind of fulfillment order snapshots.
 pub const FULFILLMENT_ORDER_KIND: &str = "fulfillment_order";
@@ -167,11 +169,16 @@ impl FulfillmentOrderActor {
         Ok(())
     }
 
-    /// Hands what was decided so far to the writer, queued, not awaited: a
-    /// bin or shipment asked next queues its own write behind it (the plan
-    /// before the holds), and the handler lands them all before it answers
-    /// or returns.
+    /// Hands what was decided so far to the writer, queued lazily, not
+    /// awaited: a bin or shipment asked next queues its own write behind it
+    /// (the plan before the holds), and the handler lands them all, with an
+    /// urgent write if anyone waits, before it answers or returns.
     async fn flush(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
+        self.queue(state, Urgency::Lazy).await
+    }
+
+    /// Queues what was decided so far, as `urgency` says.
+    async fn queue(&self, state: &mut State, urgency: Urgency) -> Result<(), ActorProcessingErr> {
         let Some(unwritten) = state.unwritten.take() else { return Ok(()) };
         let Unwritten { was_finished, events, steps, applied, extra } = *unwritten;
         let next = self.current(state)?;
@@ -188,14 +195,27 @@ impl FulfillmentOrderActor {
             now: self.deps.clock.now(),
             extra,
         };
-        state.staged.push(change.stage(&self.deps.store).await?);
+        state.staged.push(change.stage_as(&self.deps.store, urgency).await?);
         Ok(())
     }
 
     /// Waits until every change decided so far is durable, then lets their
     /// events leave: what a handler does before it answers anyone.
+    ///
+    /// The handler's writes so far were queued lazily; they commit at once
+    /// (with the last of them, or a barrier) when anyone may wait on them: a
+    /// person, the sender of an event, the receivers of one.
     async fn land(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
-        self.flush(state).await?;
+        let wanted = state.urgency == Urgency::Now
+            || state.unwritten.as_ref().is_some_and(|u| u.needs_now())
+            || state.staged.iter().any(Staged::needs_now);
+        let urgency = if wanted { Urgency::Now } else { Urgency::Lazy };
+        if state.unwritten.is_some() {
+            self.queue(state, urgency).await?;
+        } else if wanted && state.staged.last().is_some_and(|s| s.urgency() == Urgency::Lazy) {
+            // Nothing left to write: an empty urgent batch carries the lazy ones.
+            self.deps.store.settled().await?;
+        }
         for staged in std::mem::take(&mut state.staged) {
             staged.land(&self.deps.dispatcher, &self.deps.watch).await?;
         }
@@ -457,10 +477,20 @@ impl Actor for FulfillmentOrderActor {
         // Boxed: an idle actor's task then holds a pointer, not the
         // largest state of this future (see BENCHMARKS.md, memory).
         crate::actors::boxed(async move {
+            // A person or client waits on these: nothing they decide is held back.
+            if matches!(
+                message,
+                FulfillmentOrderMsg::Create(..)
+                    | FulfillmentOrderMsg::ConfirmPick { .. }
+                    | FulfillmentOrderMsg::Pack(_)
+            ) {
+                state.urgency = Urgency::Now;
+            }
             let result = self.on(&myself, message, state).await;
             // Whatever the handler staged lands, even when it failed half way:
             // a restarted actor must not read a snapshot older than a write still queued.
             let landed = self.land(state).await;
+            state.urgency = Urgency::Lazy;
             result.and(landed)
         })
         .await

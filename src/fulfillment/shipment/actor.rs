@@ -14,7 +14,7 @@ use super::state::{NewShipment, Shipment, ShipmentError, ShipmentStage};
 use crate::actors::{backoff, idle_check_interval, ChildSpec, Live};
 use crate::events::ShipmentId;
 use crate::fulfillment::{Deps, FulfillmentError};
-use crate::persistence::{codec, Pending, StoreError, WriteBatch, WriteOp};
+use crate::persistence::{codec, Pending, StoreError, Urgency, WriteBatch, WriteOp};
 
 /// Record kind of shipment snapshots.
 pub const SHIPMENT_KIND: &str = "shipment";
@@ -114,14 +114,16 @@ impl ChildSpec for ShipmentSpec {
 type State = Live<Shipment>;
 
 impl ShipmentActor {
-    async fn save(&self, state: &mut State, next: Shipment) -> Result<(), ActorProcessingErr> {
-        self.stage(state, next).await?.durable().await?;
+    async fn save(&self, state: &mut State, next: Shipment, urgency: Urgency) -> Result<(), ActorProcessingErr> {
+        self.stage(state, next, urgency).await?.durable().await?;
         Ok(())
     }
 
     /// Queues the write of `next` and swaps it in; durable once the returned
-    /// [`Pending`] says so.
-    async fn stage(&self, state: &mut State, next: Shipment) -> Result<Pending, ActorProcessingErr> {
+    /// [`Pending`] says so. The shipment's own progress (created, labelled,
+    /// each carrier stage) is [`Urgency::Lazy`]: the fulfillment order's
+    /// write that tells anyone of it is urgent, and carries it.
+    async fn stage(&self, state: &mut State, next: Shipment, urgency: Urgency) -> Result<Pending, ActorProcessingErr> {
         let mut batch = WriteBatch::new();
         let id = next.id().to_string();
         let was_finished = state.aggregate.as_ref().map(Shipment::is_finished);
@@ -129,7 +131,7 @@ impl ShipmentActor {
             batch.push(op);
         }
         batch.push(WriteOp::PutSnapshot { kind: SHIPMENT_KIND, id, bytes: codec::encode(SHIPMENT_VERSION, &next)? });
-        let pending = self.deps.store.enqueue(batch).await?;
+        let pending = self.deps.store.enqueue_as(batch, urgency).await?;
         state.aggregate = Some(next);
         Ok(pending)
     }
@@ -263,7 +265,7 @@ impl Actor for ShipmentActor {
                     // The fulfillment order asking acts on the answer only through a
                     // write of its own, queued after this one (see `Store::enqueue`):
                     // it hears back at once, and the label waits until this is durable.
-                    let pending = self.stage(state, shipment.clone()).await?;
+                    let pending = self.stage(state, shipment.clone(), Urgency::Lazy).await?;
                     let _ = reply.send(shipment);
                     pending.durable().await?;
                     self.follow_up(&myself, state).await?;
@@ -283,7 +285,7 @@ impl Actor for ShipmentActor {
                     match shipment.advance(stage, &detail, tracking_number, now) {
                         Ok(next) => {
                             if next != shipment {
-                                self.save(state, next).await?;
+                                self.save(state, next, Urgency::Lazy).await?;
                             }
                         }
                         Err(err) => tracing::warn!(shipment = %shipment.id(), cause = %err, "stage no longer applies"),
@@ -297,7 +299,7 @@ impl Actor for ShipmentActor {
                     match shipment.advance(ShipmentStage::Cancelled, "order cancelled", None, now) {
                         Ok(next) => {
                             if next != shipment {
-                                self.save(state, next.clone()).await?;
+                                self.save(state, next.clone(), Urgency::Now).await?;
                             }
                             let _ = reply.send(Ok(next));
                         }
