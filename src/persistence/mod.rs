@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition, TableHandle};
 use tokio::sync::oneshot;
 
 pub use writer::{WriterStats, LAZY_WRITE_DELAY};
@@ -30,18 +30,87 @@ pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) mod tables {
     use super::TableDefinition;
 
+    /// Every record of a store, each kind under its own key prefix ([`super::keys`]).
+    /// One table, so that a commit rewrites one B-tree's path and not one per
+    /// kind of record: each further table a commit touches costs it about
+    /// 30 µs of page writes on the benchmark machine (BENCHMARKS.md).
+    pub(crate) const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records_v2");
+
+    /// Tables of the first layout (one per kind of record); a store that has
+    /// them is refused rather than read as empty.
+    pub(crate) const LAYOUT_V1: [&str; 6] =
+        ["snapshots_v1", "open_v1", "outbox_v1", "inbox_v1", "saga_steps_v1", "idempotency_v1"];
+}
+
+/// Keys of [`tables::RECORDS`]: a tag byte for the kind of record, then the
+/// record's own key, encoded so that byte order is the order reads need.
+pub(crate) mod keys {
     /// (kind, id) -> versioned snapshot bytes.
-    pub(crate) const SNAPSHOTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("snapshots_v1");
-    /// (kind, id) of every aggregate whose saga is not terminal: what recovery resumes.
-    pub(crate) const OPEN: TableDefinition<(&str, &str), ()> = TableDefinition::new("open_v1");
+    pub(crate) const SNAPSHOT: u8 = 1;
+    /// (kind, id) of every aggregate whose saga is not terminal (empty value): what recovery resumes.
+    pub(crate) const OPEN: u8 = 2;
     /// event id -> encoded envelope, until the receiver has acknowledged it.
-    pub(crate) const OUTBOX: TableDefinition<u128, &[u8]> = TableDefinition::new("outbox_v1");
-    /// event id -> when it was applied (ms since the epoch).
-    pub(crate) const INBOX: TableDefinition<u128, u64> = TableDefinition::new("inbox_v1");
+    pub(crate) const OUTBOX: u8 = 3;
+    /// event id -> when it was applied (ms since the epoch, big-endian).
+    pub(crate) const INBOX: u8 = 4;
     /// (order id, step id) -> encoded saga step.
-    pub(crate) const SAGA_STEPS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("saga_steps_v1");
+    pub(crate) const STEP: u8 = 5;
     /// idempotency key -> encoded record.
-    pub(crate) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency_v1");
+    pub(crate) const IDEMPOTENCY: u8 = 6;
+
+    /// `tag`, `kind`, a zero byte, `id`: a kind's records sort together, by id.
+    pub(crate) fn named(tag: u8, kind: &str, id: &str) -> Vec<u8> {
+        let mut key = kind_prefix(tag, kind);
+        key.extend_from_slice(id.as_bytes());
+        key
+    }
+
+    /// The prefix of every [`named`] key of `kind`.
+    pub(crate) fn kind_prefix(tag: u8, kind: &str) -> Vec<u8> {
+        debug_assert!(!kind.as_bytes().contains(&0), "a record kind has no zero byte");
+        let mut key = Vec::with_capacity(2 + kind.len() + 32);
+        key.push(tag);
+        key.extend_from_slice(kind.as_bytes());
+        key.push(0);
+        key
+    }
+
+    /// `tag` and a number, big-endian so that numbers sort as bytes do.
+    pub(crate) fn number(tag: u8, n: u128) -> [u8; 17] {
+        let mut key = [0; 17];
+        key[0] = tag;
+        key[1..].copy_from_slice(&n.to_be_bytes());
+        key
+    }
+
+    /// An order's saga step.
+    pub(crate) fn step(order: u128, step: u128) -> [u8; 33] {
+        let mut key = [0; 33];
+        key[0] = STEP;
+        key[1..17].copy_from_slice(&order.to_be_bytes());
+        key[17..].copy_from_slice(&step.to_be_bytes());
+        key
+    }
+
+    /// `tag` and a text key.
+    pub(crate) fn text(tag: u8, text: &str) -> Vec<u8> {
+        let mut key = Vec::with_capacity(1 + text.len());
+        key.push(tag);
+        key.extend_from_slice(text.as_bytes());
+        key
+    }
+
+    /// The first key after every key that starts with `prefix` (`None`: no such key).
+    pub(crate) fn after_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
+        let mut end = prefix.to_vec();
+        while let Some(last) = end.pop() {
+            if last < u8::MAX {
+                end.push(last + 1);
+                return Some(end);
+            }
+        }
+        None
+    }
 }
 
 /// A storage failure.
@@ -283,14 +352,16 @@ impl Store {
             }
         }
         let txn = db.begin_write().map_err(StoreError::from_redb)?;
-        {
-            txn.open_table(tables::SNAPSHOTS).map_err(StoreError::from_redb)?;
-            txn.open_table(tables::OPEN).map_err(StoreError::from_redb)?;
-            txn.open_table(tables::OUTBOX).map_err(StoreError::from_redb)?;
-            txn.open_table(tables::INBOX).map_err(StoreError::from_redb)?;
-            txn.open_table(tables::SAGA_STEPS).map_err(StoreError::from_redb)?;
-            txn.open_table(tables::IDEMPOTENCY).map_err(StoreError::from_redb)?;
+        let old = txn.list_tables().map_err(StoreError::from_redb)?.any(|t| tables::LAYOUT_V1.contains(&t.name()));
+        if old {
+            return Err(StoreError::Corrupt {
+                what: path.display().to_string(),
+                detail: "written by an older Orderdock (one table per kind of record); \
+                         this version reads the one-table layout only: drain it with the version that wrote it"
+                    .to_owned(),
+            });
         }
+        txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
         txn.commit().map_err(StoreError::from_redb)?;
         let db = Arc::new(db);
         let stats = Arc::new(WriterStats::default());
@@ -415,10 +486,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn snapshot(&self, kind: &str, id: &str) -> Result<Option<Vec<u8>>> {
-        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
-        let table = txn.open_table(tables::SNAPSHOTS).map_err(StoreError::from_redb)?;
-        let value = table.get((kind, id)).map_err(StoreError::from_redb)?;
-        Ok(value.map(|guard| guard.value().to_vec()))
+        self.get(&keys::named(keys::SNAPSHOT, kind, id))
     }
 
     /// Every snapshot of `kind`, in id order.
@@ -426,18 +494,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn snapshots(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
-        let table = txn.open_table(tables::SNAPSHOTS).map_err(StoreError::from_redb)?;
-        let mut found = Vec::new();
-        for row in table.range((kind, "")..).map_err(StoreError::from_redb)? {
-            let (key, value) = row.map_err(StoreError::from_redb)?;
-            let (row_kind, id) = key.value();
-            if row_kind != kind {
-                break;
-            }
-            found.push((id.to_owned(), value.value().to_vec()));
-        }
-        Ok(found)
+        self.snapshots_after(kind, None, usize::MAX)
     }
 
     /// Up to `max` snapshots of `kind` with ids after `after` (exclusive), in id order.
@@ -445,20 +502,16 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn snapshots_after(&self, kind: &str, after: Option<&str>, max: usize) -> Result<Vec<(String, Vec<u8>)>> {
-        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
-        let table = txn.open_table(tables::SNAPSHOTS).map_err(StoreError::from_redb)?;
+        let prefix = keys::kind_prefix(keys::SNAPSHOT, kind);
+        let from = keys::named(keys::SNAPSHOT, kind, after.unwrap_or(""));
         let mut found = Vec::new();
-        for row in table.range((kind, after.unwrap_or(""))..).map_err(StoreError::from_redb)? {
-            let (key, value) = row.map_err(StoreError::from_redb)?;
-            let (row_kind, id) = key.value();
-            if row_kind != kind || found.len() >= max {
-                break;
+        self.scan(&prefix, &from, |id, value| {
+            let id = text(id)?;
+            if Some(id.as_str()) != after {
+                found.push((id, value.to_vec()));
             }
-            if Some(id) == after {
-                continue;
-            }
-            found.push((id.to_owned(), value.value().to_vec()));
-        }
+            Ok(found.len() < max)
+        })?;
         Ok(found)
     }
 
@@ -467,13 +520,12 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn idempotency_records(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
-        let table = txn.open_table(tables::IDEMPOTENCY).map_err(StoreError::from_redb)?;
+        let prefix = [keys::IDEMPOTENCY];
         let mut found = Vec::new();
-        for row in table.iter().map_err(StoreError::from_redb)? {
-            let (key, value) = row.map_err(StoreError::from_redb)?;
-            found.push((key.value().to_owned(), value.value().to_vec()));
-        }
+        self.scan(&prefix, &prefix, |key, value| {
+            found.push((text(key)?, value.to_vec()));
+            Ok(true)
+        })?;
         Ok(found)
     }
 
@@ -482,17 +534,12 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn open_ids(&self, kind: &str) -> Result<Vec<String>> {
-        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
-        let table = txn.open_table(tables::OPEN).map_err(StoreError::from_redb)?;
+        let prefix = keys::kind_prefix(keys::OPEN, kind);
         let mut found = Vec::new();
-        for row in table.range((kind, "")..).map_err(StoreError::from_redb)? {
-            let (key, _) = row.map_err(StoreError::from_redb)?;
-            let (row_kind, id) = key.value();
-            if row_kind != kind {
-                break;
-            }
-            found.push(id.to_owned());
-        }
+        self.scan(&prefix, &prefix, |id, _| {
+            found.push(text(id)?);
+            Ok(true)
+        })?;
         Ok(found)
     }
 
@@ -503,17 +550,19 @@ impl Store {
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn open_snapshots(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
-        let open = txn.open_table(tables::OPEN).map_err(StoreError::from_redb)?;
-        let snapshots = txn.open_table(tables::SNAPSHOTS).map_err(StoreError::from_redb)?;
-        let mut found = Vec::new();
-        for row in open.range((kind, "")..).map_err(StoreError::from_redb)? {
-            let (key, _) = row.map_err(StoreError::from_redb)?;
-            let (row_kind, id) = key.value();
-            if row_kind != kind {
-                break;
-            }
-            if let Some(bytes) = snapshots.get((kind, id)).map_err(StoreError::from_redb)? {
-                found.push((id.to_owned(), bytes.value().to_vec()));
+        let table = txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
+        let prefix = keys::kind_prefix(keys::OPEN, kind);
+        let mut ids = Vec::new();
+        scan_table(&table, &prefix, &prefix, |id, _| {
+            ids.push(text(id)?);
+            Ok(true)
+        })?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(bytes) =
+                table.get(keys::named(keys::SNAPSHOT, kind, &id).as_slice()).map_err(StoreError::from_redb)?
+            {
+                found.push((id, bytes.value().to_vec()));
             }
         }
         Ok(found)
@@ -524,13 +573,12 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn outbox(&self) -> Result<Vec<(u128, Vec<u8>)>> {
-        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
-        let table = txn.open_table(tables::OUTBOX).map_err(StoreError::from_redb)?;
+        let prefix = [keys::OUTBOX];
         let mut found = Vec::new();
-        for row in table.iter().map_err(StoreError::from_redb)? {
-            let (key, value) = row.map_err(StoreError::from_redb)?;
-            found.push((key.value(), value.value().to_vec()));
-        }
+        self.scan(&prefix, &prefix, |key, value| {
+            found.push((number(key)?, value.to_vec()));
+            Ok(true)
+        })?;
         Ok(found)
     }
 
@@ -539,13 +587,13 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn steps(&self, order: u128) -> Result<Vec<(u128, Vec<u8>)>> {
-        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
-        let table = txn.open_table(tables::SAGA_STEPS).map_err(StoreError::from_redb)?;
+        let from = keys::step(order, 0);
+        let prefix = &from[..17];
         let mut found = Vec::new();
-        for row in table.range((order, 0u128)..=(order, u128::MAX)).map_err(StoreError::from_redb)? {
-            let (key, value) = row.map_err(StoreError::from_redb)?;
-            found.push((key.value().1, value.value().to_vec()));
-        }
+        self.scan(prefix, &from, |key, value| {
+            found.push((number(key)?, value.to_vec()));
+            Ok(true)
+        })?;
         Ok(found)
     }
 
@@ -554,30 +602,88 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn idempotency(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
-        let table = txn.open_table(tables::IDEMPOTENCY).map_err(StoreError::from_redb)?;
-        let value = table.get(key).map_err(StoreError::from_redb)?;
-        Ok(value.map(|guard| guard.value().to_vec()))
+        self.get(&keys::text(keys::IDEMPOTENCY, key))
     }
 
-    /// Counts of the store's tables and writer.
+    /// Counts of the store's records and writer. Counting reads every key
+    /// of the counted kinds: this is for inspection and metrics, not a hot path.
     ///
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn stats(&self) -> Result<StoreStats> {
         use std::sync::atomic::Ordering;
         let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
-        let outbox = txn.open_table(tables::OUTBOX).map_err(StoreError::from_redb)?;
-        let inbox = txn.open_table(tables::INBOX).map_err(StoreError::from_redb)?;
-        let open = txn.open_table(tables::OPEN).map_err(StoreError::from_redb)?;
+        let table = txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
+        let count = |tag: u8| -> Result<u64> {
+            let mut n = 0;
+            scan_table(&table, &[tag], &[tag], |_, _| {
+                n += 1;
+                Ok(true)
+            })?;
+            Ok(n)
+        };
         Ok(StoreStats {
-            outbox_len: outbox.len().map_err(StoreError::from_redb)?,
-            inbox_len: inbox.len().map_err(StoreError::from_redb)?,
-            open_len: open.len().map_err(StoreError::from_redb)?,
+            outbox_len: count(keys::OUTBOX)?,
+            inbox_len: count(keys::INBOX)?,
+            open_len: count(keys::OPEN)?,
             commits: self.inner.stats.commits.load(Ordering::Relaxed),
             batches: self.inner.stats.batches.load(Ordering::Relaxed),
         })
     }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
+        let table = txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
+        let value = table.get(key).map_err(StoreError::from_redb)?;
+        Ok(value.map(|guard| guard.value().to_vec()))
+    }
+
+    /// Calls `each` with the rest of the key (after `prefix`) and the value
+    /// of every record whose key starts with `prefix`, from `from` on, in key
+    /// order, until it returns `false`.
+    fn scan(&self, prefix: &[u8], from: &[u8], each: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
+        let table = txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
+        scan_table(&table, prefix, from, each)
+    }
+}
+
+/// [`Store::scan`] in an open read transaction.
+fn scan_table(
+    table: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    prefix: &[u8],
+    from: &[u8],
+    mut each: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+) -> Result<()> {
+    let rows = match keys::after_prefix(prefix) {
+        Some(end) => table.range(from..end.as_slice()),
+        None => table.range(from..),
+    }
+    .map_err(StoreError::from_redb)?;
+    for row in rows {
+        let (key, value) = row.map_err(StoreError::from_redb)?;
+        let key = key.value();
+        let Some(rest) = key.strip_prefix(prefix) else { break };
+        if !each(rest, value.value())? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// A text key read back.
+fn text(bytes: &[u8]) -> Result<String> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| StoreError::Corrupt { what: "a record key".to_owned(), detail: "not UTF-8".to_owned() })
+}
+
+/// The last 16 bytes of a key, as the big-endian number they encode.
+fn number(bytes: &[u8]) -> Result<u128> {
+    let tail: [u8; 16] = bytes
+        .get(bytes.len().saturating_sub(16)..)
+        .and_then(|tail| tail.try_into().ok())
+        .ok_or_else(|| StoreError::Corrupt { what: "a record key".to_owned(), detail: "too short".to_owned() })?;
+    Ok(u128::from_be_bytes(tail))
 }
 
 impl StoreError {
@@ -712,6 +818,92 @@ mod tests {
         store.enqueue_as(batch, Urgency::Lazy).await.unwrap().durable().await.unwrap();
         assert_eq!(store.snapshot("shipment", "alone").unwrap(), Some(b"lazy".to_vec()));
         store.close();
+    }
+
+    #[tokio::test]
+    async fn each_kind_of_record_reads_back_alone_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let mut batch = WriteBatch::new();
+        // Kinds that prefix one another, and ids that sort differently as numbers.
+        for (kind, id) in [("order", "b"), ("order", "a"), ("order_x", "a"), ("orde", "z"), ("order", "a\u{0}b")] {
+            batch.push(put(kind, id, id.as_bytes()));
+            batch.push(WriteOp::MarkOpen { kind, id: id.to_owned() });
+        }
+        for (order, step) in [(2u128, 5u128), (1, 9), (2, 1), (3, 0), (2, u128::MAX)] {
+            batch.push(WriteOp::AppendStep { order, step, bytes: vec![order as u8, step as u8] });
+        }
+        for event in [300u128, 2, u128::MAX] {
+            batch.push(WriteOp::PutOutbox { key: event, bytes: vec![1] });
+            batch.push(WriteOp::RecordInbox { key: event, at: 7 });
+        }
+        batch.push(WriteOp::PutIdempotency { key: "k2".to_owned(), bytes: vec![2] });
+        batch.push(WriteOp::PutIdempotency { key: "k1".to_owned(), bytes: vec![1] });
+        store.commit(batch).await.unwrap();
+
+        let ids = |rows: Vec<(String, Vec<u8>)>| rows.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+        assert_eq!(ids(store.snapshots("order").unwrap()), ["a", "a\u{0}b", "b"]);
+        assert_eq!(ids(store.snapshots("order_x").unwrap()), ["a"]);
+        assert_eq!(ids(store.snapshots("orde").unwrap()), ["z"]);
+        assert_eq!(ids(store.snapshots_after("order", Some("a"), 1).unwrap()), ["a\u{0}b"]);
+        assert_eq!(ids(store.snapshots_after("order", Some("a\u{0}b"), 10).unwrap()), ["b"]);
+        assert_eq!(store.open_ids("order").unwrap(), ["a", "a\u{0}b", "b"]);
+        assert_eq!(ids(store.open_snapshots("order_x").unwrap()), ["a"]);
+        assert_eq!(store.snapshot("order", "b").unwrap(), Some(b"b".to_vec()));
+        assert_eq!(store.snapshot("order", "c").unwrap(), None);
+        let steps: Vec<u128> = store.steps(2).unwrap().into_iter().map(|(step, _)| step).collect();
+        assert_eq!(steps, [1, 5, u128::MAX]);
+        assert_eq!(store.steps(4).unwrap(), vec![]);
+        let outbox: Vec<u128> = store.outbox().unwrap().into_iter().map(|(event, _)| event).collect();
+        assert_eq!(outbox, [2, 300, u128::MAX]);
+        assert_eq!(ids(store.idempotency_records().unwrap()), ["k1", "k2"]);
+        assert_eq!(store.idempotency("k2").unwrap(), Some(vec![2]));
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.outbox_len, stats.inbox_len, stats.open_len), (3, 3, 5));
+
+        let mut batch = WriteBatch::new();
+        batch.push(WriteOp::MarkClosed { kind: "order", id: "a".to_owned() });
+        batch.push(WriteOp::DeleteOutbox { key: 300 });
+        batch.push(WriteOp::DeleteIdempotency { key: "k1".to_owned() });
+        store.commit(batch).await.unwrap();
+        assert_eq!(store.open_ids("order").unwrap(), ["a\u{0}b", "b"]);
+        assert_eq!(store.outbox().unwrap().len(), 2);
+        assert_eq!(store.idempotency("k1").unwrap(), None);
+        store.close();
+    }
+
+    #[test]
+    fn a_store_of_the_first_layout_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let old: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("snapshots_v1");
+                txn.open_table(old).unwrap().insert(("order", "1"), b"x".as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        match Store::open(&path) {
+            Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("older Orderdock"), "{detail}"),
+            other => panic!("an old layout must be refused, got {other:?}"),
+        }
+        // Refusing changed nothing: the old records are there, and no new table was made.
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let names: Vec<String> = txn.list_tables().unwrap().map(|t| t.name().to_owned()).collect();
+        assert_eq!(names, ["snapshots_v1"]);
+        let old: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("snapshots_v1");
+        let table = txn.open_table(old).unwrap();
+        assert_eq!(table.get(("order", "1")).unwrap().map(|v| v.value().to_vec()), Some(b"x".to_vec()));
+    }
+
+    #[test]
+    fn the_first_key_after_a_prefix() {
+        assert_eq!(keys::after_prefix(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(keys::after_prefix(&[1, 255]), Some(vec![2]));
+        assert_eq!(keys::after_prefix(&[255, 255]), None);
     }
 
     #[tokio::test]

@@ -184,50 +184,47 @@ impl FailStop {
 }
 
 fn commit_group(db: &Database, group: &[(WriteBatch, Done)]) -> Result<(), StoreError> {
+    use super::keys;
     let mut txn = db.begin_write().map_err(StoreError::from_redb)?;
     txn.set_durability(Durability::Immediate).map_err(StoreError::from_redb)?;
     {
-        let mut snapshots = txn.open_table(tables::SNAPSHOTS).map_err(StoreError::from_redb)?;
-        let mut open = txn.open_table(tables::OPEN).map_err(StoreError::from_redb)?;
-        let mut outbox = txn.open_table(tables::OUTBOX).map_err(StoreError::from_redb)?;
-        let mut inbox = txn.open_table(tables::INBOX).map_err(StoreError::from_redb)?;
-        let mut steps = txn.open_table(tables::SAGA_STEPS).map_err(StoreError::from_redb)?;
-        let mut idempotency = txn.open_table(tables::IDEMPOTENCY).map_err(StoreError::from_redb)?;
+        let mut records = txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
         for (batch, _) in group {
             for op in &batch.ops {
                 match op {
                     WriteOp::PutSnapshot { kind, id, bytes } => {
-                        snapshots.insert((*kind, id.as_str()), bytes.as_slice()).map_err(StoreError::from_redb)?;
+                        put(&mut records, &keys::named(keys::SNAPSHOT, kind, id), bytes)
                     }
-                    WriteOp::MarkOpen { kind, id } => {
-                        open.insert((*kind, id.as_str()), ()).map_err(StoreError::from_redb)?;
-                    }
-                    WriteOp::MarkClosed { kind, id } => {
-                        open.remove((*kind, id.as_str())).map_err(StoreError::from_redb)?;
-                    }
-                    WriteOp::PutOutbox { key, bytes } => {
-                        outbox.insert(*key, bytes.as_slice()).map_err(StoreError::from_redb)?;
-                    }
-                    WriteOp::DeleteOutbox { key } => {
-                        outbox.remove(*key).map_err(StoreError::from_redb)?;
-                    }
+                    WriteOp::MarkOpen { kind, id } => put(&mut records, &keys::named(keys::OPEN, kind, id), &[]),
+                    WriteOp::PutOutbox { key, bytes } => put(&mut records, &keys::number(keys::OUTBOX, *key), bytes),
                     WriteOp::RecordInbox { key, at } => {
-                        inbox.insert(*key, *at).map_err(StoreError::from_redb)?;
+                        put(&mut records, &keys::number(keys::INBOX, *key), &at.to_be_bytes())
                     }
-                    WriteOp::AppendStep { order, step, bytes } => {
-                        steps.insert((*order, *step), bytes.as_slice()).map_err(StoreError::from_redb)?;
-                    }
+                    WriteOp::AppendStep { order, step, bytes } => put(&mut records, &keys::step(*order, *step), bytes),
                     WriteOp::PutIdempotency { key, bytes } => {
-                        idempotency.insert(key.as_str(), bytes.as_slice()).map_err(StoreError::from_redb)?;
+                        put(&mut records, &keys::text(keys::IDEMPOTENCY, key), bytes)
                     }
-                    WriteOp::DeleteIdempotency { key } => {
-                        idempotency.remove(key.as_str()).map_err(StoreError::from_redb)?;
-                    }
+                    WriteOp::MarkClosed { kind, id } => remove(&mut records, &keys::named(keys::OPEN, kind, id)),
+                    WriteOp::DeleteOutbox { key } => remove(&mut records, &keys::number(keys::OUTBOX, *key)),
+                    WriteOp::DeleteIdempotency { key } => remove(&mut records, &keys::text(keys::IDEMPOTENCY, key)),
                 }
+                .map_err(StoreError::from_redb)?;
             }
         }
     }
     txn.commit().map_err(StoreError::from_redb)
+}
+
+fn put(
+    records: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), redb::StorageError> {
+    records.insert(key, value).map(|_| ())
+}
+
+fn remove(records: &mut redb::Table<'_, &'static [u8], &'static [u8]>, key: &[u8]) -> Result<(), redb::StorageError> {
+    records.remove(key).map(|_| ())
 }
 
 #[cfg(test)]
