@@ -22,6 +22,8 @@
 //! earlier one failed would store a state that never existed. The process
 //! must restart, and recovery reads the store as last committed.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -184,52 +186,95 @@ impl FailStop {
 }
 
 fn commit_group(db: &Database, group: &[(WriteBatch, Done)]) -> Result<(), StoreError> {
-    use super::keys;
+    let writes = last_writes(group.iter().map(|(batch, _)| batch));
     let mut txn = db.begin_write().map_err(StoreError::from_redb)?;
     txn.set_durability(Durability::Immediate).map_err(StoreError::from_redb)?;
     {
         let mut records = txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
-        for (batch, _) in group {
-            for op in &batch.ops {
-                match op {
-                    WriteOp::PutSnapshot { kind, id, bytes } => {
-                        put(&mut records, &keys::named(keys::SNAPSHOT, kind, id), bytes)
-                    }
-                    WriteOp::MarkOpen { kind, id } => put(&mut records, &keys::named(keys::OPEN, kind, id), &[]),
-                    WriteOp::PutOutbox { key, bytes } => put(&mut records, &keys::number(keys::OUTBOX, *key), bytes),
-                    WriteOp::RecordInbox { key, at } => {
-                        put(&mut records, &keys::number(keys::INBOX, *key), &at.to_be_bytes())
-                    }
-                    WriteOp::AppendStep { order, step, bytes } => put(&mut records, &keys::step(*order, *step), bytes),
-                    WriteOp::PutIdempotency { key, bytes } => {
-                        put(&mut records, &keys::text(keys::IDEMPOTENCY, key), bytes)
-                    }
-                    WriteOp::MarkClosed { kind, id } => remove(&mut records, &keys::named(keys::OPEN, kind, id)),
-                    WriteOp::DeleteOutbox { key } => remove(&mut records, &keys::number(keys::OUTBOX, *key)),
-                    WriteOp::DeleteIdempotency { key } => remove(&mut records, &keys::text(keys::IDEMPOTENCY, key)),
-                }
-                .map_err(StoreError::from_redb)?;
+        for (key, value) in &writes {
+            match value {
+                Some(value) => records.insert(key.as_slice(), value.as_ref()).map(|_| ()),
+                None => records.remove(key.as_slice()).map(|_| ()),
             }
+            .map_err(StoreError::from_redb)?;
         }
     }
     txn.commit().map_err(StoreError::from_redb)
 }
 
-fn put(
-    records: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
-    key: &[u8],
-    value: &[u8],
-) -> Result<(), redb::StorageError> {
-    records.insert(key, value).map(|_| ())
-}
+/// A record's key and the value to put in it (`None`: remove it).
+type KeyWrite<'a> = (Vec<u8>, Option<Cow<'a, [u8]>>);
 
-fn remove(records: &mut redb::Table<'_, &'static [u8], &'static [u8]>, key: &[u8]) -> Result<(), redb::StorageError> {
-    records.remove(key).map(|_| ())
+/// The writes of a group as (key, value to put or `None` to remove), one
+/// per key: the last one. A group commits as one transaction, so a key's
+/// earlier writes in it can never be seen: an order's snapshot written three
+/// times in one handler, a bin's after each of a dozen holds, an outbox row
+/// put and deleted, each cost one B-tree write.
+fn last_writes<'a>(batches: impl Iterator<Item = &'a WriteBatch>) -> Vec<KeyWrite<'a>> {
+    use super::keys;
+    let mut writes: Vec<KeyWrite<'a>> = Vec::new();
+    for batch in batches {
+        for op in &batch.ops {
+            let write = match op {
+                WriteOp::PutSnapshot { kind, id, bytes } => (keys::named(keys::SNAPSHOT, kind, id), Some(bytes.into())),
+                WriteOp::MarkOpen { kind, id } => (keys::named(keys::OPEN, kind, id), Some((&[][..]).into())),
+                WriteOp::PutOutbox { key, bytes } => (keys::number(keys::OUTBOX, *key).to_vec(), Some(bytes.into())),
+                WriteOp::RecordInbox { key, at } => {
+                    (keys::number(keys::INBOX, *key).to_vec(), Some(at.to_be_bytes().to_vec().into()))
+                }
+                WriteOp::AppendStep { order, step, bytes } => (keys::step(*order, *step).to_vec(), Some(bytes.into())),
+                WriteOp::PutIdempotency { key, bytes } => (keys::text(keys::IDEMPOTENCY, key), Some(bytes.into())),
+                WriteOp::MarkClosed { kind, id } => (keys::named(keys::OPEN, kind, id), None),
+                WriteOp::DeleteOutbox { key } => (keys::number(keys::OUTBOX, *key).to_vec(), None),
+                WriteOp::DeleteIdempotency { key } => (keys::text(keys::IDEMPOTENCY, key), None),
+            };
+            writes.push(write);
+        }
+    }
+    let mut last: HashMap<&[u8], usize> = HashMap::with_capacity(writes.len());
+    for (at, (key, _)) in writes.iter().enumerate() {
+        last.insert(key.as_slice(), at);
+    }
+    let keep: Vec<bool> =
+        writes.iter().enumerate().map(|(at, (key, _))| last.get(key.as_slice()) == Some(&at)).collect();
+    drop(last);
+    let mut keep = keep.into_iter();
+    writes.retain(|_| keep.next().unwrap_or(false));
+    writes
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_writes_each_key_once_with_its_last_value() {
+        let mut first = WriteBatch::new();
+        first.push(WriteOp::PutSnapshot { kind: "bin", id: "b1".to_owned(), bytes: vec![1] });
+        first.push(WriteOp::MarkOpen { kind: "order", id: "o1".to_owned() });
+        first.push(WriteOp::PutOutbox { key: 7, bytes: vec![7] });
+        let mut second = WriteBatch::new();
+        second.push(WriteOp::PutSnapshot { kind: "bin", id: "b2".to_owned(), bytes: vec![2] });
+        second.push(WriteOp::PutSnapshot { kind: "bin", id: "b1".to_owned(), bytes: vec![3] });
+        second.push(WriteOp::MarkClosed { kind: "order", id: "o1".to_owned() });
+        second.push(WriteOp::DeleteOutbox { key: 7 });
+        second.push(WriteOp::PutOutbox { key: 8, bytes: vec![8] });
+        let writes = last_writes([&first, &second].into_iter());
+        let view: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            writes.into_iter().map(|(key, value)| (key, value.map(|v| v.into_owned()))).collect();
+        use super::super::keys;
+        assert_eq!(
+            view,
+            vec![
+                (keys::named(keys::SNAPSHOT, "bin", "b2"), Some(vec![2])),
+                (keys::named(keys::SNAPSHOT, "bin", "b1"), Some(vec![3])),
+                (keys::named(keys::OPEN, "order", "o1"), None),
+                (keys::number(keys::OUTBOX, 7).to_vec(), None),
+                (keys::number(keys::OUTBOX, 8).to_vec(), Some(vec![8])),
+            ],
+            "one write per key, the last, in the order of those last writes"
+        );
+    }
 
     #[test]
     fn a_failed_commit_stops_every_later_one() {
