@@ -82,10 +82,12 @@ impl Change {
     }
 
     /// Whether someone outside the engine may be waiting on this change: it
-    /// lets events leave, applies an event (its sender waits for the answer)
-    /// or carries a further write (an idempotency record: a client waits).
+    /// lets events leave (their receivers wait) or carries a further write
+    /// (an idempotency record: a client waits). Applying an event is not
+    /// enough: its sender is the engine's dispatcher, which only deletes the
+    /// outbox row once answered.
     pub fn needs_now(&self) -> bool {
-        !self.events.is_empty() || self.applied.is_some() || self.extra.is_some()
+        !self.events.is_empty() || self.extra.is_some()
     }
 
     /// [`Self::stage`] with the writer told how soon it must commit. A change
@@ -160,7 +162,7 @@ impl Unwritten {
     /// Whether someone outside the engine may be waiting on these decisions
     /// (see [`Change::needs_now`]).
     pub fn needs_now(&self) -> bool {
-        !self.events.is_empty() || self.applied.is_some() || self.extra.is_some()
+        !self.events.is_empty() || self.extra.is_some()
     }
 
     /// Adds a decision (check [`Self::can_take`] first).

@@ -24,7 +24,7 @@ use crate::ecommerce::payments::PaymentError;
 use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{EventEnvelope, EventId, OrderId};
-use crate::persistence::{codec, StoreError, WriteOp};
+use crate::persistence::{codec, StoreError, Urgency, WriteOp};
 
 /// Longest an order waits, while it applies `stock_reserved`, for the
 /// capture it then owes, to write both as one change. A slower gateway
@@ -124,13 +124,17 @@ impl ChildSpec for OrderSpec {
 type State = Live<Order>;
 
 impl OrderActor {
+    /// Writes a transition and waits until it is durable; `urgency` is
+    /// [`Urgency::Now`] when a person waits on the answer, else the change's
+    /// content decides (see [`Change::needs_now`]).
     async fn save(
         &self,
         state: &mut State,
         transition: Transition,
         applied: Option<EventId>,
+        urgency: Urgency,
     ) -> Result<(), ActorProcessingErr> {
-        self.save_with(state, transition, applied, None).await
+        self.save_with(state, transition, applied, None, urgency).await
     }
 
     async fn save_with(
@@ -139,6 +143,7 @@ impl OrderActor {
         transition: Transition,
         applied: Option<EventId>,
         extra: Option<WriteOp>,
+        urgency: Urgency,
     ) -> Result<(), ActorProcessingErr> {
         let Transition { next, events, steps } = transition;
         next.check_invariants()?;
@@ -156,7 +161,8 @@ impl OrderActor {
             now,
             extra,
         };
-        change.commit(&self.deps.store, &self.deps.dispatcher, &self.deps.watch).await?;
+        let urgency = if change.needs_now() { Urgency::Now } else { urgency };
+        change.stage_as(&self.deps.store, urgency).await?.land(&self.deps.dispatcher, &self.deps.watch).await?;
         state.aggregate = Some(next);
         Ok(())
     }
@@ -222,7 +228,7 @@ impl OrderActor {
                 }
             }
         }
-        self.save(state, transition, Some(envelope.event_id)).await?;
+        self.save(state, transition, Some(envelope.event_id), Urgency::Lazy).await?;
         match later {
             Some(Ok((op, result))) => {
                 state.in_flight = true;
@@ -302,7 +308,7 @@ impl Actor for OrderActor {
                     };
                     match Order::place(new, authorization, now) {
                         Ok(transition) => {
-                            self.save_with(state, transition, None, record).await?;
+                            self.save_with(state, transition, None, record, Urgency::Now).await?;
                             let _ = reply.send(Ok(self.current(state)?.clone()));
                         }
                         Err(err) => {
@@ -331,7 +337,7 @@ impl Actor for OrderActor {
                     match order.request_cancel(now) {
                         Ok((outcome, transition)) => {
                             if transition.next != order {
-                                self.save(state, transition, None).await?;
+                                self.save(state, transition, None, Urgency::Now).await?;
                             }
                             let _ = reply.send(Ok((outcome, self.current(state)?.clone())));
                             self.pay(&myself, state);
@@ -357,7 +363,7 @@ impl Actor for OrderActor {
                     state.attempts = 0;
                     let transition = order.payment_result(&op, result, now);
                     if transition.next != order {
-                        self.save(state, transition, None).await?;
+                        self.save(state, transition, None, Urgency::Lazy).await?;
                     }
                     self.pay(&myself, state);
                 }

@@ -5,7 +5,7 @@
 //! outbox, saga steps and inbox in one atomic batch), so the plan lands before
 //! the holds; before answering anyone, and before returning, wait until all
 //! of it is durable, then let its events leave. A batch that lets no event
-//! leave, applies none and answers no person (actions noted done, a label
+//! leave and answers no person (an event's receipt, actions noted done, a label
 //! acknowledged) is queued lazily: it shares the next urgent commit. Acts: reserve at bins,
 //! perform pending actions, arm the expiry timer, drive the autopilot.
 //! The actor never waits on an actor that could be waiting on it: bins and
