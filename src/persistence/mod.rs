@@ -22,7 +22,7 @@ use crossbeam_channel::Sender;
 use redb::{Database, ReadableDatabase, TableDefinition, TableHandle};
 use tokio::sync::oneshot;
 
-pub use writer::{WriterStats, LAZY_WRITE_DELAY};
+pub use writer::{WriterStats, LAZY_AWAITED_DELAY, LAZY_WRITE_DELAY};
 
 /// Bytes of page cache redb may use per store. The stores are written far
 /// more than read (a snapshot is read when its actor respawns): 16 MiB
@@ -236,7 +236,7 @@ pub enum Urgency {
     /// Commit as soon as the writer is free: someone outside the engine (a
     /// caller, a receiver of events) waits on it.
     Now,
-    /// May wait up to [`writer::LAZY_WRITE_DELAY`] for an urgent batch to
+    /// May wait up to [`writer::LAZY_AWAITED_DELAY`] for an urgent batch to
     /// share its commit: only the engine's own bookkeeping waits on it.
     Lazy,
 }
@@ -410,7 +410,7 @@ impl Store {
     }
 
     /// [`Store::enqueue`] with a say in when the commit happens: a
-    /// [`Urgency::Lazy`] batch waits up to [`writer::LAZY_WRITE_DELAY`] for an
+    /// [`Urgency::Lazy`] batch waits up to [`writer::LAZY_AWAITED_DELAY`] for an
     /// urgent one to share its fsync.
     ///
     /// # Errors
@@ -816,7 +816,7 @@ mod tests {
         for pending in lazy {
             pending.durable().await.unwrap();
         }
-        // Alone, a lazy write still lands (after LAZY_WRITE_DELAY).
+        // Alone, a lazy write still lands (after LAZY_AWAITED_DELAY).
         let mut batch = WriteBatch::new();
         batch.push(put("shipment", "alone", b"lazy"));
         store.enqueue_as(batch, Urgency::Lazy).await.unwrap().durable().await.unwrap();
