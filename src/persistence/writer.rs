@@ -89,6 +89,7 @@ pub(super) fn start(
 fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
     let mut group: Vec<(WriteBatch, Done)> = Vec::new();
     let mut fail_stop = FailStop::default();
+    let mut scratch = Scratch::default();
     loop {
         let mut stop = false;
         // Until when the group may wait for company (now: it holds an urgent batch).
@@ -132,7 +133,7 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
             let stopped = fail_stop.stopped();
             // A group of barriers only (`Store::settled`) writes nothing: no transaction.
             let writes = group.iter().filter(|(batch, _)| !batch.is_empty()).count();
-            let result = fail_stop.run(|| if writes == 0 { Ok(()) } else { commit_group(db, &group) });
+            let result = fail_stop.run(|| if writes == 0 { Ok(()) } else { commit_group(db, &group, &mut scratch) });
             match &result {
                 Ok(()) if writes == 0 => {}
                 Ok(()) => {
@@ -212,16 +213,16 @@ impl FailStop {
     }
 }
 
-fn commit_group(db: &Database, group: &[(WriteBatch, Done)]) -> Result<(), StoreError> {
-    let writes = last_writes(group.iter().map(|(batch, _)| batch));
+fn commit_group(db: &Database, group: &[(WriteBatch, Done)], scratch: &mut Scratch) -> Result<(), StoreError> {
+    scratch.plan(group.iter().map(|(batch, _)| batch));
     let mut txn = db.begin_write().map_err(StoreError::from_redb)?;
     txn.set_durability(Durability::Immediate).map_err(StoreError::from_redb)?;
     {
         let mut records = txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
-        for (key, value) in &writes {
+        for (key, value) in scratch.writes(group.iter().map(|(batch, _)| batch)) {
             match value {
-                Some(value) => records.insert(key.as_slice(), value.as_ref()).map(|_| ()),
-                None => records.remove(key.as_slice()).map(|_| ()),
+                Some(value) => records.insert(key, value.as_ref()).map(|_| ()),
+                None => records.remove(key).map(|_| ()),
             }
             .map_err(StoreError::from_redb)?;
         }
@@ -229,45 +230,88 @@ fn commit_group(db: &Database, group: &[(WriteBatch, Done)]) -> Result<(), Store
     txn.commit().map_err(StoreError::from_redb)
 }
 
-/// A record's key and the value to put in it (`None`: remove it).
-type KeyWrite<'a> = (Vec<u8>, Option<Cow<'a, [u8]>>);
+/// The writer's buffers for planning a group's writes, kept from group to
+/// group: a group of thousands of batches would otherwise allocate (and
+/// the kernel zero) megabytes for each commit.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Every write's key, in order.
+    keys: Vec<Vec<u8>>,
+    /// Whether a later write of the group has the same key.
+    superseded: Vec<bool>,
+    /// Hash of a key -> its latest write so far.
+    latest: HashMap<u64, usize>,
+}
 
-/// The writes of a group as (key, value to put or `None` to remove), one
-/// per key: the last one. A group commits as one transaction, so a key's
-/// earlier writes in it can never be seen: an order's snapshot written three
-/// times in one handler, a bin's after each of a dozen holds, an outbox row
-/// put and deleted, each cost one B-tree write.
-fn last_writes<'a>(batches: impl Iterator<Item = &'a WriteBatch>) -> Vec<KeyWrite<'a>> {
-    use super::keys;
-    let mut writes: Vec<KeyWrite<'a>> = Vec::new();
-    for batch in batches {
-        for op in &batch.ops {
-            let write = match op {
-                WriteOp::PutSnapshot { kind, id, bytes } => (keys::named(keys::SNAPSHOT, kind, id), Some(bytes.into())),
-                WriteOp::MarkOpen { kind, id } => (keys::named(keys::OPEN, kind, id), Some((&[][..]).into())),
-                WriteOp::PutOutbox { key, bytes } => (keys::number(keys::OUTBOX, *key).to_vec(), Some(bytes.into())),
-                WriteOp::RecordInbox { key, at } => {
-                    (keys::number(keys::INBOX, *key).to_vec(), Some(at.to_be_bytes().to_vec().into()))
+impl Scratch {
+    /// Works out, for a group's batches in order, which writes a later one
+    /// of the same key supersedes. A group commits as one transaction, so a
+    /// key's earlier writes in it can never be seen: an order's snapshot
+    /// written three times in one handler, a bin's after each of a dozen
+    /// holds, an outbox row put and deleted each cost one B-tree write.
+    fn plan<'a>(&mut self, batches: impl Iterator<Item = &'a WriteBatch>) {
+        use std::hash::{BuildHasher, RandomState};
+        self.keys.clear();
+        self.superseded.clear();
+        self.latest.clear();
+        for batch in batches {
+            self.keys.extend(batch.ops.iter().map(key_of));
+        }
+        self.superseded.resize(self.keys.len(), false);
+        let hasher = RandomState::new();
+        for (at, key) in self.keys.iter().enumerate() {
+            let hash = hasher.hash_one(key.as_slice());
+            if let Some(earlier) = self.latest.insert(hash, at) {
+                // Two keys may share a hash: only the same key is superseded.
+                if self.keys[earlier] == *key {
+                    self.superseded[earlier] = true;
                 }
-                WriteOp::AppendStep { order, step, bytes } => (keys::step(*order, *step).to_vec(), Some(bytes.into())),
-                WriteOp::PutIdempotency { key, bytes } => (keys::text(keys::IDEMPOTENCY, key), Some(bytes.into())),
-                WriteOp::MarkClosed { kind, id } => (keys::named(keys::OPEN, kind, id), None),
-                WriteOp::DeleteOutbox { key } => (keys::number(keys::OUTBOX, *key).to_vec(), None),
-                WriteOp::DeleteIdempotency { key } => (keys::text(keys::IDEMPOTENCY, key), None),
-            };
-            writes.push(write);
+            }
         }
     }
-    let mut last: HashMap<&[u8], usize> = HashMap::with_capacity(writes.len());
-    for (at, (key, _)) in writes.iter().enumerate() {
-        last.insert(key.as_slice(), at);
+
+    /// The writes to make, as (key, value to put or `None` to remove): the
+    /// last write of each key, in the order of those last writes. `batches`
+    /// are the ones given to [`Self::plan`].
+    fn writes<'s, 'a>(
+        &'s self,
+        batches: impl Iterator<Item = &'a WriteBatch> + 's,
+    ) -> impl Iterator<Item = (&'s [u8], Option<Cow<'a, [u8]>>)> + 's
+    where
+        'a: 's,
+    {
+        batches
+            .flat_map(|batch| batch.ops.iter())
+            .zip(self.keys.iter().zip(&self.superseded))
+            .filter(|(_, (_, superseded))| !**superseded)
+            .map(|(op, (key, _))| (key.as_slice(), value_of(op)))
     }
-    let keep: Vec<bool> =
-        writes.iter().enumerate().map(|(at, (key, _))| last.get(key.as_slice()) == Some(&at)).collect();
-    drop(last);
-    let mut keep = keep.into_iter();
-    writes.retain(|_| keep.next().unwrap_or(false));
-    writes
+}
+
+/// A write's key.
+fn key_of(op: &WriteOp) -> Vec<u8> {
+    use super::keys;
+    match op {
+        WriteOp::PutSnapshot { kind, id, .. } => keys::named(keys::SNAPSHOT, kind, id),
+        WriteOp::MarkOpen { kind, id } | WriteOp::MarkClosed { kind, id } => keys::named(keys::OPEN, kind, id),
+        WriteOp::PutOutbox { key, .. } | WriteOp::DeleteOutbox { key } => keys::number(keys::OUTBOX, *key).to_vec(),
+        WriteOp::RecordInbox { key, .. } => keys::number(keys::INBOX, *key).to_vec(),
+        WriteOp::AppendStep { order, step, .. } => keys::step(*order, *step).to_vec(),
+        WriteOp::PutIdempotency { key, .. } | WriteOp::DeleteIdempotency { key } => keys::text(keys::IDEMPOTENCY, key),
+    }
+}
+
+/// A write's value: what to put, or `None` to remove the key.
+fn value_of(op: &WriteOp) -> Option<Cow<'_, [u8]>> {
+    match op {
+        WriteOp::PutSnapshot { bytes, .. }
+        | WriteOp::PutOutbox { bytes, .. }
+        | WriteOp::AppendStep { bytes, .. }
+        | WriteOp::PutIdempotency { bytes, .. } => Some(Cow::Borrowed(bytes)),
+        WriteOp::MarkOpen { .. } => Some(Cow::Borrowed(&[])),
+        WriteOp::RecordInbox { at, .. } => Some(Cow::Owned(at.to_be_bytes().to_vec())),
+        WriteOp::MarkClosed { .. } | WriteOp::DeleteOutbox { .. } | WriteOp::DeleteIdempotency { .. } => None,
+    }
 }
 
 #[cfg(test)]
@@ -286,9 +330,12 @@ mod tests {
         second.push(WriteOp::MarkClosed { kind: "order", id: "o1".to_owned() });
         second.push(WriteOp::DeleteOutbox { key: 7 });
         second.push(WriteOp::PutOutbox { key: 8, bytes: vec![8] });
-        let writes = last_writes([&first, &second].into_iter());
-        let view: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-            writes.into_iter().map(|(key, value)| (key, value.map(|v| v.into_owned()))).collect();
+        let mut scratch = Scratch::default();
+        scratch.plan([&first, &second].into_iter());
+        let view: Vec<(Vec<u8>, Option<Vec<u8>>)> = scratch
+            .writes([&first, &second].into_iter())
+            .map(|(key, value)| (key.to_vec(), value.map(|v| v.into_owned())))
+            .collect();
         use super::super::keys;
         assert_eq!(
             view,
