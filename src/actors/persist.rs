@@ -2,7 +2,7 @@
 //! whether its saga is still open, its outbox events, its saga steps and the
 //! event it applied — all in one atomic batch (the outbox rule).
 
-use crate::events::{EventEnvelope, EventId, OrderId, SagaStep, Timestamp};
+use crate::events::{EventEnvelope, OrderId, SagaStep};
 use crate::persistence::{codec, Pending, Store, StoreError, Urgency, WriteBatch, WriteOp};
 
 use super::dispatcher::{outbox_ops, DispatcherHandle};
@@ -52,17 +52,14 @@ pub struct Change {
     pub events: Vec<EventEnvelope>,
     /// Steps taken.
     pub steps: Vec<SagaStep>,
-    /// The event applied, if the change came from one.
-    pub applied: Option<EventId>,
-    /// When.
-    pub now: Timestamp,
     /// Further writes that must commit with the change (an idempotency record).
     pub extra: Option<WriteOp>,
 }
 
 impl Change {
-    /// Commits the change durably (snapshot, open/closed mark, outbox events,
-    /// saga steps, idempotency record and inbox entry in one batch), then hands
+    /// Commits the change durably (snapshot — with the ids of the events it
+    /// applied, the inbox —, open/closed mark, outbox events, saga steps and
+    /// idempotency record in one batch), then hands
     /// its events to the dispatcher and publishes its steps to watchers.
     ///
     /// # Errors
@@ -99,7 +96,7 @@ impl Change {
     /// The store is closed, or a record cannot be encoded.
     pub async fn stage_as(self, store: &Store, urgency: Urgency) -> Result<Staged, StoreError> {
         let needs_now = self.needs_now();
-        let Change { kind, id, snapshot, finished, was_finished, order, events, steps, applied, now, extra } = self;
+        let Change { kind, id, snapshot, finished, was_finished, order, events, steps, extra } = self;
         let mut batch = WriteBatch::new();
         if let Some(finished) = finished {
             if let Some(op) = open_mark(kind, &id, was_finished, finished) {
@@ -117,9 +114,6 @@ impl Change {
         }
         if let Some(op) = extra {
             batch.push(op);
-        }
-        if let Some(event) = applied {
-            batch.push(WriteOp::RecordInbox { key: event.as_raw(), at: now.as_millis() });
         }
         let pending = store.enqueue_as(batch, urgency).await?;
         Ok(Staged { pending, order, events, steps, needs_now, urgency })
@@ -139,8 +133,6 @@ pub struct Unwritten {
     pub events: Vec<EventEnvelope>,
     /// Steps taken, in order.
     pub steps: Vec<SagaStep>,
-    /// The event applied, if any.
-    pub applied: Option<EventId>,
     /// A further write to commit with them.
     pub extra: Option<WriteOp>,
 }
@@ -148,15 +140,13 @@ pub struct Unwritten {
 impl Unwritten {
     /// Nothing decided yet, from an aggregate whose saga `was_finished`.
     pub fn new(was_finished: Option<bool>) -> Self {
-        Self { was_finished, events: Vec::new(), steps: Vec::new(), applied: None, extra: None }
+        Self { was_finished, events: Vec::new(), steps: Vec::new(), extra: None }
     }
 
-    /// Whether a decision that applied `applied` and writes `extra` can join
-    /// these (a batch records one applied event and one further write).
-    pub fn can_take(&self, applied: Option<EventId>, extra: Option<&WriteOp>) -> bool {
-        let two_applied = applied.is_some() && self.applied.is_some();
-        let two_extras = extra.is_some() && self.extra.is_some();
-        !two_applied && !two_extras
+    /// Whether a decision that writes `extra` can join these (a batch
+    /// carries one further write).
+    pub fn can_take(&self, extra: Option<&WriteOp>) -> bool {
+        extra.is_none() || self.extra.is_none()
     }
 
     /// Whether someone outside the engine may be waiting on these decisions
@@ -166,16 +156,9 @@ impl Unwritten {
     }
 
     /// Adds a decision (check [`Self::can_take`] first).
-    pub fn take(
-        &mut self,
-        events: Vec<EventEnvelope>,
-        steps: Vec<SagaStep>,
-        applied: Option<EventId>,
-        extra: Option<WriteOp>,
-    ) {
+    pub fn take(&mut self, events: Vec<EventEnvelope>, steps: Vec<SagaStep>, extra: Option<WriteOp>) {
         self.events.extend(events);
         self.steps.extend(steps);
-        self.applied = self.applied.or(applied);
         if extra.is_some() {
             self.extra = extra;
         }

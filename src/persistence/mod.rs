@@ -2,8 +2,9 @@
 //!
 //! One [`Store`] per context (one redb file). Its surface is small and knows
 //! no domain: snapshots by (kind, id), a set of open (non-terminal)
-//! aggregates, an outbox of encoded events, an inbox of applied event ids, a
-//! per-order saga step log and idempotency records. Contexts encode their own
+//! aggregates, an outbox of encoded events, a per-order saga step log and
+//! idempotency records. (The inbox — the ids of the events an aggregate
+//! applied — is part of the aggregate's snapshot, written in the same batch.) Contexts encode their own
 //! records with [`codec`] (postcard behind a version byte).
 //!
 //! Writes go through [`Store::commit`]: the batch is handed to the store's
@@ -55,8 +56,7 @@ pub(crate) mod keys {
     pub(crate) const OPEN: u8 = 2;
     /// event id -> encoded envelope, until the receiver has acknowledged it.
     pub(crate) const OUTBOX: u8 = 3;
-    /// event id -> when it was applied (ms since the epoch, big-endian).
-    pub(crate) const INBOX: u8 = 4;
+    // 4 was an inbox of applied event ids: they are kept in each aggregate's snapshot.
     /// (order id, step id) -> encoded saga step.
     pub(crate) const STEP: u8 = 5;
     /// idempotency key -> encoded record.
@@ -200,13 +200,6 @@ pub enum WriteOp {
         /// The event id.
         key: u128,
     },
-    /// Record an applied event id.
-    RecordInbox {
-        /// The event id.
-        key: u128,
-        /// When it was applied, in ms since the epoch.
-        at: u64,
-    },
     /// Append a step to an order's saga log.
     AppendStep {
         /// The order id.
@@ -290,8 +283,6 @@ impl WriteBatch {
 pub struct StoreStats {
     /// Events written to the outbox and not yet acknowledged by their receiver.
     pub outbox_len: u64,
-    /// Applied event ids in the inbox.
-    pub inbox_len: u64,
     /// Aggregates with work left.
     pub open_len: u64,
     /// Transactions committed by the writer since the store was opened.
@@ -628,7 +619,6 @@ impl Store {
         };
         Ok(StoreStats {
             outbox_len: count(keys::OUTBOX)?,
-            inbox_len: count(keys::INBOX)?,
             open_len: count(keys::OPEN)?,
             commits: self.inner.stats.commits.load(Ordering::Relaxed),
             batches: self.inner.stats.batches.load(Ordering::Relaxed),
@@ -839,7 +829,6 @@ mod tests {
         }
         for event in [300u128, 2, u128::MAX] {
             batch.push(WriteOp::PutOutbox { key: event, bytes: vec![1] });
-            batch.push(WriteOp::RecordInbox { key: event, at: 7 });
         }
         batch.push(WriteOp::PutIdempotency { key: "k2".to_owned(), bytes: vec![2] });
         batch.push(WriteOp::PutIdempotency { key: "k1".to_owned(), bytes: vec![1] });
@@ -863,7 +852,7 @@ mod tests {
         assert_eq!(ids(store.idempotency_records().unwrap()), ["k1", "k2"]);
         assert_eq!(store.idempotency("k2").unwrap(), Some(vec![2]));
         let stats = store.stats().unwrap();
-        assert_eq!((stats.outbox_len, stats.inbox_len, stats.open_len), (3, 3, 5));
+        assert_eq!((stats.outbox_len, stats.open_len), (3, 5));
 
         let mut batch = WriteBatch::new();
         batch.push(WriteOp::MarkClosed { kind: "order", id: "a".to_owned() });

@@ -295,7 +295,6 @@ fn key_of(op: &WriteOp) -> Vec<u8> {
         WriteOp::PutSnapshot { kind, id, .. } => keys::named(keys::SNAPSHOT, kind, id),
         WriteOp::MarkOpen { kind, id } | WriteOp::MarkClosed { kind, id } => keys::named(keys::OPEN, kind, id),
         WriteOp::PutOutbox { key, .. } | WriteOp::DeleteOutbox { key } => keys::number(keys::OUTBOX, *key).to_vec(),
-        WriteOp::RecordInbox { key, .. } => keys::number(keys::INBOX, *key).to_vec(),
         WriteOp::AppendStep { order, step, .. } => keys::step(*order, *step).to_vec(),
         WriteOp::PutIdempotency { key, .. } | WriteOp::DeleteIdempotency { key } => keys::text(keys::IDEMPOTENCY, key),
     }
@@ -309,7 +308,6 @@ fn value_of(op: &WriteOp) -> Option<Cow<'_, [u8]>> {
         | WriteOp::AppendStep { bytes, .. }
         | WriteOp::PutIdempotency { bytes, .. } => Some(Cow::Borrowed(bytes)),
         WriteOp::MarkOpen { .. } => Some(Cow::Borrowed(&[])),
-        WriteOp::RecordInbox { at, .. } => Some(Cow::Owned(at.to_be_bytes().to_vec())),
         WriteOp::MarkClosed { .. } | WriteOp::DeleteOutbox { .. } | WriteOp::DeleteIdempotency { .. } => None,
     }
 }

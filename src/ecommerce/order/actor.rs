@@ -23,7 +23,7 @@ use crate::actors::{backoff, idle_check_interval, ChildSpec, Live};
 use crate::ecommerce::payments::PaymentError;
 use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
-use crate::events::{EventEnvelope, EventId, OrderId};
+use crate::events::{EventEnvelope, OrderId};
 use crate::persistence::{codec, StoreError, Urgency, WriteOp};
 
 /// Longest an order waits, while it applies `stock_reserved`, for the
@@ -126,28 +126,26 @@ type State = Live<Order>;
 impl OrderActor {
     /// Writes a transition and waits until it is durable; `urgency` is
     /// [`Urgency::Now`] when a person waits on the answer, else the change's
-    /// content decides (see [`Change::needs_now`]).
+    /// content decides (see [`Change::needs_now`]). An event the transition
+    /// applied is recorded in the order itself (`Order::has_applied`).
     async fn save(
         &self,
         state: &mut State,
         transition: Transition,
-        applied: Option<EventId>,
         urgency: Urgency,
     ) -> Result<(), ActorProcessingErr> {
-        self.save_with(state, transition, applied, None, urgency).await
+        self.save_with(state, transition, None, urgency).await
     }
 
     async fn save_with(
         &self,
         state: &mut State,
         transition: Transition,
-        applied: Option<EventId>,
         extra: Option<WriteOp>,
         urgency: Urgency,
     ) -> Result<(), ActorProcessingErr> {
         let Transition { next, events, steps } = transition;
         next.check_invariants()?;
-        let now = self.deps.clock.now();
         let change = Change {
             kind: ORDER_KIND,
             id: next.id().to_string(),
@@ -157,8 +155,6 @@ impl OrderActor {
             order: next.id(),
             events,
             steps,
-            applied,
-            now,
             extra,
         };
         let urgency = if change.needs_now() { Urgency::Now } else { urgency };
@@ -228,7 +224,7 @@ impl OrderActor {
                 }
             }
         }
-        self.save(state, transition, Some(envelope.event_id), Urgency::Lazy).await?;
+        self.save(state, transition, Urgency::Lazy).await?;
         match later {
             Some(Ok((op, result))) => {
                 state.in_flight = true;
@@ -308,7 +304,7 @@ impl Actor for OrderActor {
                     };
                     match Order::place(new, authorization, now) {
                         Ok(transition) => {
-                            self.save_with(state, transition, None, record, Urgency::Now).await?;
+                            self.save_with(state, transition, record, Urgency::Now).await?;
                             let _ = reply.send(Ok(self.current(state)?.clone()));
                         }
                         Err(err) => {
@@ -337,7 +333,7 @@ impl Actor for OrderActor {
                     match order.request_cancel(now) {
                         Ok((outcome, transition)) => {
                             if transition.next != order {
-                                self.save(state, transition, None, Urgency::Now).await?;
+                                self.save(state, transition, Urgency::Now).await?;
                             }
                             let _ = reply.send(Ok((outcome, self.current(state)?.clone())));
                             self.pay(&myself, state);
@@ -363,7 +359,7 @@ impl Actor for OrderActor {
                     state.attempts = 0;
                     let transition = order.payment_result(&op, result, now);
                     if transition.next != order {
-                        self.save(state, transition, None, Urgency::Lazy).await?;
+                        self.save(state, transition, Urgency::Lazy).await?;
                     }
                     self.pay(&myself, state);
                 }

@@ -21,9 +21,7 @@ use super::state::{
 use crate::actors::persist::{Change, Staged, Unwritten};
 use crate::actors::{backoff, idle_check_interval, ChildSpec, Live};
 use crate::events::bus::{Delivery, DeliveryError};
-use crate::events::{
-    Channel, EventEnvelope, EventId, EventLine, FulfillmentOrderId, IntegrationEvent, Quantity, SkuUnits,
-};
+use crate::events::{Channel, EventEnvelope, EventLine, FulfillmentOrderId, IntegrationEvent, Quantity, SkuUnits};
 use crate::fulfillment::bin::BinError;
 use crate::fulfillment::shipment::state::{NewShipment, ShipmentStage};
 use crate::fulfillment::warehouse::{allocate, BinStock};
@@ -134,37 +132,29 @@ type State = Live<FulfillmentOrder>;
 
 impl FulfillmentOrderActor {
     /// Records a transition (see [`Self::save_with`]).
-    async fn save(
-        &self,
-        state: &mut State,
-        transition: Transition,
-        applied: Option<EventId>,
-    ) -> Result<(), ActorProcessingErr> {
-        self.save_with(state, transition, applied, None).await
+    async fn save(&self, state: &mut State, transition: Transition) -> Result<(), ActorProcessingErr> {
+        self.save_with(state, transition, None).await
     }
 
     /// Checks and swaps in a transition, keeping what it decided (events,
-    /// steps, the event applied, `extra`) for the handler's next flush.
+    /// steps, `extra`) for the handler's next flush. An event it applied is
+    /// recorded in the order itself (`FulfillmentOrder::has_applied`).
     async fn save_with(
         &self,
         state: &mut State,
         transition: Transition,
-        applied: Option<EventId>,
         extra: Option<WriteOp>,
     ) -> Result<(), ActorProcessingErr> {
         let Transition { next, events, steps } = transition;
         next.check_invariants()?;
-        if state.unwritten.as_ref().is_some_and(|u| !u.can_take(applied, extra.as_ref())) {
+        if state.unwritten.as_ref().is_some_and(|u| !u.can_take(extra.as_ref())) {
             self.flush(state).await?;
         }
         // Kept in memory until the order asks another actor to act
         // ([`Self::flush`]) or answers ([`Self::land`]): one handler's
         // decisions make one batch, and its events leave once it is durable.
         let was_finished = state.aggregate.as_ref().map(FulfillmentOrder::is_finished);
-        state
-            .unwritten
-            .get_or_insert_with(|| Box::new(Unwritten::new(was_finished)))
-            .take(events, steps, applied, extra);
+        state.unwritten.get_or_insert_with(|| Box::new(Unwritten::new(was_finished))).take(events, steps, extra);
         state.aggregate = Some(next);
         Ok(())
     }
@@ -180,7 +170,7 @@ impl FulfillmentOrderActor {
     /// Queues what was decided so far, as `urgency` says.
     async fn queue(&self, state: &mut State, urgency: Urgency) -> Result<(), ActorProcessingErr> {
         let Some(unwritten) = state.unwritten.take() else { return Ok(()) };
-        let Unwritten { was_finished, events, steps, applied, extra } = *unwritten;
+        let Unwritten { was_finished, events, steps, extra } = *unwritten;
         let next = self.current(state)?;
         let change = Change {
             kind: FULFILLMENT_ORDER_KIND,
@@ -191,8 +181,6 @@ impl FulfillmentOrderActor {
             order: next.order_id(),
             events,
             steps,
-            applied,
-            now: self.deps.clock.now(),
             extra,
         };
         state.staged.push(change.stage_as(&self.deps.store, urgency).await?);
@@ -257,7 +245,7 @@ impl FulfillmentOrderActor {
                 Err(missing) => return self.reject(state, missing).await,
             };
             let transition = order.planned(plan, now)?;
-            self.save(state, transition, None).await?;
+            self.save(state, transition).await?;
             self.flush(state).await?; // the plan before the holds
             let order = self.current(state)?.clone();
             let mut short = None;
@@ -276,7 +264,7 @@ impl FulfillmentOrderActor {
                     let now = self.deps.clock.now();
                     let expires_at = now.plus(self.deps.config.reservation_ttl);
                     let transition = order.reserved(expires_at, now)?;
-                    self.save(state, transition, None).await?;
+                    self.save(state, transition).await?;
                     return Ok(());
                 }
                 Some(missing) if attempt + 1 == ALLOCATION_ATTEMPTS_MAX => {
@@ -291,7 +279,7 @@ impl FulfillmentOrderActor {
     async fn reject(&self, state: &mut State, missing: Vec<SkuUnits>) -> Result<(), ActorProcessingErr> {
         let now = self.deps.clock.now();
         let transition = self.current(state)?.rejected(missing, now)?;
-        self.save(state, transition, None).await
+        self.save(state, transition).await
     }
 
     /// Finds the units of short picks elsewhere: plans them (persisted before
@@ -316,7 +304,7 @@ impl FulfillmentOrderActor {
             let warehouses = self.deps.directory.warehouses();
             let items = allocate(&lines, &warehouses, &stock, |n| order.reallocation_id(n)).unwrap_or_default();
             let transition = order.reallocated(items, self.deps.clock.now())?;
-            self.save(state, transition, None).await?;
+            self.save(state, transition).await?;
         }
         let order = self.current(state)?.clone();
         for task in order.tasks().iter().filter(|t| !t.held) {
@@ -328,7 +316,7 @@ impl FulfillmentOrderActor {
                 Err(err) => return Err(err.into()),
             };
             let transition = self.current(state)?.hold_result(task.index, held, self.deps.clock.now())?;
-            self.save(state, transition, None).await?;
+            self.save(state, transition).await?;
         }
         Ok(())
     }
@@ -358,7 +346,7 @@ impl FulfillmentOrderActor {
         if done > 0 {
             state.attempts = 0;
             let next = self.current(state)?.actions_done(done, self.deps.clock.now());
-            self.save(state, Transition { next, events: vec![], steps: vec![] }, None).await?;
+            self.save(state, Transition { next, events: vec![], steps: vec![] }).await?;
         }
         Ok(())
     }
@@ -447,7 +435,7 @@ impl FulfillmentOrderActor {
     ) -> Result<(), ActorProcessingErr> {
         let now = self.deps.clock.now();
         let transition = self.current(state)?.pick_all_and_pack(self.deps.config.short_pick, now)?;
-        self.save(state, transition, None).await?;
+        self.save(state, transition).await?;
         self.run_pending(myself, state).await
     }
 }
@@ -522,7 +510,7 @@ impl FulfillmentOrderActor {
                         } else {
                             order.apply(&envelope, now)
                         };
-                        self.save(state, transition, Some(envelope.event_id)).await?;
+                        self.save(state, transition).await?;
                     }
                     None => match &envelope.event {
                         IntegrationEvent::OrderPlaced { lines, ship_to, .. } => {
@@ -534,7 +522,7 @@ impl FulfillmentOrderActor {
                                 ship_to: ship_to.clone(),
                             };
                             let transition = FulfillmentOrder::receive(new, Some(envelope.event_id), now);
-                            self.save(state, transition, Some(envelope.event_id)).await?;
+                            self.save(state, transition).await?;
                         }
                         other => {
                             let _ = reply
@@ -556,7 +544,7 @@ impl FulfillmentOrderActor {
                     return Ok(());
                 }
                 let transition = FulfillmentOrder::receive(new, None, now);
-                self.save_with(state, transition, None, record).await?;
+                self.save_with(state, transition, record).await?;
                 self.follow_up(myself, state).await?;
                 self.land(state).await?;
                 let _ = reply.send(Ok(self.current(state)?.clone()));
@@ -565,7 +553,7 @@ impl FulfillmentOrderActor {
                 let order = self.current(state)?.clone();
                 match order.confirm_pick(index, picked, self.deps.config.short_pick, now) {
                     Ok(transition) => {
-                        self.save(state, transition, None).await?;
+                        self.save(state, transition).await?;
                         self.run_pending(myself, state).await?;
                         self.reallocate(state).await?;
                         self.land(state).await?;
@@ -580,7 +568,7 @@ impl FulfillmentOrderActor {
                 let order = self.current(state)?.clone();
                 match order.pack(now) {
                     Ok(transition) => {
-                        self.save(state, transition, None).await?;
+                        self.save(state, transition).await?;
                         // The shipments exist by the time the packer hears back.
                         self.run_pending(myself, state).await?;
                         self.land(state).await?;
@@ -596,7 +584,7 @@ impl FulfillmentOrderActor {
                 match order.shipment_update(shipment, stage, tracking_number, now) {
                     Ok(transition) => {
                         if transition.next != order {
-                            self.save(state, transition, None).await?;
+                            self.save(state, transition).await?;
                         }
                         self.land(state).await?;
                         let _ = reply.send(Ok(()));
@@ -614,7 +602,7 @@ impl FulfillmentOrderActor {
                 let Some(order) = state.aggregate.clone() else { return Ok(()) };
                 match order.expire(now) {
                     Ok(transition) => {
-                        self.save(state, transition, None).await?;
+                        self.save(state, transition).await?;
                         self.run_pending(myself, state).await?;
                     }
                     Err(_) if order.status() == FulfillmentStatus::Reserved => {
