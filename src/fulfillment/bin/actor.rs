@@ -170,6 +170,32 @@ impl BinActor {
         Ok(())
     }
 
+    /// After a fulfillment order's hold or pick was decided in place
+    /// (`Bin::*_in_place`: a bin keeps every picked hold until its shipment
+    /// leaves, so copying it per command costs as much as it is large):
+    /// queue the write if it changed, reply. Should the write fail, the
+    /// handler fails and the bin restarts from its last snapshot.
+    async fn changed_in_place(
+        &self,
+        state: &mut Live<Bin>,
+        outcome: Result<bool, BinError>,
+        reply: RpcReplyPort<Result<(), BinError>>,
+    ) -> Result<(), ActorProcessingErr> {
+        match outcome {
+            Ok(changed) => {
+                if changed {
+                    let bin = state.aggregate.as_ref().ok_or("bin actor without a bin")?;
+                    self.save(bin, None, Wait::Queued).await?;
+                }
+                let _ = reply.send(Ok(()));
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+        Ok(())
+    }
+
     /// Decide, persist (if changed), swap, reply.
     async fn change<T>(
         &self,
@@ -239,18 +265,20 @@ impl Actor for BinActor {
                     self.change(state, decided, record, Wait::Durable, Bin::clone, reply).await?;
                 }
                 BinMsg::Reserve { id, sku, units, reply } => {
-                    let decided = bin.reserve(id, &sku, units);
-                    self.change(state, decided, None, Wait::Queued, |_| (), reply).await?;
+                    let bin = state.aggregate.as_mut().ok_or("bin actor without a bin")?;
+                    let outcome = bin.reserve_in_place(id, &sku, units);
+                    self.changed_in_place(state, outcome, reply).await?;
                 }
                 BinMsg::Resolve { id, op, reply } => {
-                    let decided = match op {
-                        BinOp::Release => Ok(bin.release(id)),
-                        BinOp::Expire => Ok(bin.expire(id)),
-                        BinOp::Pick { units } => bin.pick(id, units),
-                        BinOp::Restock => Ok(bin.restock(id)),
-                        BinOp::Ship => Ok(bin.ship(id)),
+                    let bin = state.aggregate.as_mut().ok_or("bin actor without a bin")?;
+                    let outcome = match op {
+                        BinOp::Release => Ok(bin.release_in_place(id)),
+                        BinOp::Expire => Ok(bin.expire_in_place(id)),
+                        BinOp::Pick { units } => bin.pick_in_place(id, units),
+                        BinOp::Restock => Ok(bin.restock_in_place(id)),
+                        BinOp::Ship => Ok(bin.ship_in_place(id)),
                     };
-                    self.change(state, decided, None, Wait::Queued, |_| (), reply).await?;
+                    self.changed_in_place(state, outcome, reply).await?;
                 }
                 BinMsg::Available { sku, reply } => {
                     let _ = reply.send(bin.level(&sku).available());

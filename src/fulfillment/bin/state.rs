@@ -199,47 +199,22 @@ impl Bin {
     /// # Errors
     /// [`BinError::InsufficientStock`], [`BinError::ReservationConflict`], [`BinError::ZeroQuantity`].
     pub fn reserve(&self, id: ReservationId, sku: &Sku, units: u32) -> Result<Bin, BinError> {
-        if units == 0 {
-            return Err(BinError::ZeroQuantity);
-        }
-        match self.holds.get(&id) {
-            Some(Hold::Reserved { sku: held_sku, units: held }) if held_sku == sku && *held == units => {
-                return Ok(self.clone())
-            }
-            Some(Hold::Reserved { .. } | Hold::Picked { .. }) => return Err(BinError::ReservationConflict(id)),
-            None => {}
-        }
-        let available = self.level(sku).available();
-        if available < units {
-            return Err(BinError::InsufficientStock { sku: sku.clone(), available, requested: units });
-        }
         let mut next = self.clone();
-        next.level_mut(sku)?.reserved += units;
-        next.holds.insert(id, Hold::Reserved { sku: sku.clone(), units });
-        next.debug_check();
+        next.reserve_in_place(id, sku, units)?;
         Ok(next)
     }
 
     /// Lets a reservation go (void). Unknown ids change nothing.
     pub fn release(&self, id: ReservationId) -> Bin {
         let mut next = self.clone();
-        if let Some(Hold::Reserved { sku, units }) = next.holds.get(&id).cloned() {
-            next.holds.remove(&id);
-            if let Some(level) = next.levels.get_mut(&sku) {
-                level.reserved -= units;
-            }
-        }
-        next.debug_check();
+        next.release_in_place(id);
         next
     }
 
     /// Lets a reservation go because its time ran out. Unknown ids change nothing.
     pub fn expire(&self, id: ReservationId) -> Bin {
-        let held = matches!(self.holds.get(&id), Some(Hold::Reserved { .. }));
-        let mut next = self.release(id);
-        if held {
-            next.expired += 1;
-        }
+        let mut next = self.clone();
+        next.expire_in_place(id);
         next
     }
 
@@ -250,58 +225,129 @@ impl Bin {
     /// # Errors
     /// [`BinError::OverPick`] when `picked` exceeds the reservation.
     pub fn pick(&self, id: ReservationId, picked: u32) -> Result<Bin, BinError> {
-        let Some(Hold::Reserved { sku, units }) = self.holds.get(&id).cloned() else {
-            return Ok(self.clone());
-        };
-        if picked > units {
-            return Err(BinError::OverPick { reserved: units, picked });
-        }
         let mut next = self.clone();
-        let level = next.level_mut(&sku)?;
-        level.reserved -= units;
-        let missing = units - picked;
-        level.on_hand -= missing;
-        level.adjusted_out += i64::from(missing);
-        level.picked += picked;
-        if picked == 0 {
-            next.holds.remove(&id);
-        } else {
-            next.holds.insert(id, Hold::Picked { sku, units: picked });
-        }
-        next.debug_check();
+        next.pick_in_place(id, picked)?;
         Ok(next)
     }
 
     /// Puts picked units back into stock (cancelled after pick). Unknown ids change nothing.
     pub fn restock(&self, id: ReservationId) -> Bin {
         let mut next = self.clone();
-        match next.holds.get(&id).cloned() {
-            Some(Hold::Picked { sku, units }) => {
-                next.holds.remove(&id);
-                if let Some(level) = next.levels.get_mut(&sku) {
-                    level.picked -= units;
-                }
-            }
-            Some(Hold::Reserved { .. }) => return self.release(id),
-            None => {}
-        }
-        next.debug_check();
+        next.restock_in_place(id);
         next
     }
 
     /// The picked units left with their shipment. Unknown ids change nothing.
     pub fn ship(&self, id: ReservationId) -> Bin {
         let mut next = self.clone();
-        if let Some(Hold::Picked { sku, units }) = next.holds.get(&id).cloned() {
-            next.holds.remove(&id);
-            if let Some(level) = next.levels.get_mut(&sku) {
-                level.picked -= units;
-                level.on_hand -= units;
-                level.shipped += u64::from(units);
-            }
-        }
-        next.debug_check();
+        next.ship_in_place(id);
         next
+    }
+
+    // The same decisions in place, for the bin's actor: a bin keeps every
+    // picked hold until its shipment leaves, so a copy per command costs as
+    // much as the bin is large. Each checks everything before it changes
+    // anything (an error leaves the bin as it was) and says whether it
+    // changed the bin.
+
+    /// [`Self::reserve`] in place.
+    ///
+    /// # Errors
+    /// As [`Self::reserve`]; the bin is then unchanged.
+    pub fn reserve_in_place(&mut self, id: ReservationId, sku: &Sku, units: u32) -> Result<bool, BinError> {
+        if units == 0 {
+            return Err(BinError::ZeroQuantity);
+        }
+        match self.holds.get(&id) {
+            Some(Hold::Reserved { sku: held_sku, units: held }) if held_sku == sku && *held == units => {
+                return Ok(false)
+            }
+            Some(Hold::Reserved { .. } | Hold::Picked { .. }) => return Err(BinError::ReservationConflict(id)),
+            None => {}
+        }
+        let available = self.level(sku).available();
+        if available < units {
+            return Err(BinError::InsufficientStock { sku: sku.clone(), available, requested: units });
+        }
+        self.level_mut(sku)?.reserved += units;
+        self.holds.insert(id, Hold::Reserved { sku: sku.clone(), units });
+        self.debug_check();
+        Ok(true)
+    }
+
+    /// [`Self::release`] in place.
+    pub fn release_in_place(&mut self, id: ReservationId) -> bool {
+        let Some(Hold::Reserved { sku, units }) = self.holds.get(&id).cloned() else { return false };
+        self.holds.remove(&id);
+        if let Some(level) = self.levels.get_mut(&sku) {
+            level.reserved -= units;
+        }
+        self.debug_check();
+        true
+    }
+
+    /// [`Self::expire`] in place.
+    pub fn expire_in_place(&mut self, id: ReservationId) -> bool {
+        let released = self.release_in_place(id);
+        if released {
+            self.expired += 1;
+        }
+        released
+    }
+
+    /// [`Self::pick`] in place.
+    ///
+    /// # Errors
+    /// As [`Self::pick`]; the bin is then unchanged.
+    pub fn pick_in_place(&mut self, id: ReservationId, picked: u32) -> Result<bool, BinError> {
+        let Some(Hold::Reserved { sku, units }) = self.holds.get(&id).cloned() else {
+            return Ok(false);
+        };
+        if picked > units {
+            return Err(BinError::OverPick { reserved: units, picked });
+        }
+        let level = self.level_mut(&sku)?;
+        level.reserved -= units;
+        let missing = units - picked;
+        level.on_hand -= missing;
+        level.adjusted_out += i64::from(missing);
+        level.picked += picked;
+        if picked == 0 {
+            self.holds.remove(&id);
+        } else {
+            self.holds.insert(id, Hold::Picked { sku, units: picked });
+        }
+        self.debug_check();
+        Ok(true)
+    }
+
+    /// [`Self::restock`] in place.
+    pub fn restock_in_place(&mut self, id: ReservationId) -> bool {
+        match self.holds.get(&id).cloned() {
+            Some(Hold::Picked { sku, units }) => {
+                self.holds.remove(&id);
+                if let Some(level) = self.levels.get_mut(&sku) {
+                    level.picked -= units;
+                }
+                self.debug_check();
+                true
+            }
+            Some(Hold::Reserved { .. }) => self.release_in_place(id),
+            None => false,
+        }
+    }
+
+    /// [`Self::ship`] in place.
+    pub fn ship_in_place(&mut self, id: ReservationId) -> bool {
+        let Some(Hold::Picked { sku, units }) = self.holds.get(&id).cloned() else { return false };
+        self.holds.remove(&id);
+        if let Some(level) = self.levels.get_mut(&sku) {
+            level.picked -= units;
+            level.on_hand -= units;
+            level.shipped += u64::from(units);
+        }
+        self.debug_check();
+        true
     }
 
     fn debug_check(&self) {
@@ -357,6 +403,62 @@ mod tests {
 
     fn rid(n: u128) -> ReservationId {
         ReservationId::from_raw(n)
+    }
+
+    #[test]
+    fn in_place_decisions_match_the_pure_ones_and_errors_change_nothing() {
+        let start = bin_with(10).reserve(rid(1), &sku(), 3).unwrap().reserve(rid(2), &sku(), 2).unwrap();
+        let start = start.pick(rid(2), 2).unwrap();
+        // (description, pure, in place)
+        type Pure = Box<dyn Fn(&Bin) -> Result<Bin, BinError>>;
+        type InPlace = Box<dyn Fn(&mut Bin) -> Result<bool, BinError>>;
+        let cases: Vec<(&str, Pure, InPlace)> = vec![
+            (
+                "reserve",
+                Box::new(|b| b.reserve(rid(3), &sku(), 4)),
+                Box::new(|b| b.reserve_in_place(rid(3), &sku(), 4)),
+            ),
+            ("repeat", Box::new(|b| b.reserve(rid(1), &sku(), 3)), Box::new(|b| b.reserve_in_place(rid(1), &sku(), 3))),
+            (
+                "conflict",
+                Box::new(|b| b.reserve(rid(1), &sku(), 1)),
+                Box::new(|b| b.reserve_in_place(rid(1), &sku(), 1)),
+            ),
+            ("short", Box::new(|b| b.reserve(rid(4), &sku(), 9)), Box::new(|b| b.reserve_in_place(rid(4), &sku(), 9))),
+            ("zero", Box::new(|b| b.reserve(rid(4), &sku(), 0)), Box::new(|b| b.reserve_in_place(rid(4), &sku(), 0))),
+            (
+                "unstocked",
+                Box::new(|b| b.reserve(rid(4), &Sku::parse("B").unwrap(), 1)),
+                Box::new(|b| b.reserve_in_place(rid(4), &Sku::parse("B").unwrap(), 1)),
+            ),
+            ("release", Box::new(|b| Ok(b.release(rid(1)))), Box::new(|b| Ok(b.release_in_place(rid(1))))),
+            ("release picked", Box::new(|b| Ok(b.release(rid(2)))), Box::new(|b| Ok(b.release_in_place(rid(2))))),
+            ("expire", Box::new(|b| Ok(b.expire(rid(1)))), Box::new(|b| Ok(b.expire_in_place(rid(1))))),
+            ("expire unknown", Box::new(|b| Ok(b.expire(rid(9)))), Box::new(|b| Ok(b.expire_in_place(rid(9))))),
+            ("pick short", Box::new(|b| b.pick(rid(1), 1)), Box::new(|b| b.pick_in_place(rid(1), 1))),
+            ("pick none", Box::new(|b| b.pick(rid(1), 0)), Box::new(|b| b.pick_in_place(rid(1), 0))),
+            ("over-pick", Box::new(|b| b.pick(rid(1), 4)), Box::new(|b| b.pick_in_place(rid(1), 4))),
+            ("pick again", Box::new(|b| b.pick(rid(2), 2)), Box::new(|b| b.pick_in_place(rid(2), 2))),
+            ("restock", Box::new(|b| Ok(b.restock(rid(2)))), Box::new(|b| Ok(b.restock_in_place(rid(2))))),
+            ("restock reserved", Box::new(|b| Ok(b.restock(rid(1)))), Box::new(|b| Ok(b.restock_in_place(rid(1))))),
+            ("ship", Box::new(|b| Ok(b.ship(rid(2)))), Box::new(|b| Ok(b.ship_in_place(rid(2))))),
+            ("ship reserved", Box::new(|b| Ok(b.ship(rid(1)))), Box::new(|b| Ok(b.ship_in_place(rid(1))))),
+        ];
+        for (what, pure, in_place) in cases {
+            let mut bin = start.clone();
+            match (pure(&start), in_place(&mut bin)) {
+                (Ok(next), Ok(changed)) => {
+                    assert_eq!(bin, next, "{what}: the same bin");
+                    assert_eq!(changed, next != start, "{what}: says whether it changed");
+                }
+                (Err(expected), Err(got)) => {
+                    assert_eq!(got, expected, "{what}: the same error");
+                    assert_eq!(bin, start, "{what}: an error changes nothing");
+                }
+                (pure, in_place) => panic!("{what}: {pure:?} but in place {in_place:?}"),
+            }
+            bin.check_invariants().unwrap();
+        }
     }
 
     #[test]
