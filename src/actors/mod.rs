@@ -41,11 +41,6 @@ pub struct Live<T> {
     pub staged: Vec<persist::Staged>,
     /// Decisions not yet handed to the writer (see [`persist::Unwritten`]).
     pub unwritten: Option<Box<persist::Unwritten>>,
-    /// How soon the writes of the message being handled must commit:
-    /// [`Urgency::Now`](crate::persistence::Urgency::Now) while a person or client waits on the answer, else
-    /// [`Urgency::Lazy`](crate::persistence::Urgency::Lazy) for changes that let no event leave (see
-    /// [`persist::Change::stage_as`]).
-    pub urgency: crate::persistence::Urgency,
     /// The long timer armed (a reservation's expiry), cancelled when a new
     /// one is armed or the actor stops: a stopped actor leaves no sleeping
     /// task behind holding its mailbox.
@@ -70,7 +65,6 @@ impl<T> Live<T> {
             in_flight: false,
             staged: Vec::new(),
             unwritten: None,
-            urgency: crate::persistence::Urgency::Lazy,
             timer: None,
         }
     }

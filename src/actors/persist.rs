@@ -1,6 +1,7 @@
-//! Building the write batch of one aggregate's state change: its snapshot,
-//! whether its saga is still open, its outbox events, its saga steps and the
-//! event it applied — all in one atomic batch (the outbox rule).
+//! Building the write batch of one aggregate's state change: its snapshot
+//! (with the ids of the events it applied: the inbox), whether its saga is
+//! still open, its outbox events and its saga steps — all in one atomic
+//! batch (the outbox rule).
 
 use crate::events::{EventEnvelope, OrderId, SagaStep};
 use crate::persistence::{codec, Pending, Store, StoreError, Urgency, WriteBatch, WriteOp};
@@ -57,44 +58,41 @@ pub struct Change {
 }
 
 impl Change {
-    /// Commits the change durably (snapshot — with the ids of the events it
-    /// applied, the inbox —, open/closed mark, outbox events, saga steps and
-    /// idempotency record in one batch), then hands
-    /// its events to the dispatcher and publishes its steps to watchers.
+    /// Commits the change durably (snapshot, open/closed mark, outbox events,
+    /// saga steps and idempotency record in one batch), then hands its events
+    /// to the dispatcher and publishes its steps to watchers. `urgency` is
+    /// what the caller asks for; a change that [needs it
+    /// now](Self::needs_now) is committed at once regardless.
     ///
     /// # Errors
     /// A storage failure: nothing was acknowledged and no event leaves.
-    pub async fn commit(self, store: &Store, dispatcher: &DispatcherHandle, watch: &Watch) -> Result<(), StoreError> {
-        self.stage(store).await?.land(dispatcher, watch).await
+    pub async fn commit(
+        self,
+        store: &Store,
+        dispatcher: &DispatcherHandle,
+        watch: &Watch,
+        urgency: Urgency,
+    ) -> Result<(), StoreError> {
+        let urgency = if self.needs_now() { Urgency::Now } else { urgency };
+        self.stage(store, urgency).await?.land(dispatcher, watch).await
     }
 
-    /// Queues the change's batch in the writer without waiting for it to be
-    /// durable ([`Store::enqueue`]): a later write of the same store lands
-    /// only if this one did. Nothing leaves until [`Staged::land`].
-    ///
-    /// # Errors
-    /// The store is closed, or a record cannot be encoded.
-    pub async fn stage(self, store: &Store) -> Result<Staged, StoreError> {
-        self.stage_as(store, Urgency::Now).await
-    }
-
-    /// Whether someone outside the engine may be waiting on this change: it
-    /// lets events leave (their receivers wait) or carries a further write
-    /// (an idempotency record: a client waits). Applying an event is not
-    /// enough: its sender is the engine's dispatcher, which only deletes the
-    /// outbox row once answered.
+    /// Whether someone outside the engine may be waiting on this change
+    /// (see [`needs_now`]).
     pub fn needs_now(&self) -> bool {
-        !self.events.is_empty() || self.extra.is_some()
+        needs_now(&self.events, self.extra.as_ref())
     }
 
-    /// [`Self::stage`] with the writer told how soon it must commit. A change
-    /// that [needs it now](Self::needs_now) may still be queued lazily when
-    /// an urgent write of the same handler follows it (see
-    /// [`Staged::needs_now`]).
+    /// Queues the change's batch in the writer, as soon as `urgency` says,
+    /// without waiting for it to be durable ([`Store::enqueue_as`]): a later
+    /// write of the same store lands only if this one did. Nothing leaves
+    /// until [`Staged::land`]. A change that [needs it now](Self::needs_now)
+    /// may still be queued lazily when an urgent write of the same handler
+    /// follows it (see [`Staged::needs_now`]).
     ///
     /// # Errors
     /// The store is closed, or a record cannot be encoded.
-    pub async fn stage_as(self, store: &Store, urgency: Urgency) -> Result<Staged, StoreError> {
+    pub async fn stage(self, store: &Store, urgency: Urgency) -> Result<Staged, StoreError> {
         let needs_now = self.needs_now();
         let Change { kind, id, snapshot, finished, was_finished, order, events, steps, extra } = self;
         let mut batch = WriteBatch::new();
@@ -120,9 +118,17 @@ impl Change {
     }
 }
 
+/// Whether someone outside the engine may be waiting on a change that lets
+/// `events` leave (their receivers wait) and carries `extra` (an idempotency
+/// record: a client waits). Applying an event is not enough: its sender is
+/// the engine's dispatcher, which only deletes the outbox row once answered.
+fn needs_now(events: &[EventEnvelope], extra: Option<&WriteOp>) -> bool {
+    !events.is_empty() || extra.is_some()
+}
+
 /// What an aggregate actor decided since it last handed a change to the
 /// writer: written as one [`Change`] (the latest snapshot, every event and
-/// step, the event applied) when the actor flushes — before it asks another
+/// step) when the actor flushes — before it asks another
 /// actor to act, and before it answers anyone. Consecutive decisions of one
 /// handler thus cost one batch and one snapshot write, not one each.
 #[derive(Debug)]
@@ -150,9 +156,9 @@ impl Unwritten {
     }
 
     /// Whether someone outside the engine may be waiting on these decisions
-    /// (see [`Change::needs_now`]).
+    /// (see [`needs_now`]).
     pub fn needs_now(&self) -> bool {
-        !self.events.is_empty() || self.extra.is_some()
+        needs_now(&self.events, self.extra.as_ref())
     }
 
     /// Adds a decision (check [`Self::can_take`] first).

@@ -23,7 +23,6 @@
 //! earlier one failed would store a state that never existed. The process
 //! must restart, and recovery reads the store as last committed.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,9 +38,8 @@ use super::{tables, StoreError, WriteBatch, WriteOp};
 pub const GROUP_BATCHES_MAX: usize = 4096;
 /// Most batches waiting for the writer; a full queue makes submitters wait (backpressure).
 pub const WRITE_QUEUE_MAX: usize = 65_536;
-/// Longest a group of lazy writes (fire-and-forget ones from
-/// [`super::Store::submit`], and [`super::Urgency::Lazy`] ones) waits for an
-/// urgent write to share its commit.
+/// Longest a group of fire-and-forget writes ([`super::Store::submit`]: outbox
+/// deletes) waits for an urgent write to share its commit.
 pub const LAZY_WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 /// Longest a lazy write that someone in the engine awaits ([`super::Urgency::Lazy`])
 /// waits for an urgent one: short, since a chain of such writes (a shipment's
@@ -54,7 +52,7 @@ pub const LAZY_AWAITED_DELAY: std::time::Duration = std::time::Duration::from_mi
 type Done = Option<oneshot::Sender<Result<(), StoreError>>>;
 
 pub(super) enum Request {
-    /// `lazy`: the batch may wait for an urgent one ([`LAZY_WRITE_DELAY`]).
+    /// `lazy`: the batch may wait for an urgent one ([`Hold`]).
     Write {
         batch: WriteBatch,
         done: Done,
@@ -221,7 +219,7 @@ fn commit_group(db: &Database, group: &[(WriteBatch, Done)], scratch: &mut Scrat
         let mut records = txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
         for (key, value) in scratch.writes(group.iter().map(|(batch, _)| batch)) {
             match value {
-                Some(value) => records.insert(key, value.as_ref()).map(|_| ()),
+                Some(value) => records.insert(key, value).map(|_| ()),
                 None => records.remove(key).map(|_| ()),
             }
             .map_err(StoreError::from_redb)?;
@@ -241,6 +239,8 @@ struct Scratch {
     superseded: Vec<bool>,
     /// Hash of a key -> its latest write so far.
     latest: HashMap<u64, usize>,
+    /// Hashes the keys.
+    hasher: std::hash::RandomState,
 }
 
 impl Scratch {
@@ -250,7 +250,7 @@ impl Scratch {
     /// written three times in one handler, a bin's after each of a dozen
     /// holds, an outbox row put and deleted each cost one B-tree write.
     fn plan<'a>(&mut self, batches: impl Iterator<Item = &'a WriteBatch>) {
-        use std::hash::{BuildHasher, RandomState};
+        use std::hash::BuildHasher;
         self.keys.clear();
         self.superseded.clear();
         self.latest.clear();
@@ -258,9 +258,8 @@ impl Scratch {
             self.keys.extend(batch.ops.iter().map(key_of));
         }
         self.superseded.resize(self.keys.len(), false);
-        let hasher = RandomState::new();
         for (at, key) in self.keys.iter().enumerate() {
-            let hash = hasher.hash_one(key.as_slice());
+            let hash = self.hasher.hash_one(key.as_slice());
             if let Some(earlier) = self.latest.insert(hash, at) {
                 // Two keys may share a hash: only the same key is superseded.
                 if self.keys[earlier] == *key {
@@ -276,7 +275,7 @@ impl Scratch {
     fn writes<'s, 'a>(
         &'s self,
         batches: impl Iterator<Item = &'a WriteBatch> + 's,
-    ) -> impl Iterator<Item = (&'s [u8], Option<Cow<'a, [u8]>>)> + 's
+    ) -> impl Iterator<Item = (&'s [u8], Option<&'a [u8]>)> + 's
     where
         'a: 's,
     {
@@ -301,13 +300,13 @@ fn key_of(op: &WriteOp) -> Vec<u8> {
 }
 
 /// A write's value: what to put, or `None` to remove the key.
-fn value_of(op: &WriteOp) -> Option<Cow<'_, [u8]>> {
+fn value_of(op: &WriteOp) -> Option<&[u8]> {
     match op {
         WriteOp::PutSnapshot { bytes, .. }
         | WriteOp::PutOutbox { bytes, .. }
         | WriteOp::AppendStep { bytes, .. }
-        | WriteOp::PutIdempotency { bytes, .. } => Some(Cow::Borrowed(bytes)),
-        WriteOp::MarkOpen { .. } => Some(Cow::Borrowed(&[])),
+        | WriteOp::PutIdempotency { bytes, .. } => Some(bytes),
+        WriteOp::MarkOpen { .. } => Some(&[]),
         WriteOp::MarkClosed { .. } | WriteOp::DeleteOutbox { .. } | WriteOp::DeleteIdempotency { .. } => None,
     }
 }
@@ -332,7 +331,7 @@ mod tests {
         scratch.plan([&first, &second].into_iter());
         let view: Vec<(Vec<u8>, Option<Vec<u8>>)> = scratch
             .writes([&first, &second].into_iter())
-            .map(|(key, value)| (key.to_vec(), value.map(|v| v.into_owned())))
+            .map(|(key, value)| (key.to_vec(), value.map(<[u8]>::to_vec)))
             .collect();
         use super::super::keys;
         assert_eq!(

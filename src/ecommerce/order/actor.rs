@@ -31,8 +31,8 @@ use crate::persistence::{codec, StoreError, Urgency, WriteOp};
 /// answers later as a message, as any payment operation does.
 pub const CAPTURE_INLINE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// The gateway's answer to a payment operation, when it comes.
-type PaymentAnswer = tokio::sync::oneshot::Receiver<(PaymentOp, Result<(), PaymentError>)>;
+/// A payment operation and the gateway's answer to it.
+type PaymentAnswer = (PaymentOp, Result<(), PaymentError>);
 
 /// Record kind of order snapshots.
 pub const ORDER_KIND: &str = "order";
@@ -157,8 +157,7 @@ impl OrderActor {
             steps,
             extra,
         };
-        let urgency = if change.needs_now() { Urgency::Now } else { urgency };
-        change.stage_as(&self.deps.store, urgency).await?.land(&self.deps.dispatcher, &self.deps.watch).await?;
+        change.commit(&self.deps.store, &self.deps.dispatcher, &self.deps.watch, urgency).await?;
         state.aggregate = Some(next);
         Ok(())
     }
@@ -168,33 +167,31 @@ impl OrderActor {
         if state.in_flight {
             return;
         }
-        let Some(answer) = state.aggregate.as_ref().and_then(|order| self.start_payment(order)) else { return };
+        let Some(call) = state.aggregate.as_ref().and_then(|order| self.payment_call(order)) else { return };
         state.in_flight = true;
-        forward(answer, myself);
+        answer_later(async move { Some(call.await) }, myself);
     }
 
-    /// Starts `order`'s first owed payment operation in a task; its answer
-    /// comes on the returned channel.
-    fn start_payment(&self, order: &Order) -> Option<PaymentAnswer> {
+    /// `order`'s first owed payment operation, as a call to the gateway to
+    /// run in a task (the gateway is I/O).
+    fn payment_call(&self, order: &Order) -> Option<impl std::future::Future<Output = PaymentAnswer> + Send + 'static> {
         let op = order.pending_payments().first().cloned()?;
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        let Some(authorization) = order.payment().authorization.clone() else {
-            // Nothing was ever authorized: there is nothing to capture, void or refund.
-            let _ = answer.send((op, Err(PaymentError::Declined("no authorization".to_owned()))));
-            return Some(answered);
-        };
         let gateway = self.deps.gateway.clone();
         let key = op.key(order.id());
         let total = order.total();
-        tokio::spawn(async move {
+        let authorization = order.payment().authorization.clone();
+        Some(async move {
+            let Some(authorization) = authorization else {
+                // Nothing was ever authorized: there is nothing to capture, void or refund.
+                return (op, Err(PaymentError::Declined("no authorization".to_owned())));
+            };
             let result = match &op {
                 PaymentOp::Capture => gateway.capture(key, authorization, total).await,
                 PaymentOp::Void => gateway.void(key, authorization).await,
                 PaymentOp::Refund { amount, .. } => gateway.refund(key, authorization, *amount).await,
             };
-            let _ = answer.send((op, result));
-        });
-        Some(answered)
+            (op, result)
+        })
     }
 
     /// Applies a delivered event. When it leaves a capture owed, starts it
@@ -212,7 +209,9 @@ impl OrderActor {
         let owes_capture = transition.next.pending_payments().first() == Some(&PaymentOp::Capture);
         let mut later = None;
         if owes_capture && !state.in_flight {
-            if let Some(mut answer) = self.start_payment(&transition.next) {
+            if let Some(call) = self.payment_call(&transition.next) {
+                // In a task, so that a slow answer keeps coming after the wait.
+                let mut answer = tokio::spawn(call);
                 match tokio::time::timeout(CAPTURE_INLINE_WAIT, &mut answer).await {
                     Ok(Ok((op, result))) if !matches!(result, Err(PaymentError::Unavailable(_))) => {
                         transition = transition.then(|next| next.payment_result(&op, result, now));
@@ -232,7 +231,7 @@ impl OrderActor {
             }
             Some(Err(answer)) => {
                 state.in_flight = true;
-                forward(answer, myself);
+                answer_later(async move { answer.await.ok() }, myself);
             }
             None => {}
         }
@@ -240,11 +239,15 @@ impl OrderActor {
     }
 }
 
-/// Hands a payment operation's answer to the order as a message when it comes.
-fn forward(answer: PaymentAnswer, myself: &ActorRef<OrderMsg>) {
+/// Runs `answer` in a task and hands the payment operation's answer to the
+/// order as a message when it comes (`None`: it never will).
+fn answer_later(
+    answer: impl std::future::Future<Output = Option<PaymentAnswer>> + Send + 'static,
+    myself: &ActorRef<OrderMsg>,
+) {
     let myself = myself.clone();
     tokio::spawn(async move {
-        if let Ok((op, result)) = answer.await {
+        if let Some((op, result)) = answer.await {
             let _ = myself.cast(OrderMsg::PaymentAnswered(op, result));
         }
     });

@@ -196,15 +196,14 @@ impl BinActor {
         Ok(())
     }
 
-    /// Decide, persist (if changed), swap, reply.
-    async fn change<T>(
+    /// A person's command (stock received or adjusted): decide, persist
+    /// durably (if changed, or to keep `record`), swap, reply with the bin.
+    async fn change(
         &self,
         state: &mut Live<Bin>,
         decided: Result<Bin, BinError>,
         record: Option<WriteOp>,
-        wait: Wait,
-        answer: impl FnOnce(&Bin) -> T,
-        reply: RpcReplyPort<Result<T, BinError>>,
+        reply: RpcReplyPort<Result<Bin, BinError>>,
     ) -> Result<(), ActorProcessingErr> {
         let Some(current) = state.aggregate.as_ref() else {
             return Err("bin actor without a bin".into());
@@ -212,11 +211,10 @@ impl BinActor {
         match decided {
             Ok(next) => {
                 if &next != current || record.is_some() {
-                    self.save(&next, record, wait).await?;
+                    self.save(&next, record, Wait::Durable).await?;
                 }
-                let value = answer(&next);
-                state.aggregate = Some(next);
-                let _ = reply.send(Ok(value));
+                state.aggregate = Some(next.clone());
+                let _ = reply.send(Ok(next));
             }
             Err(err) => {
                 let _ = reply.send(Err(err));
@@ -257,12 +255,12 @@ impl Actor for BinActor {
                 BinMsg::Receive { sku, units, record, reply } => {
                     let decided = bin.receive(&sku, units);
                     let id = bin.id().clone();
-                    self.change(state, decided, record, Wait::Durable, Bin::clone, reply).await?;
+                    self.change(state, decided, record, reply).await?;
                     self.deps.directory.note_stock(&id, &sku);
                 }
                 BinMsg::Adjust { sku, delta, record, reply } => {
                     let decided = bin.adjust(&sku, delta);
-                    self.change(state, decided, record, Wait::Durable, Bin::clone, reply).await?;
+                    self.change(state, decided, record, reply).await?;
                 }
                 BinMsg::Reserve { id, sku, units, reply } => {
                     let bin = state.aggregate.as_mut().ok_or("bin actor without a bin")?;

@@ -1,8 +1,8 @@
 //! The fulfillment order actor: runs fulfillment's side of one order's saga.
 //!
 //! Handler order everywhere: decide (pure), swap, and keep what was decided;
-//! before asking a bin or shipment to act, queue it in the writer (snapshot,
-//! outbox, saga steps and inbox in one atomic batch), so the plan lands before
+//! before asking a bin or shipment to act, queue it in the writer (snapshot
+//! with the events it applied, outbox and saga steps in one atomic batch), so the plan lands before
 //! the holds; before answering anyone, and before returning, wait until all
 //! of it is durable, then let its events leave. A batch that lets no event
 //! leave and answers no person (an event's receipt, actions noted done, a label
@@ -183,7 +183,7 @@ impl FulfillmentOrderActor {
             steps,
             extra,
         };
-        state.staged.push(change.stage_as(&self.deps.store, urgency).await?);
+        state.staged.push(change.stage(&self.deps.store, urgency).await?);
         Ok(())
     }
 
@@ -191,10 +191,11 @@ impl FulfillmentOrderActor {
     /// events leave: what a handler does before it answers anyone.
     ///
     /// The handler's writes so far were queued lazily; they commit at once
-    /// (with the last of them, or a barrier) when anyone may wait on them: a
-    /// person, the sender of an event, the receivers of one.
-    async fn land(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
-        let wanted = state.urgency == Urgency::Now
+    /// (with the last of them, or a barrier) when anyone may wait on them:
+    /// a person (`urgency` is then [`Urgency::Now`]), or the receivers of
+    /// an event they let leave.
+    async fn land(&self, state: &mut State, urgency: Urgency) -> Result<(), ActorProcessingErr> {
+        let wanted = urgency == Urgency::Now
             || state.unwritten.as_ref().is_some_and(|u| u.needs_now())
             || state.staged.iter().any(Staged::needs_now);
         let urgency = if wanted { Urgency::Now } else { Urgency::Lazy };
@@ -466,19 +467,16 @@ impl Actor for FulfillmentOrderActor {
         // largest state of this future (see BENCHMARKS.md, memory).
         crate::actors::boxed(async move {
             // A person or client waits on these: nothing they decide is held back.
-            if matches!(
+            let person = matches!(
                 message,
                 FulfillmentOrderMsg::Create(..)
                     | FulfillmentOrderMsg::ConfirmPick { .. }
                     | FulfillmentOrderMsg::Pack(_)
-            ) {
-                state.urgency = Urgency::Now;
-            }
+            );
             let result = self.on(&myself, message, state).await;
             // Whatever the handler staged lands, even when it failed half way:
             // a restarted actor must not read a snapshot older than a write still queued.
-            let landed = self.land(state).await;
-            state.urgency = Urgency::Lazy;
+            let landed = self.land(state, if person { Urgency::Now } else { Urgency::Lazy }).await;
             result.and(landed)
         })
         .await
@@ -535,7 +533,7 @@ impl FulfillmentOrderActor {
                 // Reserving follows at once; the sender hears back when all of
                 // it is durable (one fsync for receipt, plan, holds and reserved).
                 self.follow_up(myself, state).await?;
-                self.land(state).await?;
+                self.land(state, Urgency::Lazy).await?;
                 let _ = reply.send(Ok(Delivery::Applied));
             }
             FulfillmentOrderMsg::Create(new, record, reply) => {
@@ -546,7 +544,7 @@ impl FulfillmentOrderActor {
                 let transition = FulfillmentOrder::receive(new, None, now);
                 self.save_with(state, transition, record).await?;
                 self.follow_up(myself, state).await?;
-                self.land(state).await?;
+                self.land(state, Urgency::Now).await?;
                 let _ = reply.send(Ok(self.current(state)?.clone()));
             }
             FulfillmentOrderMsg::ConfirmPick { index, picked, reply } => {
@@ -556,7 +554,7 @@ impl FulfillmentOrderActor {
                         self.save(state, transition).await?;
                         self.run_pending(myself, state).await?;
                         self.reallocate(state).await?;
-                        self.land(state).await?;
+                        self.land(state, Urgency::Now).await?;
                         let _ = reply.send(Ok(self.current(state)?.clone()));
                     }
                     Err(err) => {
@@ -571,7 +569,7 @@ impl FulfillmentOrderActor {
                         self.save(state, transition).await?;
                         // The shipments exist by the time the packer hears back.
                         self.run_pending(myself, state).await?;
-                        self.land(state).await?;
+                        self.land(state, Urgency::Now).await?;
                         let _ = reply.send(Ok(self.current(state)?.clone()));
                     }
                     Err(err) => {
@@ -586,7 +584,7 @@ impl FulfillmentOrderActor {
                         if transition.next != order {
                             self.save(state, transition).await?;
                         }
-                        self.land(state).await?;
+                        self.land(state, Urgency::Lazy).await?;
                         let _ = reply.send(Ok(()));
                         self.run_pending(myself, state).await?;
                     }
