@@ -551,8 +551,7 @@ fn inspect(data_dir: &Path) -> anyhow::Result<()> {
     println!("\nStock per SKU (received = on hand + shipped + written off):");
     let mut totals: BTreeMap<String, (u64, u64, u64, u64, u64, i64)> = BTreeMap::new();
     let mut broken = 0;
-    for (id, bytes) in fulfillment.snapshots("bin")? {
-        let bin = orderdock::fulfillment::bin::actor::decode(&id, &bytes)?;
+    for (bin, _) in orderdock::fulfillment::bin::actor::load_all(&fulfillment)? {
         for (sku, level) in bin.levels() {
             let entry = totals.entry(sku.to_string()).or_default();
             entry.0 += level.received;

@@ -21,7 +21,7 @@ use crate::actors::dispatcher::DispatcherHandle;
 use crate::actors::{CallError, Clock, Supervisor, SupervisorMsg};
 use crate::events::bus::{BoxFuture, Delivery, DeliveryError, EventSink};
 use crate::events::{BinId, EventEnvelope, Sku, WarehouseId};
-use crate::persistence::{Store, StoreError};
+use crate::persistence::{Store, StoreError, WriteBatch};
 
 use bin::actor::BinSpec;
 use bin::{Bin, BinError, BinHandle};
@@ -175,16 +175,23 @@ impl Fulfillment {
         watch: crate::actors::persist::Watch,
     ) -> Result<Fulfillment, FulfillmentError> {
         let loader = store.clone();
-        let directory = tokio::task::spawn_blocking(move || -> Result<Directory, StoreError> {
+        let (directory, rewrite) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let mut sku_bins = Vec::new();
-            for (id, bytes) in loader.snapshots(bin::actor::BIN_KIND)? {
-                let bin = bin::actor::decode(&id, &bytes)?;
+            // Bins of the first format (holds inside the snapshot row) get a row per hold.
+            let mut rewrite = WriteBatch::new();
+            for (bin, whole) in bin::actor::load_all(&loader)? {
+                if whole {
+                    bin::actor::write_whole(&bin, &mut rewrite)?;
+                }
                 sku_bins.push((bin.id().clone(), bin.levels().keys().cloned().collect()));
             }
-            Directory::load(&loader, sku_bins)
+            Ok((Directory::load(&loader, sku_bins)?, rewrite))
         })
         .await
         .map_err(|err| StoreError::Io(err.to_string()))??;
+        if !rewrite.is_empty() {
+            store.commit(rewrite).await?;
+        }
         let deps = Arc::new(Deps {
             scope,
             store,

@@ -61,6 +61,9 @@ pub(crate) mod keys {
     pub(crate) const STEP: u8 = 5;
     /// idempotency key -> encoded record.
     pub(crate) const IDEMPOTENCY: u8 = 6;
+    /// (kind, id, part number) -> encoded part of a snapshot kept in rows of
+    /// its own, so that a change to one part writes that row only (a bin's holds).
+    pub(crate) const PART: u8 = 7;
 
     /// `tag`, `kind`, a zero byte, `id`: a kind's records sort together, by id.
     pub(crate) fn named(tag: u8, kind: &str, id: &str) -> Vec<u8> {
@@ -76,6 +79,21 @@ pub(crate) mod keys {
         key.push(tag);
         key.extend_from_slice(kind.as_bytes());
         key.push(0);
+        key
+    }
+
+    /// The prefix of every part of `(kind, id)`: [`named`] with a zero byte after the id.
+    pub(crate) fn parts_prefix(kind: &str, id: &str) -> Vec<u8> {
+        debug_assert!(!id.as_bytes().contains(&0), "an id has no zero byte");
+        let mut key = named(PART, kind, id);
+        key.push(0);
+        key
+    }
+
+    /// The key of part `part` of `(kind, id)`: its number big-endian after [`parts_prefix`].
+    pub(crate) fn part(kind: &str, id: &str, part: u128) -> Vec<u8> {
+        let mut key = parts_prefix(kind, id);
+        key.extend_from_slice(&part.to_be_bytes());
         key
     }
 
@@ -188,6 +206,26 @@ pub enum WriteOp {
         /// The aggregate's id.
         id: String,
     },
+    /// Store one part of a snapshot ([`Store::record`]).
+    PutPart {
+        /// Record kind.
+        kind: &'static str,
+        /// The aggregate's id.
+        id: String,
+        /// The part's number within the aggregate.
+        part: u128,
+        /// Versioned bytes.
+        bytes: Vec<u8>,
+    },
+    /// Drop one part of a snapshot.
+    DeletePart {
+        /// Record kind.
+        kind: &'static str,
+        /// The aggregate's id.
+        id: String,
+        /// The part's number within the aggregate.
+        part: u128,
+    },
     /// Append an event to the outbox.
     PutOutbox {
         /// The event id.
@@ -221,6 +259,17 @@ pub enum WriteOp {
         /// The scoped key.
         key: String,
     },
+}
+
+/// A snapshot with its parts ([`WriteOp::PutPart`]), as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The aggregate's id.
+    pub id: String,
+    /// The snapshot's bytes.
+    pub snapshot: Vec<u8>,
+    /// Each part's number and bytes, in number order.
+    pub parts: Vec<(u128, Vec<u8>)>,
 }
 
 /// How soon a queued batch must reach the disk.
@@ -510,6 +559,64 @@ impl Store {
         Ok(found)
     }
 
+    /// The snapshot of `(kind, id)` with its parts, read in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::Corrupt`].
+    pub fn record(&self, kind: &str, id: &str) -> Result<Option<Record>> {
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
+        let table = txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
+        let Some(snapshot) =
+            table.get(keys::named(keys::SNAPSHOT, kind, id).as_slice()).map_err(StoreError::from_redb)?
+        else {
+            return Ok(None);
+        };
+        let mut parts = Vec::new();
+        let prefix = keys::parts_prefix(kind, id);
+        scan_table(&table, &prefix, &prefix, |part, value| {
+            parts.push((number(part)?, value.to_vec()));
+            Ok(true)
+        })?;
+        Ok(Some(Record { id: id.to_owned(), snapshot: snapshot.value().to_vec(), parts }))
+    }
+
+    /// Every snapshot of `kind` with its parts, in id order, read in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::Corrupt`].
+    pub fn records(&self, kind: &str) -> Result<Vec<Record>> {
+        let txn = self.db()?.begin_read().map_err(StoreError::from_redb)?;
+        let table = txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
+        let mut records = Vec::new();
+        let prefix = keys::kind_prefix(keys::SNAPSHOT, kind);
+        scan_table(&table, &prefix, &prefix, |id, value| {
+            records.push(Record { id: text(id)?, snapshot: value.to_vec(), parts: Vec::new() });
+            Ok(true)
+        })?;
+        // Parts sort by (id, part), as the records do: walk both in step.
+        let prefix = keys::kind_prefix(keys::PART, kind);
+        let mut at = 0;
+        scan_table(&table, &prefix, &prefix, |rest, value| {
+            let corrupt = || StoreError::Corrupt { what: format!("a {kind} part key"), detail: "malformed".to_owned() };
+            let split = rest.len().checked_sub(17).ok_or_else(corrupt)?;
+            let (id, part) = (&rest[..split], &rest[split..]);
+            if part[0] != 0 {
+                return Err(corrupt());
+            }
+            while records.get(at).is_some_and(|record| record.id.as_bytes() < id) {
+                at += 1;
+            }
+            let record =
+                records.get_mut(at).filter(|record| record.id.as_bytes() == id).ok_or_else(|| StoreError::Corrupt {
+                    what: format!("{kind} {}", String::from_utf8_lossy(id)),
+                    detail: "a part without its snapshot".to_owned(),
+                })?;
+            record.parts.push((number(part)?, value.to_vec()));
+            Ok(true)
+        })?;
+        Ok(records)
+    }
+
     /// Every idempotency record, by key.
     ///
     /// # Errors
@@ -714,6 +821,45 @@ mod tests {
         assert_eq!(store.outbox().unwrap(), vec![(7, vec![9])]);
         assert_eq!(store.open_ids("order").unwrap(), vec!["a".to_owned()]);
         assert!(store.open_ids("bin").unwrap().is_empty());
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn parts_read_back_with_their_own_snapshot_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let part = |id: &str, part: u128, byte: u8| WriteOp::PutPart {
+            kind: "bin",
+            id: id.to_owned(),
+            part,
+            bytes: vec![byte],
+        };
+        let mut batch = WriteBatch::new();
+        // "a" and "a-1": one id is a prefix of the other, their parts stay apart.
+        batch.push(put("bin", "a", b"A")).push(put("bin", "a-1", b"A1")).push(put("bin", "b", b"B"));
+        batch.push(part("a", 2, 12)).push(part("a", 1, 11)).push(part("a-1", 1, 21)).push(part("a", 3, 13));
+        batch.push(put("order", "a", b"O"));
+        store.commit(batch).await.unwrap();
+        let mut batch = WriteBatch::new();
+        batch.push(WriteOp::DeletePart { kind: "bin", id: "a".to_owned(), part: 3 });
+        store.commit(batch).await.unwrap();
+
+        let a = Record { id: "a".to_owned(), snapshot: b"A".to_vec(), parts: vec![(1, vec![11]), (2, vec![12])] };
+        let a1 = Record { id: "a-1".to_owned(), snapshot: b"A1".to_vec(), parts: vec![(1, vec![21])] };
+        let b = Record { id: "b".to_owned(), snapshot: b"B".to_vec(), parts: vec![] };
+        assert_eq!(store.record("bin", "a").unwrap(), Some(a.clone()));
+        assert_eq!(store.record("bin", "a-1").unwrap(), Some(a1.clone()));
+        assert_eq!(store.record("bin", "c").unwrap(), None);
+        assert_eq!(store.records("bin").unwrap(), vec![a, a1, b]);
+        assert_eq!(store.records("order").unwrap().len(), 1);
+
+        let mut batch = WriteBatch::new();
+        batch.push(part("ghost", 1, 1));
+        store.commit(batch).await.unwrap();
+        assert!(
+            matches!(store.records("bin"), Err(StoreError::Corrupt { .. })),
+            "a part without its snapshot is damage, not data"
+        );
         store.close();
     }
 

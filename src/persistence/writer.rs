@@ -293,6 +293,7 @@ fn key_of(op: &WriteOp) -> Vec<u8> {
     match op {
         WriteOp::PutSnapshot { kind, id, .. } => keys::named(keys::SNAPSHOT, kind, id),
         WriteOp::MarkOpen { kind, id } | WriteOp::MarkClosed { kind, id } => keys::named(keys::OPEN, kind, id),
+        WriteOp::PutPart { kind, id, part, .. } | WriteOp::DeletePart { kind, id, part } => keys::part(kind, id, *part),
         WriteOp::PutOutbox { key, .. } | WriteOp::DeleteOutbox { key } => keys::number(keys::OUTBOX, *key).to_vec(),
         WriteOp::AppendStep { order, step, .. } => keys::step(*order, *step).to_vec(),
         WriteOp::PutIdempotency { key, .. } | WriteOp::DeleteIdempotency { key } => keys::text(keys::IDEMPOTENCY, key),
@@ -303,11 +304,15 @@ fn key_of(op: &WriteOp) -> Vec<u8> {
 fn value_of(op: &WriteOp) -> Option<&[u8]> {
     match op {
         WriteOp::PutSnapshot { bytes, .. }
+        | WriteOp::PutPart { bytes, .. }
         | WriteOp::PutOutbox { bytes, .. }
         | WriteOp::AppendStep { bytes, .. }
         | WriteOp::PutIdempotency { bytes, .. } => Some(bytes),
         WriteOp::MarkOpen { .. } => Some(&[]),
-        WriteOp::MarkClosed { .. } | WriteOp::DeleteOutbox { .. } | WriteOp::DeleteIdempotency { .. } => None,
+        WriteOp::MarkClosed { .. }
+        | WriteOp::DeletePart { .. }
+        | WriteOp::DeleteOutbox { .. }
+        | WriteOp::DeleteIdempotency { .. } => None,
     }
 }
 

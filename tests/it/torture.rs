@@ -246,8 +246,8 @@ fn check(dir: &Path, history: &[Call]) -> anyhow::Result<Check> {
     }
     // I1 + I7: no oversell; stock conserved per SKU.
     let mut shipped_per_sku: BTreeMap<String, u64> = BTreeMap::new();
-    for (id, bytes) in fulfillment.snapshots("bin")? {
-        let bin = orderdock::fulfillment::bin::actor::decode(&id, &bytes)?;
+    for (bin, _) in orderdock::fulfillment::bin::actor::load_all(&fulfillment)? {
+        let id = bin.id();
         if let Err(err) = bin.check_invariants() {
             out.violations.push(format!("bin {id}: {err}"));
         }
