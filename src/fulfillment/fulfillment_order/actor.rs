@@ -248,9 +248,9 @@ impl FulfillmentOrderActor {
             let transition = order.planned(plan, now)?;
             self.save(state, transition).await?;
             self.flush(state).await?; // the plan before the holds
-            let order = self.current(state)?.clone();
+            let plan = self.current(state)?.plan().to_vec();
             let mut short = None;
-            for item in order.plan() {
+            for item in &plan {
                 match bins.reserve(&item.bin, item.reservation, &item.sku, item.units).await? {
                     Ok(()) => {}
                     Err(BinError::InsufficientStock { sku, available, requested }) => {
@@ -264,7 +264,7 @@ impl FulfillmentOrderActor {
                 None => {
                     let now = self.deps.clock.now();
                     let expires_at = now.plus(self.deps.config.reservation_ttl);
-                    let transition = order.reserved(expires_at, now)?;
+                    let transition = self.current(state)?.reserved(expires_at, now)?;
                     self.save(state, transition).await?;
                     return Ok(());
                 }
@@ -328,10 +328,10 @@ impl FulfillmentOrderActor {
         myself: &ActorRef<FulfillmentOrderMsg>,
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
-        let order = self.current(state)?.clone();
-        if order.pending().is_empty() {
+        if self.current(state)?.pending().is_empty() {
             return Ok(());
         }
+        let order = self.current(state)?.clone();
         self.flush(state).await?; // what is owed, before it is done
         let mut done = 0;
         for action in order.pending() {
@@ -400,14 +400,16 @@ impl FulfillmentOrderActor {
         if state.aggregate.as_ref().is_some_and(|o| o.status() == FulfillmentStatus::Picking) {
             self.reallocate(state).await?;
         }
-        let Some(order) = state.aggregate.clone() else { return Ok(()) };
-        if !matches!(order.status(), FulfillmentStatus::Reserved) {
+        let Some((status, expires_at)) = state.aggregate.as_ref().map(|o| (o.status(), o.expires_at())) else {
+            return Ok(());
+        };
+        if !matches!(status, FulfillmentStatus::Reserved) {
             // Paid (or cancelled) in time: the expiry timer has nothing left to do.
             state.disarm();
         }
-        match order.status() {
+        match status {
             FulfillmentStatus::Reserved => {
-                if let Some(at) = order.expires_at() {
+                if let Some(at) = expires_at {
                     let wait = at.since(self.deps.clock.now());
                     let timer = myself.send_after(wait, || FulfillmentOrderMsg::Expire);
                     state.arm(&timer);
@@ -548,8 +550,7 @@ impl FulfillmentOrderActor {
                 let _ = reply.send(Ok(self.current(state)?.clone()));
             }
             FulfillmentOrderMsg::ConfirmPick { index, picked, reply } => {
-                let order = self.current(state)?.clone();
-                match order.confirm_pick(index, picked, self.deps.config.short_pick, now) {
+                match self.current(state)?.confirm_pick(index, picked, self.deps.config.short_pick, now) {
                     Ok(transition) => {
                         self.save(state, transition).await?;
                         self.run_pending(myself, state).await?;
@@ -563,8 +564,7 @@ impl FulfillmentOrderActor {
                 }
             }
             FulfillmentOrderMsg::Pack(reply) => {
-                let order = self.current(state)?.clone();
-                match order.pack(now) {
+                match self.current(state)?.pack(now) {
                     Ok(transition) => {
                         self.save(state, transition).await?;
                         // The shipments exist by the time the packer hears back.
@@ -578,10 +578,14 @@ impl FulfillmentOrderActor {
                 }
             }
             FulfillmentOrderMsg::ShipmentUpdate { shipment, stage, tracking_number, reply } => {
-                let order = self.current(state)?.clone();
-                match order.shipment_update(shipment, stage, tracking_number, now) {
-                    Ok(transition) => {
-                        if transition.next != order {
+                let current = self.current(state)?;
+                let decided = current.shipment_update(shipment, stage, tracking_number, now).map(|transition| {
+                    let changed = transition.next != *current;
+                    (transition, changed)
+                });
+                match decided {
+                    Ok((transition, changed)) => {
+                        if changed {
                             self.save(state, transition).await?;
                         }
                         self.land(state, Urgency::Lazy).await?;
