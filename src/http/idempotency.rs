@@ -67,6 +67,35 @@ impl Drop for Claim {
     }
 }
 
+/// Writes one request's idempotency record ([`Claim::recorder`]).
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    key: String,
+    fingerprint: String,
+    now: u64,
+}
+
+impl Recorder {
+    /// The record naming `resource` and, when the change commits with its
+    /// answer, the `response` (status and body) a repeat is sent back.
+    ///
+    /// # Errors
+    /// [`crate::persistence::StoreError::Encode`].
+    pub fn write(
+        &self,
+        resource: &str,
+        response: Option<(StatusCode, Vec<u8>)>,
+    ) -> Result<WriteOp, crate::persistence::StoreError> {
+        let record = Record {
+            fingerprint: self.fingerprint.clone(),
+            created_at: self.now,
+            resource: Some(resource.to_owned()),
+            response: response.map(|(status, body)| (status.as_u16(), body)),
+        };
+        Ok(WriteOp::PutIdempotency { key: self.key.clone(), bytes: codec::encode(RECORD_VERSION, &record)? })
+    }
+}
+
 /// What to do with a request.
 #[derive(Debug)]
 pub enum Admission {
@@ -178,14 +207,13 @@ impl Claim {
     /// # Errors
     /// [`ApiError::Internal`] if it cannot be encoded.
     pub fn record(&self, resource: &str) -> Result<WriteOp, ApiError> {
-        let record = Record {
-            fingerprint: self.fingerprint.clone(),
-            created_at: self.now,
-            resource: Some(resource.to_owned()),
-            response: None,
-        };
-        let bytes = codec::encode(RECORD_VERSION, &record).map_err(|err| ApiError::Internal(err.to_string()))?;
-        Ok(WriteOp::PutIdempotency { key: self.key.clone(), bytes })
+        self.recorder().write(resource, None).map_err(|err| ApiError::Internal(err.to_string()))
+    }
+
+    /// What writes this request's record, for a change that can name its
+    /// resource and its response in its own transaction (a new order).
+    pub fn recorder(&self) -> Recorder {
+        Recorder { key: self.key.clone(), fingerprint: self.fingerprint.clone(), now: self.now }
     }
 
     /// Saves the response durably, then returns it.

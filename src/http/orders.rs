@@ -17,8 +17,11 @@ use super::dto::{self, CancelResponse, OrderList, OrderResponse, PlaceOrderReque
 use super::idempotency::Admission;
 use super::{body, json, parse, respond, ApiError, AppState};
 use crate::ecommerce::accounts::{Principal, Role};
-use crate::ecommerce::order::{CancelOutcome, Order, OrderFilter, OrderStatus, PlaceOrder, PAGE_SIZE_MAX};
+use crate::ecommerce::order::{
+    CancelOutcome, Order, OrderFilter, OrderStatus, PlaceOrder, PlacedRecord, PAGE_SIZE_MAX,
+};
 use crate::events::{Address, CustomerId, OrderId, Quantity, Sku};
+use crate::persistence::StoreError;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -114,11 +117,20 @@ pub async fn create(
     }
     let to = &request.ship_to;
     let ship_to = Address::new(&to.name, &to.line1, &to.city, &to.postal_code, &to.country)?;
+    // A new order commits with its answer: the idempotency record names it
+    // and holds the response, in the order's own transaction. A run again
+    // after a crash finds its order placed, writes nothing, and saves the
+    // answer apart.
+    let rerun = claim.resource().is_some();
     let id = match claim.resource() {
         Some(resource) => resource.parse()?,
         None => OrderId::generate(state.now()),
     };
-    let record = claim.record(&id.to_string())?;
+    let recorder = claim.recorder();
+    let record = PlacedRecord::new(move |order| {
+        let answer = created(order).map_err(|err| StoreError::Encode(err.to_string()))?;
+        recorder.write(&order.id().to_string(), Some(answer))
+    });
     let order = state
         .ecommerce()?
         .orders()
@@ -128,9 +140,16 @@ pub async fn create(
         )
         .await?;
     state.counters.orders_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let response = dto::order(&order, dto::fulfillment_status("pending"), &[]);
-    let (status, body) = json(StatusCode::CREATED, &response)?;
-    claim.complete(&id.to_string(), status, body).await
+    let (status, body) = created(&order)?;
+    if rerun {
+        return claim.complete(&id.to_string(), status, body).await;
+    }
+    Ok(respond((status, body)))
+}
+
+/// The answer to the request that placed `order`.
+fn created(order: &Order) -> Result<(StatusCode, Vec<u8>), ApiError> {
+    json(StatusCode::CREATED, &dto::order(order, dto::fulfillment_status("pending"), &[]))
 }
 
 /// Listing filter and page.

@@ -59,8 +59,8 @@ pub enum OrderMsg {
         new: NewOrder,
         /// The payment token to authorize.
         token: String,
-        /// A write to commit with the order (the request's idempotency record).
-        record: Option<WriteOp>,
+        /// Makes the write to commit with the order (the request's idempotency record).
+        record: Option<super::handle::PlacedRecord>,
         /// The order once durable.
         reply: RpcReplyPort<Result<Order, OrderError>>,
     },
@@ -307,6 +307,7 @@ impl Actor for OrderActor {
                     };
                     match Order::place(new, authorization, now) {
                         Ok(transition) => {
+                            let record = record.map(|record| record.make(&transition.next)).transpose()?;
                             self.save_with(state, transition, record, Urgency::Now).await?;
                             let _ = reply.send(Ok(self.current(state)?.clone()));
                         }

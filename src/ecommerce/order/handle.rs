@@ -8,7 +8,7 @@ use crate::actors::{call, CallError, CALL_TIMEOUT};
 use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{Address, CustomerId, EventEnvelope, OrderId, Quantity, Sku};
-use crate::persistence::WriteOp;
+use crate::persistence::{StoreError, WriteOp};
 
 /// Longest payment token, in bytes.
 pub const PAYMENT_TOKEN_LEN_MAX: usize = 255;
@@ -44,6 +44,33 @@ pub enum PlaceError {
     /// The order actor could not be reached; the outcome is unknown: retry with the same id.
     #[error(transparent)]
     Call(#[from] CallError),
+}
+
+/// Makes the write to commit with a new order from the order as placed (an
+/// HTTP request's idempotency record, its response included): the order and
+/// its answer then take one transaction, one fsync.
+#[derive(Clone)]
+pub struct PlacedRecord(Arc<dyn Fn(&Order) -> Result<WriteOp, StoreError> + Send + Sync>);
+
+impl PlacedRecord {
+    /// A record made by `make`.
+    pub fn new(make: impl Fn(&Order) -> Result<WriteOp, StoreError> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(make))
+    }
+
+    /// The write for `order`.
+    ///
+    /// # Errors
+    /// What `make` returns (a record that cannot be encoded).
+    pub fn make(&self, order: &Order) -> Result<WriteOp, StoreError> {
+        (self.0)(order)
+    }
+}
+
+impl std::fmt::Debug for PlacedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlacedRecord")
+    }
 }
 
 /// Most orders one page of [`OrderHandle::list`] returns.
@@ -162,12 +189,14 @@ impl OrderHandle {
         self.place_recorded(request, None).await
     }
 
-    /// As [`OrderHandle::place`], committing `record` in the same transaction
-    /// as the new order (the HTTP edge's idempotency record).
+    /// As [`OrderHandle::place`], committing the write `record` makes from
+    /// the placed order in the same transaction as the order (the HTTP edge's
+    /// idempotency record, with its response). A repeat that finds the order
+    /// placed writes nothing.
     ///
     /// # Errors
     /// [`PlaceError`].
-    pub async fn place_recorded(&self, request: PlaceOrder, record: Option<WriteOp>) -> Result<Order, PlaceError> {
+    pub async fn place_recorded(&self, request: PlaceOrder, record: Option<PlacedRecord>) -> Result<Order, PlaceError> {
         let token = request.payment_token.trim();
         if token.is_empty() || token.len() > PAYMENT_TOKEN_LEN_MAX || token.chars().any(char::is_control) {
             return Err(PlaceError::PaymentToken);
