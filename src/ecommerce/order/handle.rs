@@ -50,7 +50,10 @@ pub enum PlaceError {
 /// HTTP request's idempotency record, its response included): the order and
 /// its answer then take one transaction, one fsync.
 #[derive(Clone)]
-pub struct PlacedRecord(Arc<dyn Fn(&Order) -> Result<WriteOp, StoreError> + Send + Sync>);
+pub struct PlacedRecord(Arc<MakeRecord>);
+
+/// The function inside a [`PlacedRecord`].
+type MakeRecord = dyn Fn(&Order) -> Result<WriteOp, StoreError> + Send + Sync;
 
 impl PlacedRecord {
     /// A record made by `make`.
