@@ -110,7 +110,12 @@ fn canonical_fingerprint(body: &[u8]) -> String {
         .ok()
         .and_then(|value| serde_json::to_vec(&value).ok())
         .unwrap_or_else(|| body.to_vec());
-    Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(64);
+    for byte in Sha256::digest(&canonical) {
+        use std::fmt::Write;
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
 }
 
 impl InFlight {

@@ -210,16 +210,29 @@ impl OrderActor {
         let mut later = None;
         if owes_capture && !state.in_flight {
             if let Some(call) = self.payment_call(&transition.next) {
-                // In a task, so that a slow answer keeps coming after the wait.
-                let mut answer = tokio::spawn(call);
-                match tokio::time::timeout(CAPTURE_INLINE_WAIT, &mut answer).await {
-                    Ok(Ok((op, result))) if !matches!(result, Err(PaymentError::Unavailable(_))) => {
+                // A gateway that answers at once (the simulated one) needs
+                // no task and no timer; any other runs in a task, so that a
+                // slow answer keeps coming after the wait.
+                let mut call = Box::pin(call);
+                let answered = match futures_util::FutureExt::now_or_never(&mut call) {
+                    Some(answer) => Some(Ok(answer)),
+                    None => {
+                        let mut answer = tokio::spawn(call);
+                        match tokio::time::timeout(CAPTURE_INLINE_WAIT, &mut answer).await {
+                            Ok(Ok(answer)) => Some(Ok(answer)),
+                            Ok(Err(_)) => None,
+                            Err(_) => Some(Err(answer)),
+                        }
+                    }
+                };
+                match answered {
+                    Some(Ok((op, result))) if !matches!(result, Err(PaymentError::Unavailable(_))) => {
                         transition = transition.then(|next| next.payment_result(&op, result, now));
                     }
                     // Unavailable: retried with backoff, as any payment operation.
-                    Ok(Ok((op, result))) => later = Some(Ok((op, result))),
-                    Ok(Err(_)) => {}
-                    Err(_) => later = Some(Err(answer)),
+                    Some(Ok((op, result))) => later = Some(Ok((op, result))),
+                    Some(Err(answer)) => later = Some(Err(answer)),
+                    None => {}
                 }
             }
         }
