@@ -201,6 +201,16 @@ pub fn stored_resource(bytes: &[u8]) -> Result<Option<String>, crate::persistenc
     Ok(record.resource)
 }
 
+/// The response a stored idempotency record holds (status and body), if its
+/// request was answered: for checkers of the replay rule.
+///
+/// # Errors
+/// The bytes are not a record.
+pub fn stored_response(bytes: &[u8]) -> Result<Option<(u16, Vec<u8>)>, crate::persistence::StoreError> {
+    let record: Record = codec::decode(RECORD_VERSION, "idempotency record", bytes)?;
+    Ok(record.response)
+}
+
 impl Claim {
     /// The resource an earlier, interrupted run of this request created.
     pub fn resource(&self) -> Option<&str> {

@@ -206,6 +206,42 @@ async fn the_idempotency_key_contract_holds() -> TestResult {
     // Exactly one order per key for this customer: k-1 and k-2.
     let listed = api.get("/v1/orders", &customer).await?;
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(2));
+    // A new order committed with its answer: the record holds the response already.
+    let stored = |raw: &'static str| {
+        let key = format!("{}|orders|{raw}", principal.key_id);
+        let store = store.clone();
+        move || -> anyhow::Result<Option<(u16, Vec<u8>)>> {
+            let bytes = store.idempotency(&key)?.ok_or_else(|| anyhow::anyhow!("no record for {key}"))?;
+            Ok(orderdock::http::idempotency::stored_response(&bytes)?)
+        }
+    };
+    assert_eq!(stored("k-1")()?, Some((201, first.bytes.clone())), "saved with the order, byte for byte");
+    // A run again after a crash between the order's commit and its answer
+    // (the record names an order but holds no response): the same order,
+    // answered, and the answer saved for the next repeat.
+    let headers = {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("idempotency-key", "k-crash".parse()?);
+        headers
+    };
+    let body_bytes = serde_json::to_vec(&body)?;
+    let orderdock::http::idempotency::Admission::Run(claim) =
+        api.state.in_flight.admit(&store, &principal.key_id, "orders", &headers, &body_bytes, 0).await?
+    else {
+        panic!("a new key runs");
+    };
+    let named = orderdock::events::OrderId::generate(orderdock::events::Timestamp::from_millis(1));
+    let mut batch = orderdock::persistence::WriteBatch::new();
+    batch.push(claim.record(&named.to_string())?);
+    store.commit(batch).await?;
+    drop(claim);
+    assert_eq!(stored("k-crash")()?, None);
+    let rerun = api.post("/v1/orders", &customer, Some("k-crash"), &body).await?;
+    assert_eq!(rerun.status, StatusCode::CREATED);
+    assert_eq!(rerun.body["id"], named.to_string(), "the order the record names");
+    assert_eq!(stored("k-crash")()?, Some((201, rerun.bytes.clone())));
+    let replay = api.post("/v1/orders", &customer, Some("k-crash"), &body).await?;
+    assert_eq!(replay.bytes, rerun.bytes, "replayed byte for byte");
     Ok(())
 }
 
