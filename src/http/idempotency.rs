@@ -76,6 +76,21 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// The response the stored record of this request holds, if any.
+    ///
+    /// # Errors
+    /// [`ApiError::Internal`] when the store cannot be read or the record decoded.
+    pub async fn saved_response(&self, store: &Store) -> Result<Option<(StatusCode, Vec<u8>)>, ApiError> {
+        let (reader, key) = (store.clone(), self.key.clone());
+        let found = tokio::task::spawn_blocking(move || reader.idempotency(&key))
+            .await
+            .map_err(|err| ApiError::Internal(err.to_string()))?
+            .map_err(|err| ApiError::Internal(err.to_string()))?;
+        let Some(bytes) = found else { return Ok(None) };
+        let response = stored_response(&bytes).map_err(|err| ApiError::Internal(err.to_string()))?;
+        Ok(response.map(|(status, body)| (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)))
+    }
+
     /// The record naming `resource` and, when the change commits with its
     /// answer, the `response` (status and body) a repeat is sent back.
     ///

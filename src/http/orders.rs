@@ -122,6 +122,7 @@ pub async fn create(
     // after a crash finds its order placed, writes nothing, and saves the
     // answer apart.
     let rerun = claim.resource().is_some();
+    let key = claim.recorder();
     let id = match claim.resource() {
         Some(resource) => resource.parse()?,
         None => OrderId::generate(state.now()),
@@ -131,7 +132,7 @@ pub async fn create(
         let answer = created(order).map_err(|err| StoreError::Encode(err.to_string()))?;
         recorder.write(&order.id().to_string(), Some(answer))
     });
-    let order = state
+    let (order, placed_now) = state
         .ecommerce()?
         .orders()
         .place_recorded(
@@ -140,11 +141,20 @@ pub async fn create(
         )
         .await?;
     state.counters.orders_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (status, body) = created(&order)?;
-    if rerun {
-        return claim.complete(&id.to_string(), status, body).await;
+    if placed_now {
+        // Committed with exactly these bytes.
+        return Ok(respond(created(&order)?));
     }
-    Ok(respond((status, body)))
+    if !rerun {
+        // An earlier attempt of this very call placed the order (its reply
+        // was lost to a restart of the actor) and saved the answer with it:
+        // send that answer, not one made from the order as it is now.
+        if let Some(saved) = key.saved_response(&store).await? {
+            return Ok(respond(saved));
+        }
+    }
+    let (status, body) = created(&order)?;
+    claim.complete(&id.to_string(), status, body).await
 }
 
 /// The answer to the request that placed `order`.

@@ -234,12 +234,15 @@ async fn the_idempotency_key_contract_holds() -> TestResult {
     let mut batch = orderdock::persistence::WriteBatch::new();
     batch.push(claim.record(&named.to_string())?);
     store.commit(batch).await?;
+    let recorder = claim.recorder();
     drop(claim);
     assert_eq!(stored("k-crash")()?, None);
+    assert_eq!(recorder.saved_response(&store).await?, None);
     let rerun = api.post("/v1/orders", &customer, Some("k-crash"), &body).await?;
     assert_eq!(rerun.status, StatusCode::CREATED);
     assert_eq!(rerun.body["id"], named.to_string(), "the order the record names");
     assert_eq!(stored("k-crash")()?, Some((201, rerun.bytes.clone())));
+    assert_eq!(recorder.saved_response(&store).await?, Some((StatusCode::CREATED, rerun.bytes.clone())));
     let replay = api.post("/v1/orders", &customer, Some("k-crash"), &body).await?;
     assert_eq!(replay.bytes, rerun.bytes, "replayed byte for byte");
     Ok(())

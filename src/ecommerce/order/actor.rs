@@ -61,8 +61,8 @@ pub enum OrderMsg {
         token: String,
         /// Makes the write to commit with the order (the request's idempotency record).
         record: Option<super::handle::PlacedRecord>,
-        /// The order once durable.
-        reply: RpcReplyPort<Result<Order, OrderError>>,
+        /// The order once durable, and whether this message placed it (not an earlier one).
+        reply: RpcReplyPort<Result<(Order, bool), OrderError>>,
     },
     /// An integration event from fulfillment.
     Deliver(EventEnvelope, RpcReplyPort<Result<Delivery, DeliveryError>>),
@@ -294,7 +294,7 @@ impl Actor for OrderActor {
             match message {
                 OrderMsg::Place { new, token, record, reply } => {
                     if let Some(order) = state.aggregate.clone() {
-                        let _ = reply.send(Ok(order));
+                        let _ = reply.send(Ok((order, false)));
                         return Ok(());
                     }
                     let total = match Order::total_of(&new.lines) {
@@ -322,7 +322,7 @@ impl Actor for OrderActor {
                         Ok(transition) => {
                             let record = record.map(|record| record.make(&transition.next)).transpose()?;
                             self.save_with(state, transition, record, Urgency::Now).await?;
-                            let _ = reply.send(Ok(self.current(state)?.clone()));
+                            let _ = reply.send(Ok((self.current(state)?.clone(), true)));
                         }
                         Err(err) => {
                             let _ = reply.send(Err(err));

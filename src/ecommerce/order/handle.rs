@@ -189,17 +189,22 @@ impl OrderHandle {
     /// # Errors
     /// [`PlaceError`].
     pub async fn place(&self, request: PlaceOrder) -> Result<Order, PlaceError> {
-        self.place_recorded(request, None).await
+        Ok(self.place_recorded(request, None).await?.0)
     }
 
     /// As [`OrderHandle::place`], committing the write `record` makes from
     /// the placed order in the same transaction as the order (the HTTP edge's
     /// idempotency record, with its response). A repeat that finds the order
-    /// placed writes nothing.
+    /// placed writes nothing. Returns the order and whether this call placed
+    /// it (`false`: it was there already, `record` was not written).
     ///
     /// # Errors
     /// [`PlaceError`].
-    pub async fn place_recorded(&self, request: PlaceOrder, record: Option<PlacedRecord>) -> Result<Order, PlaceError> {
+    pub async fn place_recorded(
+        &self,
+        request: PlaceOrder,
+        record: Option<PlacedRecord>,
+    ) -> Result<(Order, bool), PlaceError> {
         let token = request.payment_token.trim();
         if token.is_empty() || token.len() > PAYMENT_TOKEN_LEN_MAX || token.chars().any(char::is_control) {
             return Err(PlaceError::PaymentToken);
