@@ -81,13 +81,7 @@ impl Recorder {
     /// # Errors
     /// [`ApiError::Internal`] when the store cannot be read or the record decoded.
     pub async fn saved_response(&self, store: &Store) -> Result<Option<(StatusCode, Vec<u8>)>, ApiError> {
-        let (reader, key) = (store.clone(), self.key.clone());
-        let found = tokio::task::spawn_blocking(move || reader.idempotency(&key))
-            .await
-            .map_err(|err| ApiError::Internal(err.to_string()))?
-            .map_err(|err| ApiError::Internal(err.to_string()))?;
-        let Some(bytes) = found else { return Ok(None) };
-        let response = stored_response(&bytes).map_err(|err| ApiError::Internal(err.to_string()))?;
+        let response = read_record(store, &self.key).await?.and_then(|record| record.response);
         Ok(response.map(|(status, body)| (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)))
     }
 
@@ -178,14 +172,7 @@ impl InFlight {
             now,
             in_flight: self.clone(),
         };
-        let reader = store.clone();
-        let found = tokio::task::spawn_blocking(move || reader.idempotency(&key))
-            .await
-            .map_err(|err| ApiError::Internal(err.to_string()))?
-            .map_err(|err| ApiError::Internal(err.to_string()))?;
-        let Some(bytes) = found else { return Ok(Admission::Run(claim)) };
-        let record: Record = codec::decode(RECORD_VERSION, "idempotency record", &bytes)
-            .map_err(|err| ApiError::Internal(err.to_string()))?;
+        let Some(record) = read_record(store, &key).await? else { return Ok(Admission::Run(claim)) };
         if record.fingerprint != fingerprint {
             return Err(ApiError::invalid(
                 "idempotency_key_reused",
@@ -204,6 +191,19 @@ impl InFlight {
             }
         }
     }
+}
+
+/// The record stored under `key`, read on a blocking thread.
+async fn read_record(store: &Store, key: &str) -> Result<Option<Record>, ApiError> {
+    let (reader, key) = (store.clone(), key.to_owned());
+    let found = tokio::task::spawn_blocking(move || reader.idempotency(&key))
+        .await
+        .map_err(|err| ApiError::Internal(err.to_string()))?
+        .map_err(|err| ApiError::Internal(err.to_string()))?;
+    found
+        .map(|bytes| codec::decode(RECORD_VERSION, "idempotency record", &bytes))
+        .transpose()
+        .map_err(|err| ApiError::Internal(err.to_string()))
 }
 
 /// The resource (an order id, …) a stored idempotency record names, if its

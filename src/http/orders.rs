@@ -122,12 +122,12 @@ pub async fn create(
     // after a crash finds its order placed, writes nothing, and saves the
     // answer apart.
     let rerun = claim.resource().is_some();
-    let key = claim.recorder();
     let id = match claim.resource() {
         Some(resource) => resource.parse()?,
         None => OrderId::generate(state.now()),
     };
-    let recorder = claim.recorder();
+    let key = claim.recorder();
+    let recorder = key.clone();
     let record = PlacedRecord::new(move |order| {
         let answer = created(order).map_err(|err| StoreError::Encode(err.to_string()))?;
         recorder.write(&order.id().to_string(), Some(answer))

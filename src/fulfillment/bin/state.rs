@@ -210,23 +210,17 @@ impl Bin {
     /// # Errors
     /// [`BinError::InsufficientStock`], [`BinError::ReservationConflict`], [`BinError::ZeroQuantity`].
     pub fn reserve(&self, id: ReservationId, sku: &Sku, units: u32) -> Result<Bin, BinError> {
-        let mut next = self.clone();
-        next.reserve_in_place(id, sku, units)?;
-        Ok(next)
+        self.try_copy_with(|next| next.reserve_in_place(id, sku, units))
     }
 
     /// Lets a reservation go (void). Unknown ids change nothing.
     pub fn release(&self, id: ReservationId) -> Bin {
-        let mut next = self.clone();
-        next.release_in_place(id);
-        next
+        self.copy_with(|next| next.release_in_place(id))
     }
 
     /// Lets a reservation go because its time ran out. Unknown ids change nothing.
     pub fn expire(&self, id: ReservationId) -> Bin {
-        let mut next = self.clone();
-        next.expire_in_place(id);
-        next
+        self.copy_with(|next| next.expire_in_place(id))
     }
 
     /// Records the pick of a reservation: `picked` of its units were found.
@@ -236,23 +230,31 @@ impl Bin {
     /// # Errors
     /// [`BinError::OverPick`] when `picked` exceeds the reservation.
     pub fn pick(&self, id: ReservationId, picked: u32) -> Result<Bin, BinError> {
-        let mut next = self.clone();
-        next.pick_in_place(id, picked)?;
-        Ok(next)
+        self.try_copy_with(|next| next.pick_in_place(id, picked))
     }
 
     /// Puts picked units back into stock (cancelled after pick). Unknown ids change nothing.
     pub fn restock(&self, id: ReservationId) -> Bin {
-        let mut next = self.clone();
-        next.restock_in_place(id);
-        next
+        self.copy_with(|next| next.restock_in_place(id))
     }
 
     /// The picked units left with their shipment. Unknown ids change nothing.
     pub fn ship(&self, id: ReservationId) -> Bin {
+        self.copy_with(|next| next.ship_in_place(id))
+    }
+
+    /// A copy of the bin with an in-place decision applied (the pure form of it).
+    fn copy_with(&self, decide: impl FnOnce(&mut Bin) -> bool) -> Bin {
         let mut next = self.clone();
-        next.ship_in_place(id);
+        decide(&mut next);
         next
+    }
+
+    /// [`Self::copy_with`] for a decision that may refuse.
+    fn try_copy_with(&self, decide: impl FnOnce(&mut Bin) -> Result<bool, BinError>) -> Result<Bin, BinError> {
+        let mut next = self.clone();
+        decide(&mut next)?;
+        Ok(next)
     }
 
     // The same decisions in place, for the bin's actor: a bin keeps every

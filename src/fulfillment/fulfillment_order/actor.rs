@@ -469,16 +469,16 @@ impl Actor for FulfillmentOrderActor {
         // largest state of this future (see BENCHMARKS.md, memory).
         crate::actors::boxed(async move {
             // A person or client waits on these: nothing they decide is held back.
-            let person = matches!(
-                message,
+            let urgency = match message {
                 FulfillmentOrderMsg::Create(..)
-                    | FulfillmentOrderMsg::ConfirmPick { .. }
-                    | FulfillmentOrderMsg::Pack(_)
-            );
-            let result = self.on(&myself, message, state).await;
+                | FulfillmentOrderMsg::ConfirmPick { .. }
+                | FulfillmentOrderMsg::Pack(_) => Urgency::Now,
+                _ => Urgency::Lazy,
+            };
+            let result = self.on(&myself, message, state, urgency).await;
             // Whatever the handler staged lands, even when it failed half way:
             // a restarted actor must not read a snapshot older than a write still queued.
-            let landed = self.land(state, if person { Urgency::Now } else { Urgency::Lazy }).await;
+            let landed = self.land(state, urgency).await;
             result.and(landed)
         })
         .await
@@ -486,12 +486,14 @@ impl Actor for FulfillmentOrderActor {
 }
 
 impl FulfillmentOrderActor {
-    /// Handles one message; the changes it stages land when it returns ([`Self::land`]).
+    /// Handles one message; the changes it stages land, as `urgency` says,
+    /// before it answers and when it returns ([`Self::land`]).
     async fn on(
         &self,
         myself: &ActorRef<FulfillmentOrderMsg>,
         message: FulfillmentOrderMsg,
         state: &mut State,
+        urgency: Urgency,
     ) -> Result<(), ActorProcessingErr> {
         if !matches!(message, FulfillmentOrderMsg::Idle) {
             state.touched = std::time::Instant::now();
@@ -535,7 +537,7 @@ impl FulfillmentOrderActor {
                 // Reserving follows at once; the sender hears back when all of
                 // it is durable (one fsync for receipt, plan, holds and reserved).
                 self.follow_up(myself, state).await?;
-                self.land(state, Urgency::Lazy).await?;
+                self.land(state, urgency).await?;
                 let _ = reply.send(Ok(Delivery::Applied));
             }
             FulfillmentOrderMsg::Create(new, record, reply) => {
@@ -546,7 +548,7 @@ impl FulfillmentOrderActor {
                 let transition = FulfillmentOrder::receive(new, None, now);
                 self.save_with(state, transition, record).await?;
                 self.follow_up(myself, state).await?;
-                self.land(state, Urgency::Now).await?;
+                self.land(state, urgency).await?;
                 let _ = reply.send(Ok(self.current(state)?.clone()));
             }
             FulfillmentOrderMsg::ConfirmPick { index, picked, reply } => {
@@ -555,7 +557,7 @@ impl FulfillmentOrderActor {
                         self.save(state, transition).await?;
                         self.run_pending(myself, state).await?;
                         self.reallocate(state).await?;
-                        self.land(state, Urgency::Now).await?;
+                        self.land(state, urgency).await?;
                         let _ = reply.send(Ok(self.current(state)?.clone()));
                     }
                     Err(err) => {
@@ -569,7 +571,7 @@ impl FulfillmentOrderActor {
                         self.save(state, transition).await?;
                         // The shipments exist by the time the packer hears back.
                         self.run_pending(myself, state).await?;
-                        self.land(state, Urgency::Now).await?;
+                        self.land(state, urgency).await?;
                         let _ = reply.send(Ok(self.current(state)?.clone()));
                     }
                     Err(err) => {
@@ -588,7 +590,7 @@ impl FulfillmentOrderActor {
                         if changed {
                             self.save(state, transition).await?;
                         }
-                        self.land(state, Urgency::Lazy).await?;
+                        self.land(state, urgency).await?;
                         let _ = reply.send(Ok(()));
                         self.run_pending(myself, state).await?;
                     }
