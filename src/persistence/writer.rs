@@ -23,7 +23,6 @@
 //! earlier one failed would store a state that never existed. The process
 //! must restart, and recovery reads the store as last committed.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -212,12 +211,13 @@ impl FailStop {
 }
 
 fn commit_group(db: &Database, group: &[(WriteBatch, Done)], scratch: &mut Scratch) -> Result<(), StoreError> {
-    scratch.plan(group.iter().map(|(batch, _)| batch));
+    let ops: Vec<&WriteOp> = group.iter().flat_map(|(batch, _)| batch.ops.iter()).collect();
+    scratch.plan(&ops);
     let mut txn = db.begin_write().map_err(StoreError::from_redb)?;
     txn.set_durability(Durability::Immediate).map_err(StoreError::from_redb)?;
     {
         let mut records = txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
-        for (key, value) in scratch.writes(group.iter().map(|(batch, _)| batch)) {
+        for (key, value) in scratch.writes(&ops) {
             match value {
                 Some(value) => records.insert(key, value).map(|_| ()),
                 None => records.remove(key).map(|_| ()),
@@ -233,57 +233,37 @@ fn commit_group(db: &Database, group: &[(WriteBatch, Done)], scratch: &mut Scrat
 /// the kernel zero) megabytes for each commit.
 #[derive(Debug, Default)]
 struct Scratch {
-    /// Every write's key, in order.
+    /// Every write's key, in arrival order.
     keys: Vec<Vec<u8>>,
-    /// Whether a later write of the group has the same key.
-    superseded: Vec<bool>,
-    /// Hash of a key -> its latest write so far.
-    latest: HashMap<u64, usize>,
-    /// Hashes the keys.
-    hasher: std::hash::RandomState,
+    /// The writes to make, as indexes into `keys`: the last write of each
+    /// key, in key order.
+    order: Vec<usize>,
 }
 
 impl Scratch {
-    /// Works out, for a group's batches in order, which writes a later one
-    /// of the same key supersedes. A group commits as one transaction, so a
-    /// key's earlier writes in it can never be seen: an order's snapshot
-    /// written three times in one handler, a bin's after each of a dozen
-    /// holds, an outbox row put and deleted each cost one B-tree write.
-    fn plan<'a>(&mut self, batches: impl Iterator<Item = &'a WriteBatch>) {
-        use std::hash::BuildHasher;
+    /// Works out, for a group's writes in arrival order, which to make. A
+    /// group commits as one transaction, so a key's earlier writes in it can
+    /// never be seen: an order's snapshot written three times in one
+    /// handler, a bin's after each of a dozen holds, an outbox row put and
+    /// deleted each cost one B-tree write. The rest go in key order, so
+    /// that neighbouring keys share their walk down the tree and each leaf
+    /// is visited once.
+    fn plan(&mut self, ops: &[&WriteOp]) {
         self.keys.clear();
-        self.superseded.clear();
-        self.latest.clear();
-        for batch in batches {
-            self.keys.extend(batch.ops.iter().map(key_of));
-        }
-        self.superseded.resize(self.keys.len(), false);
-        for (at, key) in self.keys.iter().enumerate() {
-            let hash = self.hasher.hash_one(key.as_slice());
-            if let Some(earlier) = self.latest.insert(hash, at) {
-                // Two keys may share a hash: only the same key is superseded.
-                if self.keys[earlier] == *key {
-                    self.superseded[earlier] = true;
-                }
-            }
-        }
+        self.order.clear();
+        self.keys.extend(ops.iter().map(|op| key_of(op)));
+        self.order.extend(0..self.keys.len());
+        let keys = &self.keys;
+        // Latest first among equal keys, so that `dedup` keeps it.
+        self.order.sort_unstable_by(|a, b| keys[*a].cmp(&keys[*b]).then(b.cmp(a)));
+        self.order.dedup_by(|later, kept| keys[*later] == keys[*kept]);
     }
 
     /// The writes to make, as (key, value to put or `None` to remove): the
-    /// last write of each key, in the order of those last writes. `batches`
-    /// are the ones given to [`Self::plan`].
-    fn writes<'s, 'a>(
-        &'s self,
-        batches: impl Iterator<Item = &'a WriteBatch> + 's,
-    ) -> impl Iterator<Item = (&'s [u8], Option<&'a [u8]>)> + 's
-    where
-        'a: 's,
-    {
-        batches
-            .flat_map(|batch| batch.ops.iter())
-            .zip(self.keys.iter().zip(&self.superseded))
-            .filter(|(_, (_, superseded))| !**superseded)
-            .map(|(op, (key, _))| (key.as_slice(), value_of(op)))
+    /// last write of each key, in key order. `ops` are the ones given to
+    /// [`Self::plan`].
+    fn writes<'s, 'a: 's>(&'s self, ops: &'s [&'a WriteOp]) -> impl Iterator<Item = (&'s [u8], Option<&'a [u8]>)> + 's {
+        self.order.iter().map(|at| (self.keys[*at].as_slice(), value_of(ops[*at])))
     }
 }
 
@@ -333,22 +313,21 @@ mod tests {
         second.push(WriteOp::DeleteOutbox { key: 7 });
         second.push(WriteOp::PutOutbox { key: 8, bytes: vec![8] });
         let mut scratch = Scratch::default();
-        scratch.plan([&first, &second].into_iter());
-        let view: Vec<(Vec<u8>, Option<Vec<u8>>)> = scratch
-            .writes([&first, &second].into_iter())
-            .map(|(key, value)| (key.to_vec(), value.map(<[u8]>::to_vec)))
-            .collect();
+        let ops: Vec<&WriteOp> = first.ops.iter().chain(&second.ops).collect();
+        scratch.plan(&ops);
+        let view: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            scratch.writes(&ops).map(|(key, value)| (key.to_vec(), value.map(<[u8]>::to_vec))).collect();
         use super::super::keys;
         assert_eq!(
             view,
             vec![
-                (keys::named(keys::SNAPSHOT, "bin", "b2"), Some(vec![2])),
                 (keys::named(keys::SNAPSHOT, "bin", "b1"), Some(vec![3])),
+                (keys::named(keys::SNAPSHOT, "bin", "b2"), Some(vec![2])),
                 (keys::named(keys::OPEN, "order", "o1"), None),
                 (keys::number(keys::OUTBOX, 7).to_vec(), None),
                 (keys::number(keys::OUTBOX, 8).to_vec(), Some(vec![8])),
             ],
-            "one write per key, the last, in the order of those last writes"
+            "one write per key, the last, in key order"
         );
     }
 
