@@ -46,7 +46,10 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
-fn measurement<'c>(c: &'c mut Criterion, name: &str) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
+fn measurement<'c>(
+    c: &'c mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
     let mut group = c.benchmark_group(name);
     let seconds = if std::env::var_os("CI").is_some() { 1 } else { 3 };
     group.measurement_time(Duration::from_secs(seconds)).sample_size(10);
