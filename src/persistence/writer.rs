@@ -5,7 +5,10 @@
 //! write transaction with `Durability::Immediate`, commits (one fsync), and
 //! only then answers each batch's sender. A batch is atomic: it is applied in
 //! full in a transaction that commits, or the sender hears of the failure.
-//! Batches commit in the order they were submitted.
+//! Batches commit in the order they were submitted. Inside a transaction
+//! each key is written once, with the value of its last write, and the keys
+//! go in key order (see `Scratch::plan`): the result is the batches applied
+//! in order, at the cost of one B-tree write per key.
 //!
 //! **Lazy writes.** A batch queued with [`super::Urgency::Lazy`] (a write
 //! nobody outside the engine waits on: a shipment's label progress, a
