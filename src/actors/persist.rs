@@ -82,7 +82,7 @@ impl Change {
     }
 
     /// Whether someone outside the engine may be waiting on this change
-    /// (see [`needs_now`]).
+    /// (see `needs_now`).
     pub fn needs_now(&self) -> bool {
         needs_now(&self.events, self.extra.as_ref())
     }
@@ -160,7 +160,7 @@ impl Unwritten {
     }
 
     /// Whether someone outside the engine may be waiting on these decisions
-    /// (see [`needs_now`]).
+    /// (see `needs_now`).
     pub fn needs_now(&self) -> bool {
         needs_now(&self.events, self.extra.as_ref())
     }

@@ -7,7 +7,7 @@
 //!   (`orderdock.fulfillment.>`); each event on `orderdock.<context>.<type>`
 //!   as a CloudEvent ([`cloudevents`]), with `Nats-Msg-Id` = its event id so
 //!   the broker drops a re-publish inside its duplicate window.
-//! - Publishing ([`JetStreamBus`]) answers `Ok` only on the broker's PubAck:
+//! - Publishing (`JetStreamBus`) answers `Ok` only on the broker's PubAck:
 //!   the sender's outbox row is deleted after that, never before; while the
 //!   broker is away the dispatcher retries with backoff.
 //! - Receiving ([`Consumer`]) is a durable pull consumer named after the
