@@ -19,6 +19,11 @@
 //! share that commit's fsync. Order is kept: a lazy batch commits
 //! with, or before, every batch queued after it.
 //!
+//! **Gathering.** A busy writer (its last group carried [`GATHER_SIBLINGS`]
+//! urgent batches or more) lets its next group wait [`GATHER_DELAY`] for more
+//! batches: under load, fewer and larger commits, each paying redb's fixed
+//! price once. A lone saga never waits for it.
+//!
 //! **Fail-stop.** After a transaction fails, the writer commits nothing more:
 //! every later batch is answered with the first failure. A batch may have been
 //! decided on top of an earlier one that is still queued (a bin answers before
@@ -29,6 +34,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use redb::{Database, Durability};
@@ -49,6 +55,16 @@ pub const LAZY_WRITE_DELAY: std::time::Duration = std::time::Duration::from_mill
 /// placement → delivered at concurrency 256 ran at ~1,500 orders/s with
 /// 50 ms, ~2,700 with 2 ms, ~3,100–3,250 with 0.5 ms (as with no lazy writes).
 pub const LAZY_AWAITED_DELAY: std::time::Duration = std::time::Duration::from_micros(500);
+/// Urgent batches in a group that mark the writer as busy: the next group then
+/// gathers company for [`GATHER_DELAY`] before it commits. At concurrency 1 a
+/// group carries one or two urgent batches, so a lone saga never waits.
+pub const GATHER_SIBLINGS: usize = 3;
+/// How long a busy writer's group waits for more batches (see
+/// [`GATHER_SIBLINGS`]): fewer, larger commits, each paying redb's fixed
+/// price (about eight pages and an fsync) once. Measured in BENCHMARKS.md,
+/// step 27: a lower intake p99 at 2,000–3,000 requests/s, a third fewer
+/// commits at concurrency 256, concurrency 1 unchanged.
+pub const GATHER_DELAY: std::time::Duration = std::time::Duration::from_micros(250);
 
 /// Where a batch's outcome goes (none for fire-and-forget writes).
 type Done = Option<oneshot::Sender<Result<(), StoreError>>>;
@@ -90,13 +106,16 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
     let mut group: Vec<(WriteBatch, Done)> = Vec::new();
     let mut fail_stop = FailStop::default();
     let mut scratch = Scratch::default();
+    // Urgent batches in the last group (see `GATHER_SIBLINGS`).
+    let mut urgent_last = 0;
     loop {
         let mut stop = false;
-        // Until when the group may wait for company (now: it holds an urgent batch).
-        let mut hold = Hold::default();
-        match receiver.recv() {
+        let first = receiver.recv();
+        // Until when the group may wait for company.
+        let mut hold = Hold::after(urgent_last, Instant::now());
+        match first {
             Ok(Request::Write { batch, done, lazy }) => {
-                hold.add(lazy, done.is_some());
+                hold.add(lazy, done.is_some(), Instant::now());
                 group.push((batch, done));
             }
             Ok(Request::Stop) | Err(_) => stop = true,
@@ -104,7 +123,7 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
         while !stop && group.len() < GROUP_BATCHES_MAX {
             match receiver.try_recv() {
                 Ok(Request::Write { batch, done, lazy }) => {
-                    hold.add(lazy, done.is_some());
+                    hold.add(lazy, done.is_some(), Instant::now());
                     group.push((batch, done));
                 }
                 Ok(Request::Stop) => stop = true,
@@ -112,11 +131,12 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
                     // Nobody outside waits on a group of lazy writes (deletes of
                     // delivered outbox rows, label progress…): hold it until an
                     // urgent write comes to carry it, or its hold passes, so it
-                    // never costs an urgent write an fsync of its own.
-                    if let Some(until) = hold.until.filter(|until| *until > std::time::Instant::now()) {
+                    // never costs an urgent write an fsync of its own. A busy
+                    // writer's group gathers a little longer (`GATHER_DELAY`).
+                    if let Some(until) = hold.deadline(Instant::now()) {
                         match receiver.recv_deadline(until) {
                             Ok(Request::Write { batch, done, lazy }) => {
-                                hold.add(lazy, done.is_some());
+                                hold.add(lazy, done.is_some(), Instant::now());
                                 group.push((batch, done));
                                 continue;
                             }
@@ -129,6 +149,7 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
                 Err(TryRecvError::Disconnected) => stop = true,
             }
         }
+        urgent_last = hold.urgent;
         if !group.is_empty() {
             let stopped = fail_stop.stopped();
             // A group of barriers only (`Store::settled`) writes nothing: no transaction.
@@ -165,25 +186,45 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
     }
 }
 
-/// How long a group may wait for an urgent batch to share its commit: the
-/// shortest hold of its batches, each counted from its arrival.
+/// How long a group may wait for company before it commits: a group of lazy
+/// writes until its shortest hold passes, each counted from its arrival
+/// (an urgent batch ends that hold); a busy writer's group for
+/// [`GATHER_DELAY`] from its first batch.
 #[derive(Debug, Default)]
 struct Hold {
-    until: Option<std::time::Instant>,
+    /// The lazy writes' hold.
+    until: Option<Instant>,
+    /// The busy writer's gathering.
+    gather: Option<Instant>,
+    /// Urgent batches counted in.
+    urgent: usize,
 }
 
 impl Hold {
-    /// Counts a batch in: urgent (no wait), lazy with a waiter
-    /// ([`LAZY_AWAITED_DELAY`]) or fire-and-forget ([`LAZY_WRITE_DELAY`]).
-    fn add(&mut self, lazy: bool, awaited: bool) {
-        let now = std::time::Instant::now();
+    /// The hold of a group whose first batch came at `now`, after a group that
+    /// carried `urgent_before` urgent batches.
+    fn after(urgent_before: usize, now: Instant) -> Self {
+        Self { gather: (urgent_before >= GATHER_SIBLINGS).then(|| now + GATHER_DELAY), ..Self::default() }
+    }
+
+    /// Counts in a batch that came at `now`: urgent (no wait), lazy with a
+    /// waiter ([`LAZY_AWAITED_DELAY`]) or fire-and-forget ([`LAZY_WRITE_DELAY`]).
+    fn add(&mut self, lazy: bool, awaited: bool, now: Instant) {
         let wait = match (lazy, awaited) {
             (false, _) => std::time::Duration::ZERO,
             (true, true) => LAZY_AWAITED_DELAY,
             (true, false) => LAZY_WRITE_DELAY,
         };
+        if !lazy {
+            self.urgent += 1;
+        }
         let until = now + wait;
         self.until = Some(self.until.map_or(until, |earlier| earlier.min(until)));
+    }
+
+    /// Until when, seen at `now`, the group waits for more batches (`None`: commit now).
+    fn deadline(&self, now: Instant) -> Option<Instant> {
+        self.until.filter(|until| *until > now).or(self.gather.filter(|gather| *gather > now))
     }
 }
 
@@ -332,6 +373,37 @@ mod tests {
             ],
             "one write per key, the last, in key order"
         );
+    }
+
+    #[test]
+    fn only_a_busy_writer_gathers_and_only_for_its_delay() {
+        let start = Instant::now();
+        // After a group of fewer urgent batches than GATHER_SIBLINGS (a lone saga):
+        // an urgent batch commits at once.
+        let mut quiet = Hold::after(GATHER_SIBLINGS - 1, start);
+        quiet.add(false, true, start);
+        assert_eq!(quiet.deadline(start), None, "a quiet writer commits an urgent batch at once");
+        // After a busy group: the next one gathers for GATHER_DELAY from its first batch, no longer.
+        let mut busy = Hold::after(GATHER_SIBLINGS, start);
+        busy.add(false, true, start);
+        assert_eq!(busy.deadline(start), Some(start + GATHER_DELAY));
+        assert_eq!(busy.deadline(start + GATHER_DELAY), None, "the gathering ends");
+        // Urgent batches are counted for the next group; lazy ones are not.
+        busy.add(true, true, start);
+        busy.add(false, true, start);
+        assert_eq!(busy.urgent, 2);
+    }
+
+    #[test]
+    fn lazy_writes_wait_for_an_urgent_one_until_their_hold_passes() {
+        let start = Instant::now();
+        let mut hold = Hold::after(0, start);
+        hold.add(true, false, start);
+        assert_eq!(hold.deadline(start), Some(start + LAZY_WRITE_DELAY), "fire-and-forget: the long hold");
+        hold.add(true, true, start);
+        assert_eq!(hold.deadline(start), Some(start + LAZY_AWAITED_DELAY), "an awaited lazy write shortens it");
+        hold.add(false, true, start);
+        assert_eq!(hold.deadline(start), None, "an urgent batch carries them now");
     }
 
     #[test]
