@@ -126,8 +126,7 @@ pub async fn create(
         Some(resource) => resource.parse()?,
         None => OrderId::generate(state.now()),
     };
-    let key = claim.recorder();
-    let recorder = key.clone();
+    let recorder = claim.recorder();
     let record = PlacedRecord::new(move |order| {
         let answer = created(order).map_err(|err| StoreError::Encode(err.to_string()))?;
         recorder.write(&order.id().to_string(), Some(answer))
@@ -149,7 +148,7 @@ pub async fn create(
         // An earlier attempt of this very call placed the order (its reply
         // was lost to a restart of the actor) and saved the answer with it:
         // send that answer, not one made from the order as it is now.
-        if let Some(saved) = key.saved_response(&store).await? {
+        if let Some(saved) = claim.recorder().saved_response(&store).await? {
             return Ok(respond(saved));
         }
     }

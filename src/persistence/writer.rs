@@ -111,11 +111,12 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
     loop {
         let mut stop = false;
         let first = receiver.recv();
+        let arrived = Instant::now();
         // Until when the group may wait for company.
-        let mut hold = Hold::after(urgent_last, Instant::now());
+        let mut hold = Hold::after(urgent_last, arrived);
         match first {
             Ok(Request::Write { batch, done, lazy }) => {
-                hold.add(lazy, done.is_some(), Instant::now());
+                hold.add(lazy, done.is_some(), arrived);
                 group.push((batch, done));
             }
             Ok(Request::Stop) | Err(_) => stop = true,
@@ -255,13 +256,12 @@ impl FailStop {
 }
 
 fn commit_group(db: &Database, group: &[(WriteBatch, Done)], scratch: &mut Scratch) -> Result<(), StoreError> {
-    let ops: Vec<&WriteOp> = group.iter().flat_map(|(batch, _)| batch.ops.iter()).collect();
-    scratch.plan(&ops);
+    scratch.plan(group);
     let mut txn = db.begin_write().map_err(StoreError::from_redb)?;
     txn.set_durability(Durability::Immediate).map_err(StoreError::from_redb)?;
     {
         let mut records = txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
-        for (key, value) in scratch.writes(&ops) {
+        for (key, value) in scratch.writes(group) {
             match value {
                 Some(value) => records.insert(key, value).map(|_| ()),
                 None => records.remove(key).map(|_| ()),
@@ -277,8 +277,9 @@ fn commit_group(db: &Database, group: &[(WriteBatch, Done)], scratch: &mut Scrat
 /// the kernel zero) megabytes for each commit.
 #[derive(Debug, Default)]
 struct Scratch {
-    /// Every write's key, in arrival order.
-    keys: Vec<Vec<u8>>,
+    /// Every write's key and where the write is (its batch, its place in
+    /// the batch), in arrival order.
+    keys: Vec<(Vec<u8>, usize, usize)>,
     /// The writes to make, as indexes into `keys`: the last write of each
     /// key, in key order.
     order: Vec<usize>,
@@ -292,22 +293,27 @@ impl Scratch {
     /// deleted each cost one B-tree write. The rest go in key order, so
     /// that neighbouring keys share their walk down the tree and each leaf
     /// is visited once.
-    fn plan(&mut self, ops: &[&WriteOp]) {
+    fn plan(&mut self, group: &[(WriteBatch, Done)]) {
         self.keys.clear();
         self.order.clear();
-        self.keys.extend(ops.iter().map(|op| key_of(op)));
+        for (at, (batch, _)) in group.iter().enumerate() {
+            self.keys.extend(batch.ops.iter().enumerate().map(|(place, op)| (key_of(op), at, place)));
+        }
         self.order.extend(0..self.keys.len());
         let keys = &self.keys;
         // Latest first among equal keys, so that `dedup` keeps it.
-        self.order.sort_unstable_by(|a, b| keys[*a].cmp(&keys[*b]).then(b.cmp(a)));
-        self.order.dedup_by(|later, kept| keys[*later] == keys[*kept]);
+        self.order.sort_unstable_by(|a, b| keys[*a].0.cmp(&keys[*b].0).then(b.cmp(a)));
+        self.order.dedup_by(|later, kept| keys[*later].0 == keys[*kept].0);
     }
 
     /// The writes to make, as (key, value to put or `None` to remove): the
-    /// last write of each key, in key order. `ops` are the ones given to
+    /// last write of each key, in key order. `group` is the one given to
     /// [`Self::plan`].
-    fn writes<'s, 'a: 's>(&'s self, ops: &'s [&'a WriteOp]) -> impl Iterator<Item = (&'s [u8], Option<&'a [u8]>)> + 's {
-        self.order.iter().map(|at| (self.keys[*at].as_slice(), value_of(ops[*at])))
+    fn writes<'a>(&'a self, group: &'a [(WriteBatch, Done)]) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
+        self.order.iter().map(|at| {
+            let (key, batch, place) = &self.keys[*at];
+            (key.as_slice(), value_of(&group[*batch].0.ops[*place]))
+        })
     }
 }
 
@@ -357,10 +363,10 @@ mod tests {
         second.push(WriteOp::DeleteOutbox { key: 7 });
         second.push(WriteOp::PutOutbox { key: 8, bytes: vec![8] });
         let mut scratch = Scratch::default();
-        let ops: Vec<&WriteOp> = first.ops.iter().chain(&second.ops).collect();
-        scratch.plan(&ops);
+        let group = [(first, None), (second, None)];
+        scratch.plan(&group);
         let view: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-            scratch.writes(&ops).map(|(key, value)| (key.to_vec(), value.map(<[u8]>::to_vec))).collect();
+            scratch.writes(&group).map(|(key, value)| (key.to_vec(), value.map(<[u8]>::to_vec))).collect();
         use super::super::keys;
         assert_eq!(
             view,

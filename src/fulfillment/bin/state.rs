@@ -210,17 +210,18 @@ impl Bin {
     /// # Errors
     /// [`BinError::InsufficientStock`], [`BinError::ReservationConflict`], [`BinError::ZeroQuantity`].
     pub fn reserve(&self, id: ReservationId, sku: &Sku, units: u32) -> Result<Bin, BinError> {
-        self.try_copy_with(|next| next.reserve_in_place(id, sku, units))
+        let (next, outcome) = self.copy_with(|next| next.reserve_in_place(id, sku, units));
+        outcome.map(|_| next)
     }
 
     /// Lets a reservation go (void). Unknown ids change nothing.
     pub fn release(&self, id: ReservationId) -> Bin {
-        self.copy_with(|next| next.release_in_place(id))
+        self.copy_with(|next| next.release_in_place(id)).0
     }
 
     /// Lets a reservation go because its time ran out. Unknown ids change nothing.
     pub fn expire(&self, id: ReservationId) -> Bin {
-        self.copy_with(|next| next.expire_in_place(id))
+        self.copy_with(|next| next.expire_in_place(id)).0
     }
 
     /// Records the pick of a reservation: `picked` of its units were found.
@@ -230,31 +231,26 @@ impl Bin {
     /// # Errors
     /// [`BinError::OverPick`] when `picked` exceeds the reservation.
     pub fn pick(&self, id: ReservationId, picked: u32) -> Result<Bin, BinError> {
-        self.try_copy_with(|next| next.pick_in_place(id, picked))
+        let (next, outcome) = self.copy_with(|next| next.pick_in_place(id, picked));
+        outcome.map(|_| next)
     }
 
     /// Puts picked units back into stock (cancelled after pick). Unknown ids change nothing.
     pub fn restock(&self, id: ReservationId) -> Bin {
-        self.copy_with(|next| next.restock_in_place(id))
+        self.copy_with(|next| next.restock_in_place(id)).0
     }
 
     /// The picked units left with their shipment. Unknown ids change nothing.
     pub fn ship(&self, id: ReservationId) -> Bin {
-        self.copy_with(|next| next.ship_in_place(id))
+        self.copy_with(|next| next.ship_in_place(id)).0
     }
 
-    /// A copy of the bin with an in-place decision applied (the pure form of it).
-    fn copy_with(&self, decide: impl FnOnce(&mut Bin) -> bool) -> Bin {
+    /// A copy of the bin with an in-place decision applied (the pure form of
+    /// it), and what the decision said. A refused decision changes nothing.
+    fn copy_with<T>(&self, decide: impl FnOnce(&mut Bin) -> T) -> (Bin, T) {
         let mut next = self.clone();
-        decide(&mut next);
-        next
-    }
-
-    /// [`Self::copy_with`] for a decision that may refuse.
-    fn try_copy_with(&self, decide: impl FnOnce(&mut Bin) -> Result<bool, BinError>) -> Result<Bin, BinError> {
-        let mut next = self.clone();
-        decide(&mut next)?;
-        Ok(next)
+        let outcome = decide(&mut next);
+        (next, outcome)
     }
 
     // The same decisions in place, for the bin's actor: a bin keeps every
