@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::actors::dispatcher::{self, DispatcherHandle};
-use crate::actors::{engine_scope, Clock, SystemClock};
+use crate::actors::{Clock, SystemClock};
 use crate::ecommerce::order::Order;
 use crate::ecommerce::payments::{PaymentGateway, SimulatedGateway};
 use crate::ecommerce::{Ecommerce, StartFailure};
@@ -378,10 +378,8 @@ impl Engine {
         let to_ecommerce = Arc::new(LateBus { target: OnceLock::new(), recent: recent.clone() });
         let ecommerce_dispatcher = dispatcher::start(ecommerce_store.clone(), to_fulfillment.clone());
         let fulfillment_dispatcher = dispatcher::start(fulfillment_store.clone(), to_ecommerce.clone());
-        let scope = engine_scope();
         let watch = crate::actors::persist::watch();
         let fulfillment = Fulfillment::start(
-            scope.clone(),
             fulfillment_store.clone(),
             adapters.clock.clone(),
             config.fulfillment.clone(),
@@ -392,7 +390,6 @@ impl Engine {
         .await
         .map_err(|err: FulfillmentError| StartError::Context(err.to_string()))?;
         let ecommerce = Ecommerce::start(
-            scope,
             ecommerce_store.clone(),
             adapters.clock.clone(),
             Arc::new(crate::ecommerce::payments::TimeLimited::new(adapters.gateway.clone(), config.payment_timeout)),

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::actors::dispatcher::{self, DispatcherHandle};
-use crate::actors::engine_scope;
 use crate::broker::{Broker, BrokerConfig, Consumer};
 use crate::ecommerce::accounts::Accounts;
 use crate::ecommerce::{Ecommerce, StartFailure};
@@ -159,7 +158,6 @@ impl Node {
         let gateway =
             Arc::new(crate::ecommerce::payments::TimeLimited::new(adapters.gateway.clone(), config.payment_timeout));
         let ecommerce = Ecommerce::start(
-            engine_scope(),
             linked.store.clone(),
             adapters.clock.clone(),
             gateway,
@@ -190,7 +188,6 @@ impl Node {
             .await
             .map_err(|err| StartError::Context(err.to_string()))??;
         let fulfillment = Fulfillment::start(
-            engine_scope(),
             linked.store.clone(),
             adapters.clock.clone(),
             config.fulfillment.clone(),

@@ -18,7 +18,9 @@ pub mod supervisor;
 use std::time::Duration;
 
 pub use clock::{Clock, SystemClock};
-pub use supervisor::{call, cast, child, live_children, stop_tree, ChildSpec, SpawnError, Supervisor, SupervisorMsg};
+pub use supervisor::{
+    call, cast, child, live_children, stop_tree, ChildSpec, Children, SpawnError, Supervisor, SupervisorMsg,
+};
 
 /// How long a typed call to an aggregate actor waits for its answer.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,13 +90,6 @@ impl<T> Live<T> {
     pub fn idle_for(&self, idle: Duration) -> bool {
         self.touched.elapsed() >= idle
     }
-}
-
-/// A process-unique prefix for one engine's actor names.
-pub fn engine_scope() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("e{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Shortest pause between an aggregate actor's idle checks.

@@ -3,17 +3,17 @@
 //! forgets children that stopped (finished or passivated).
 //!
 //! Callers do not message the supervisor for every command: [`call`] first
-//! looks the child up in ractor's registry by name and only asks the
+//! looks the child up in its kind's [`Children`] by id and only asks the
 //! supervisor to spawn it when it is not running.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Display;
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent};
 
 use super::CallError;
 use crate::persistence::StoreError;
@@ -45,8 +45,10 @@ pub trait ChildSpec: Send + Sync + 'static {
     /// The kind's name, for logs.
     const KIND: &'static str;
 
-    /// The registry name of child `id` (unique in the process: engines share ractor's registry).
-    fn name(&self, id: &Self::Id) -> String;
+    /// The kind's live children, shared by its supervisor and its callers.
+    fn children(&self) -> &Children<Self>
+    where
+        Self: Sized;
     /// A fresh actor value (its read-only dependencies).
     fn actor(&self) -> Self::Actor;
     /// Loads `id`'s start arguments from its snapshot; `None` when it has none.
@@ -76,6 +78,55 @@ pub trait ChildSpec: Send + Sync + 'static {
         Self: Sized,
     {
         None
+    }
+}
+
+/// The live children of one kind, by id: a caller finds a running child
+/// here without a message to the supervisor, a formatted name or ractor's
+/// process-wide registry. Only the supervisor adds entries (when it spawns
+/// a child) and removes them (when it hears that the child stopped). A
+/// child whose processing loop has ended (status `Stopping` or later) is
+/// not found even while it is still listed, so its supervisor may spawn
+/// its successor — as ractor's registry frees an actor's name at that same
+/// point.
+pub struct Children<S: ChildSpec>(RwLock<HashMap<S::Id, ActorRef<ChildMsg<S>>>>);
+
+impl<S: ChildSpec> Children<S> {
+    /// No children.
+    pub fn new() -> Self {
+        Self(RwLock::new(HashMap::new()))
+    }
+
+    /// Child `id`, if its processing loop still runs.
+    pub fn get(&self, id: &S::Id) -> Option<ActorRef<ChildMsg<S>>> {
+        let children = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        children.get(id).filter(|child| child.get_status() < ActorStatus::Stopping).cloned()
+    }
+
+    fn insert(&self, id: S::Id, child: ActorRef<ChildMsg<S>>) {
+        self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, child);
+    }
+
+    /// Forgets child `id` if it is still the actor `actor` (a restarted
+    /// child has a new actor id and stays).
+    fn remove(&self, id: &S::Id, actor: ActorId) {
+        let mut children = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if children.get(id).is_some_and(|child| child.get_id() == actor) {
+            children.remove(id);
+        }
+    }
+}
+
+impl<S: ChildSpec> Default for Children<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: ChildSpec> std::fmt::Debug for Children<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let listed = self.0.read().map_or(0, |children| children.len());
+        write!(f, "Children<{}>({listed} listed)", S::KIND)
     }
 }
 
@@ -178,10 +229,11 @@ impl<S: ChildSpec> Supervisor<S> {
         id: S::Id,
         args: S::Args,
     ) -> Result<ActorRef<<S::Actor as Actor>::Msg>, SpawnError> {
-        let (child, _) = Actor::spawn_linked(Some(self.spec.name(&id)), self.spec.actor(), args, myself.get_cell())
+        let (child, _) = Actor::spawn_linked(None, self.spec.actor(), args, myself.get_cell())
             .await
             .map_err(|err| SpawnError::Spawn(err.to_string()))?;
-        state.children.insert(child.get_id(), (id, child.clone()));
+        state.children.insert(child.get_id(), (id.clone(), child.clone()));
+        self.spec.children().insert(id, child.clone());
         Ok(child)
     }
 }
@@ -206,8 +258,8 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             SupervisorMsg::Spawn { id, vacant_ok, reply } => {
-                if let Some(cell) = ractor::registry::where_is(self.spec.name(&id)) {
-                    let _ = reply.send(Ok(cell.into()));
+                if let Some(child) = self.spec.children().get(&id) {
+                    let _ = reply.send(Ok(child));
                     return Ok(());
                 }
                 let result = match self.load(&id, false).await {
@@ -244,12 +296,15 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorTerminated(cell, _, _) => {
-                state.children.remove(&cell.get_id());
+                if let Some((id, _)) = state.children.remove(&cell.get_id()) {
+                    self.spec.children().remove(&id, cell.get_id());
+                }
             }
             SupervisionEvent::ActorFailed(cell, cause) => {
                 let Some((id, _)) = state.children.remove(&cell.get_id()) else {
                     return Ok(());
                 };
+                self.spec.children().remove(&id, cell.get_id());
                 let now = Instant::now();
                 while state.restarts.front().is_some_and(|at| now.duration_since(*at) > RESTART_WINDOW) {
                     state.restarts.pop_front();
@@ -339,8 +394,8 @@ pub async fn child<S: ChildSpec>(
     id: &S::Id,
     vacant_ok: bool,
 ) -> Result<ActorRef<<S::Actor as Actor>::Msg>, CallError> {
-    if let Some(cell) = ractor::registry::where_is(spec.name(id)) {
-        return Ok(cell.into());
+    if let Some(child) = spec.children().get(id) {
+        return Ok(child);
     }
     let answer = supervisor
         .call(|reply| SupervisorMsg::Spawn { id: id.clone(), vacant_ok, reply }, Some(SPAWN_TIMEOUT))
@@ -350,7 +405,7 @@ pub async fn child<S: ChildSpec>(
         CallResult::Success(Ok(child)) => Ok(child),
         CallResult::Success(Err(SpawnError::NotFound)) => Err(CallError::NotFound),
         CallResult::Success(Err(SpawnError::Store(cause))) => Err(CallError::Store(cause)),
-        // A name still registered by a stopping child: the caller retries.
+        // ractor refused the spawn, or the supervisor is gone: the caller retries.
         CallResult::Success(Err(SpawnError::Spawn(_))) | CallResult::SenderError => Err(CallError::Unavailable),
         CallResult::Timeout => Err(CallError::Timeout),
     }

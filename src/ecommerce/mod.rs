@@ -15,7 +15,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 
 use crate::actors::dispatcher::DispatcherHandle;
-use crate::actors::{CallError, Clock, Supervisor, SupervisorMsg};
+use crate::actors::{CallError, Children, Clock, Supervisor, SupervisorMsg};
 use crate::events::bus::{BoxFuture, Delivery, DeliveryError, EventSink};
 use crate::events::EventEnvelope;
 use crate::persistence::{Store, StoreError};
@@ -28,7 +28,6 @@ use payments::PaymentGateway;
 /// What the e-commerce actors share.
 #[derive(Debug)]
 pub(crate) struct Deps {
-    pub(crate) scope: String,
     pub(crate) store: Store,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) gateway: Arc<dyn PaymentGateway>,
@@ -38,6 +37,7 @@ pub(crate) struct Deps {
     pub(crate) watch: crate::actors::persist::Watch,
     pub(crate) idle_after: Duration,
     orders: OnceLock<ActorRef<SupervisorMsg<OrderSpec>>>,
+    pub(crate) live_orders: Children<OrderSpec>,
 }
 
 impl Deps {
@@ -59,7 +59,6 @@ impl Ecommerce {
     /// # Errors
     /// [`StoreError`] for an unreadable store; [`CallError`] if the supervisor cannot start.
     pub async fn start(
-        scope: String,
         store: Store,
         clock: Arc<dyn Clock>,
         gateway: Arc<dyn PaymentGateway>,
@@ -74,7 +73,6 @@ impl Ecommerce {
         .await
         .map_err(|err| StoreError::Io(err.to_string()))??;
         let deps = Arc::new(Deps {
-            scope,
             store,
             clock,
             gateway,
@@ -84,6 +82,7 @@ impl Ecommerce {
             watch,
             idle_after,
             orders: OnceLock::new(),
+            live_orders: Children::new(),
         });
         let (orders, _) = Actor::spawn(None, Supervisor::new(Arc::new(OrderSpec { deps: deps.clone() })), ())
             .await

@@ -178,29 +178,10 @@ random_id!(
     "cus"
 );
 
-impl OrderId {
-    /// The name of the order's actor in the registry (one function names it).
-    pub fn actor_name(self) -> String {
-        self.to_string()
-    }
-}
-
 impl FulfillmentOrderId {
     /// The fulfillment order that serves e-commerce order `order` (one per order from the web channel).
     pub fn for_order(order: OrderId) -> Self {
         Self::from_raw(order.as_raw())
-    }
-
-    /// The name of the fulfillment order's actor in the registry.
-    pub fn actor_name(self) -> String {
-        self.to_string()
-    }
-}
-
-impl ShipmentId {
-    /// The name of the shipment's actor in the registry.
-    pub fn actor_name(self) -> String {
-        self.to_string()
     }
 }
 
@@ -290,11 +271,6 @@ impl BinId {
     /// The bin `code` of `warehouse`.
     pub fn new(warehouse: WarehouseId, code: BinCode) -> Self {
         Self { warehouse, code }
-    }
-
-    /// The name of the bin's actor in the registry.
-    pub fn actor_name(&self) -> String {
-        format!("bin_{}/{}", self.warehouse, self.code)
     }
 }
 

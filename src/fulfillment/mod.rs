@@ -18,7 +18,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 
 use crate::actors::dispatcher::DispatcherHandle;
-use crate::actors::{CallError, Clock, Supervisor, SupervisorMsg};
+use crate::actors::{CallError, Children, Clock, Supervisor, SupervisorMsg};
 use crate::events::bus::{BoxFuture, Delivery, DeliveryError, EventSink};
 use crate::events::{BinId, EventEnvelope, Sku, WarehouseId};
 use crate::persistence::{Store, StoreError, WriteBatch};
@@ -104,7 +104,6 @@ pub enum FulfillmentError {
 /// What the fulfillment actors share.
 #[derive(Debug)]
 pub(crate) struct Deps {
-    pub(crate) scope: String,
     pub(crate) store: Store,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: FulfillmentConfig,
@@ -115,6 +114,9 @@ pub(crate) struct Deps {
     bins: OnceLock<ActorRef<SupervisorMsg<BinSpec>>>,
     orders: OnceLock<ActorRef<SupervisorMsg<FulfillmentOrderSpec>>>,
     shipments: OnceLock<ActorRef<SupervisorMsg<ShipmentSpec>>>,
+    pub(crate) live_bins: Children<BinSpec>,
+    pub(crate) live_orders: Children<FulfillmentOrderSpec>,
+    pub(crate) live_shipments: Children<ShipmentSpec>,
 }
 
 impl Deps {
@@ -166,7 +168,6 @@ impl Fulfillment {
     /// # Errors
     /// [`FulfillmentError::Store`] for an unreadable store; [`CallError`] if a supervisor cannot start.
     pub async fn start(
-        scope: String,
         store: Store,
         clock: Arc<dyn Clock>,
         config: FulfillmentConfig,
@@ -193,7 +194,6 @@ impl Fulfillment {
             store.commit(rewrite).await?;
         }
         let deps = Arc::new(Deps {
-            scope,
             store,
             clock,
             config,
@@ -204,6 +204,9 @@ impl Fulfillment {
             bins: OnceLock::new(),
             orders: OnceLock::new(),
             shipments: OnceLock::new(),
+            live_bins: Children::new(),
+            live_orders: Children::new(),
+            live_shipments: Children::new(),
         });
         let spawn_error = |err: ractor::SpawnErr| FulfillmentError::Call(CallError::Store(err.to_string()));
         let (bins, _) = Actor::spawn(None, Supervisor::new(Arc::new(BinSpec { deps: deps.clone() })), ())

@@ -202,15 +202,16 @@ async fn a_crashed_actor_is_restarted_from_its_snapshot() -> TestResult {
     let fo = FulfillmentOrderId::for_order(order.id());
     t.wait_fulfillment(fo, FulfillmentStatus::Released).await?;
     // Kill the fulfillment order's actor as a panic would.
-    let name = ractor::registry::registered().into_iter().find(|n| n.ends_with(&fo.to_string())).expect("registered");
-    let cell = ractor::registry::where_is(name.clone()).expect("alive");
+    let orders = t.engine().fulfillment().orders();
+    let cell = orders.running_actor(fo).expect("alive");
     cell.kill();
     let restarted = wait_until(SETTLE, || async {
-        ractor::registry::where_is(name.clone()).is_some_and(|c| c.get_id() != cell.get_id())
-            || t.engine().fulfillment().orders().get(fo).await.ok().flatten().is_some()
+        orders.running_actor(fo).is_some_and(|c| c.get_id() != cell.get_id())
+            || orders.get(fo).await.ok().flatten().is_some()
     })
     .await;
     assert!(restarted);
+    assert!(orders.running_actor(fo).is_some_and(|c| c.get_id() != cell.get_id()), "a new actor");
     let found = t.engine().fulfillment().orders().get(fo).await?.expect("fo");
     assert_eq!(found.status(), FulfillmentStatus::Released, "state from the snapshot");
     t.engine().fulfillment().orders().confirm_pick(PickTaskId { fulfillment_order: fo, index: 0 }, 2).await?;

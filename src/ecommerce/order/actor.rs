@@ -19,7 +19,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::state::{Authorization, CancelOutcome, NewOrder, Order, OrderError, PaymentOp, Transition};
 use crate::actors::persist::Change;
-use crate::actors::{backoff, idle_check_interval, ChildSpec, Live};
+use crate::actors::{backoff, idle_check_interval, ChildSpec, Children, Live};
 use crate::ecommerce::payments::PaymentError;
 use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
@@ -96,8 +96,8 @@ impl ChildSpec for OrderSpec {
     type Args = Option<Order>;
     const KIND: &'static str = ORDER_KIND;
 
-    fn name(&self, id: &OrderId) -> String {
-        format!("{}:{}", self.deps.scope, id.actor_name())
+    fn children(&self) -> &Children<Self> {
+        &self.deps.live_orders
     }
 
     fn actor(&self) -> OrderActor {

@@ -18,7 +18,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
 use super::state::{Bin, BinError, Hold, Level};
-use crate::actors::{idle_check_interval, ChildSpec, Live};
+use crate::actors::{idle_check_interval, ChildSpec, Children, Live};
 use crate::events::{BinId, ReservationId, Sku};
 use crate::fulfillment::fulfillment_order::state::BinOp;
 use crate::fulfillment::Deps;
@@ -221,8 +221,8 @@ impl ChildSpec for BinSpec {
     type Args = Option<Bin>;
     const KIND: &'static str = BIN_KIND;
 
-    fn name(&self, id: &BinId) -> String {
-        format!("{}:{}", self.deps.scope, id.actor_name())
+    fn children(&self) -> &Children<Self> {
+        &self.deps.live_bins
     }
 
     fn actor(&self) -> BinActor {

@@ -19,7 +19,7 @@ use super::state::{
     Action, FulfillmentOrder, FulfillmentOrderError, FulfillmentStatus, NewFulfillmentOrder, Transition,
 };
 use crate::actors::persist::{Change, Staged, Unwritten};
-use crate::actors::{backoff, idle_check_interval, ChildSpec, Live};
+use crate::actors::{backoff, idle_check_interval, ChildSpec, Children, Live};
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{Channel, EventEnvelope, EventLine, FulfillmentOrderId, IntegrationEvent, Quantity, SkuUnits};
 use crate::fulfillment::bin::BinError;
@@ -103,8 +103,8 @@ impl ChildSpec for FulfillmentOrderSpec {
     type Args = Option<FulfillmentOrder>;
     const KIND: &'static str = FULFILLMENT_ORDER_KIND;
 
-    fn name(&self, id: &FulfillmentOrderId) -> String {
-        format!("{}:{}", self.deps.scope, id.actor_name())
+    fn children(&self) -> &Children<Self> {
+        &self.deps.live_orders
     }
 
     fn actor(&self) -> FulfillmentOrderActor {

@@ -32,6 +32,15 @@ impl FulfillmentOrderHandle {
         call(&spec, self.deps.fulfillment_orders()?, &id, vacant_ok, CALL_TIMEOUT, build).await
     }
 
+    /// The running actor of fulfillment order `id`, if it is live: for
+    /// fault-injection tests (killing it as a panic would). Not a way to
+    /// talk to the order.
+    #[doc(hidden)]
+    pub fn running_actor(&self, id: FulfillmentOrderId) -> Option<ractor::ActorCell> {
+        use crate::actors::ChildSpec;
+        FulfillmentOrderSpec { deps: self.deps.clone() }.children().get(&id).map(|actor| actor.get_cell())
+    }
+
     /// Delivers an integration event to the fulfillment order it concerns.
     ///
     /// # Errors

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::state::{NewShipment, Shipment, ShipmentError, ShipmentStage};
-use crate::actors::{backoff, idle_check_interval, ChildSpec, Live};
+use crate::actors::{backoff, idle_check_interval, ChildSpec, Children, Live};
 use crate::events::ShipmentId;
 use crate::fulfillment::{Deps, FulfillmentError};
 use crate::persistence::{codec, Pending, StoreError, Urgency, WriteBatch, WriteOp};
@@ -86,8 +86,8 @@ impl ChildSpec for ShipmentSpec {
     type Args = Option<Shipment>;
     const KIND: &'static str = SHIPMENT_KIND;
 
-    fn name(&self, id: &ShipmentId) -> String {
-        format!("{}:{}", self.deps.scope, id.actor_name())
+    fn children(&self) -> &Children<Self> {
+        &self.deps.live_shipments
     }
 
     fn actor(&self) -> ShipmentActor {
