@@ -81,7 +81,7 @@ impl Recorder {
     /// # Errors
     /// [`ApiError::Internal`] when the store cannot be read or the record decoded.
     pub async fn saved_response(&self, store: &Store) -> Result<Option<(StatusCode, Vec<u8>)>, ApiError> {
-        let response = read_record(store, &self.key).await?.and_then(|record| record.response);
+        let response = read_record(store, &self.key)?.and_then(|record| record.response);
         Ok(response.map(|(status, body)| (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)))
     }
 
@@ -172,7 +172,7 @@ impl InFlight {
             now,
             in_flight: self.clone(),
         };
-        let Some(record) = read_record(store, &key).await? else { return Ok(Admission::Run(claim)) };
+        let Some(record) = read_record(store, &key)? else { return Ok(Admission::Run(claim)) };
         if record.fingerprint != fingerprint {
             return Err(ApiError::invalid(
                 "idempotency_key_reused",
@@ -193,13 +193,12 @@ impl InFlight {
     }
 }
 
-/// The record stored under `key`, read on a blocking thread.
-async fn read_record(store: &Store, key: &str) -> Result<Option<Record>, ApiError> {
-    let (reader, key) = (store.clone(), key.to_owned());
-    let found = tokio::task::spawn_blocking(move || reader.idempotency(&key))
-        .await
-        .map_err(|err| ApiError::Internal(err.to_string()))?
-        .map_err(|err| ApiError::Internal(err.to_string()))?;
+/// The record stored under `key`. Read inline, not on a blocking thread:
+/// one key is a short MVCC read that never waits for the writer, and the
+/// hop to a blocking thread and back cost each request more than the read
+/// (BENCHMARKS.md, step 29).
+fn read_record(store: &Store, key: &str) -> Result<Option<Record>, ApiError> {
+    let found = store.idempotency(key).map_err(|err| ApiError::Internal(err.to_string()))?;
     found
         .map(|bytes| codec::decode(RECORD_VERSION, "idempotency record", &bytes))
         .transpose()

@@ -21,7 +21,9 @@ use super::state::{
 use crate::actors::persist::{Change, Staged, Unwritten};
 use crate::actors::{backoff, idle_check_interval, ChildSpec, Children, Live};
 use crate::events::bus::{Delivery, DeliveryError};
-use crate::events::{Channel, EventEnvelope, EventLine, FulfillmentOrderId, IntegrationEvent, Quantity, SkuUnits};
+use crate::events::{
+    Channel, EventEnvelope, EventLine, FulfillmentOrderId, IntegrationEvent, OrderId, Quantity, SkuUnits,
+};
 use crate::fulfillment::bin::BinError;
 use crate::fulfillment::shipment::state::{NewShipment, ShipmentStage};
 use crate::fulfillment::warehouse::{allocate, BinStock};
@@ -331,12 +333,13 @@ impl FulfillmentOrderActor {
         if self.current(state)?.pending().is_empty() {
             return Ok(());
         }
-        let order = self.current(state)?.clone();
+        let current = self.current(state)?;
+        let (id, order_id, pending) = (current.id(), current.order_id(), current.pending().to_vec());
         self.flush(state).await?; // what is owed, before it is done
         let mut done = 0;
-        for action in order.pending() {
-            if let Err(err) = self.perform(&order, action).await {
-                tracing::warn!(order = %order.id(), cause = %err, "action failed; retrying");
+        for action in &pending {
+            if let Err(err) = self.perform(id, order_id, action).await {
+                tracing::warn!(order = %id, cause = %err, "action failed; retrying");
                 let delay = backoff(state.attempts);
                 state.attempts = state.attempts.saturating_add(1);
                 myself.send_after(delay, || FulfillmentOrderMsg::Resume);
@@ -352,14 +355,14 @@ impl FulfillmentOrderActor {
         Ok(())
     }
 
-    async fn perform(&self, order: &FulfillmentOrder, action: &Action) -> Result<(), String> {
+    async fn perform(&self, id: FulfillmentOrderId, order_id: OrderId, action: &Action) -> Result<(), String> {
         match action {
             Action::Bin { bin, reservation, op } => {
                 match self.deps.bin_handle().resolve(bin, *reservation, op.clone()).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(err)) => {
                         // The bin refused (e.g. an over-pick that the order already checked): nothing to retry.
-                        tracing::error!(order = %order.id(), %bin, cause = %err, "bin refused an action");
+                        tracing::error!(order = %id, %bin, cause = %err, "bin refused an action");
                         Ok(())
                     }
                     Err(err) => Err(err.to_string()),
@@ -368,8 +371,8 @@ impl FulfillmentOrderActor {
             Action::CreateShipment { shipment, warehouse, items } => {
                 let new = NewShipment {
                     id: *shipment,
-                    fulfillment_order: order.id(),
-                    order_id: order.order_id(),
+                    fulfillment_order: id,
+                    order_id,
                     warehouse: warehouse.clone(),
                     items: items.clone(),
                     carrier: self.deps.carrier.name().to_owned(),

@@ -780,12 +780,12 @@ impl FulfillmentOrder {
             .position(|s| s.id == shipment)
             .ok_or(FulfillmentOrderError::UnknownShipment(shipment))?;
         let current = self.shipments[position].stage;
-        let unchanged = Ok(Transition { next: self.clone(), events: vec![], steps: vec![] });
+        let unchanged = || Ok(Transition { next: self.clone(), events: vec![], steps: vec![] });
         if matches!(self.status, FulfillmentStatus::Cancelled { .. }) {
-            return if stage.has_left() { Err(FulfillmentOrderError::Cancelled) } else { unchanged };
+            return if stage.has_left() { Err(FulfillmentOrderError::Cancelled) } else { unchanged() };
         }
         if stage == current || (current.has_left() && !stage.has_left()) || current == ShipmentStage::Delivered {
-            return unchanged;
+            return unchanged();
         }
         let mut next = self.changed(now);
         let mut events = Vec::new();
