@@ -24,6 +24,7 @@ use super::auth::Caller;
 use super::dto::ProblemResponse;
 use super::observe::StreamedStep;
 use super::{json, respond, ApiError, AppState};
+use crate::actors::persist::Progress;
 use crate::ecommerce::accounts::Role;
 use crate::events::ContextName;
 
@@ -64,7 +65,8 @@ pub struct Bucket {
 #[derive(Debug, Default)]
 struct Recorded {
     buckets: VecDeque<Bucket>,
-    recent: VecDeque<StreamedStep>,
+    /// As received: made [`StreamedStep`]s only when read.
+    recent: VecDeque<Progress>,
 }
 
 /// Throughput per [`ACTIVITY_BUCKET`] and the last [`RECENT_STEPS_MAX`] steps,
@@ -76,19 +78,13 @@ pub struct Activity {
 
 impl Activity {
     /// Follows the committed steps of `receiver` from now on, in a task that ends with the stream.
-    pub fn follow(mut receiver: tokio::sync::broadcast::Receiver<crate::actors::persist::Progress>) -> Arc<Activity> {
+    pub fn follow(mut receiver: tokio::sync::broadcast::Receiver<Progress>) -> Arc<Activity> {
         let activity = Arc::new(Activity::default());
         let recorder = activity.clone();
         tokio::spawn(async move {
             loop {
                 match receiver.recv().await {
-                    Ok(progress) => recorder.record(&StreamedStep {
-                        order_id: progress.order.to_string(),
-                        at: progress.step.at.as_millis(),
-                        context: progress.step.context.as_str().to_owned(),
-                        step: progress.step.name,
-                        compensation: progress.step.compensation,
-                    }),
+                    Ok(progress) => recorder.record(progress),
                     Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => return,
                 }
@@ -98,10 +94,12 @@ impl Activity {
     }
 
     /// Counts one committed step.
-    pub fn record(&self, step: &StreamedStep) {
+    pub fn record(&self, progress: Progress) {
+        let step = &progress.step;
         let Ok(mut recorded) = self.recorded.lock() else { return };
         let width = ACTIVITY_BUCKET.as_millis() as u64;
-        let start = step.at - step.at % width;
+        let at = step.at.as_millis();
+        let start = at - at % width;
         if recorded.buckets.back().is_none_or(|last| last.start < start) {
             recorded.buckets.push_back(Bucket { start, ..Bucket::default() });
             while recorded.buckets.len() > ACTIVITY_BUCKETS_MAX {
@@ -110,8 +108,8 @@ impl Activity {
         }
         // A step from an earlier bucket (commits race by a few ms) counts in its own bucket if still kept.
         if let Some(bucket) = recorded.buckets.iter_mut().rev().find(|b| b.start == start) {
-            let ecommerce = step.context == ContextName::Ecommerce.as_str();
-            match (step.step.as_str(), ecommerce) {
+            let ecommerce = step.context == ContextName::Ecommerce;
+            match (step.name.as_str(), ecommerce) {
                 ("order_placed", true) => bucket.placed += 1,
                 ("shipment_dispatched", false) => bucket.shipped += 1,
                 ("shipment_delivered", true) => bucket.delivered += 1,
@@ -122,7 +120,7 @@ impl Activity {
         if recorded.recent.len() == RECENT_STEPS_MAX {
             recorded.recent.pop_front();
         }
-        recorded.recent.push_back(step.clone());
+        recorded.recent.push_back(progress);
     }
 
     /// The last [`ACTIVITY_BUCKETS_MAX`] buckets up to `now` (ms), empty ones
@@ -143,7 +141,7 @@ impl Activity {
                     .unwrap_or(Bucket { start, ..Bucket::default() })
             })
             .collect();
-        (buckets, recorded.recent.iter().rev().cloned().collect())
+        (buckets, recorded.recent.iter().rev().cloned().map(StreamedStep::from).collect())
     }
 }
 
@@ -363,13 +361,16 @@ pub async fn stock(State(state): State<AppState>, caller: Caller) -> Result<Resp
 mod tests {
     use super::*;
 
-    fn step(at: u64, context: ContextName, name: &str) -> StreamedStep {
-        StreamedStep {
-            order_id: "ord_x".into(),
-            at,
-            context: context.as_str().into(),
-            step: name.into(),
-            compensation: false,
+    fn step(at: u64, context: ContextName, name: &str) -> Progress {
+        Progress {
+            order: crate::events::OrderId::from_raw(7),
+            step: crate::events::SagaStep {
+                at: crate::events::Timestamp::from_millis(at),
+                context,
+                name: name.into(),
+                detail: String::new(),
+                compensation: false,
+            },
         }
     }
 
@@ -377,11 +378,11 @@ mod tests {
     fn activity_counts_milestones_per_bucket_and_keeps_five_minutes() {
         const T: u64 = 1_800_000_000_000;
         let activity = Activity::default();
-        activity.record(&step(T + 1_000, ContextName::Ecommerce, "order_placed"));
-        activity.record(&step(T + 2_000, ContextName::Ecommerce, "order_placed"));
-        activity.record(&step(T + 12_000, ContextName::Fulfillment, "shipment_dispatched"));
-        activity.record(&step(T + 12_500, ContextName::Ecommerce, "cancelled"));
-        activity.record(&step(T + 12_600, ContextName::Fulfillment, "stock_reserved"));
+        activity.record(step(T + 1_000, ContextName::Ecommerce, "order_placed"));
+        activity.record(step(T + 2_000, ContextName::Ecommerce, "order_placed"));
+        activity.record(step(T + 12_000, ContextName::Fulfillment, "shipment_dispatched"));
+        activity.record(step(T + 12_500, ContextName::Ecommerce, "cancelled"));
+        activity.record(step(T + 12_600, ContextName::Fulfillment, "stock_reserved"));
         let (buckets, recent) = activity.read(T + 15_000);
         assert_eq!(buckets.len(), ACTIVITY_BUCKETS_MAX);
         let last = buckets[ACTIVITY_BUCKETS_MAX - 1];

@@ -98,6 +98,18 @@ pub struct StreamedStep {
     pub compensation: bool,
 }
 
+impl From<crate::actors::persist::Progress> for StreamedStep {
+    fn from(progress: crate::actors::persist::Progress) -> Self {
+        StreamedStep {
+            order_id: progress.order.to_string(),
+            at: progress.step.at.as_millis(),
+            context: progress.step.context.as_str().to_owned(),
+            step: progress.step.name,
+            compensation: progress.step.compensation,
+        }
+    }
+}
+
 /// Every saga step as it commits, as Server-Sent Events (admin, operator).
 ///
 /// Each step is an `event: step` with a [`StreamedStep`] as data. A client
@@ -128,13 +140,7 @@ pub async fn steps(
                     if filter.as_ref().is_some_and(|f| !f.contains(&progress.step.name)) {
                         continue;
                     }
-                    let step = StreamedStep {
-                        order_id: progress.order.to_string(),
-                        at: progress.step.at.as_millis(),
-                        context: progress.step.context.as_str().to_owned(),
-                        step: progress.step.name,
-                        compensation: progress.step.compensation,
-                    };
+                    let step = StreamedStep::from(progress);
                     Event::default().event("step").json_data(&step).unwrap_or_else(|_| Event::default())
                 }
                 Err(RecvError::Lagged(missed)) => Event::default().event("lagged").data(missed.to_string()),
