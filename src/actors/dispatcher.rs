@@ -8,6 +8,7 @@
 //! different orders are delivered concurrently. A failed delivery is retried
 //! with backoff until it succeeds or the dispatcher stops.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -134,7 +135,8 @@ type Deliveries = FuturesUnordered<crate::events::bus::BoxFuture<'static, (Order
 struct Dispatcher {
     store: Store,
     bus: Arc<dyn Bus>,
-    /// Per order: envelopes in sequence order; the front one is being delivered.
+    /// Per order with an event in flight: the envelopes waiting behind it,
+    /// in sequence order.
     lanes: HashMap<OrderId, VecDeque<EventEnvelope>>,
     /// Every event queued or in flight.
     known: HashSet<EventId>,
@@ -168,16 +170,18 @@ impl Dispatcher {
         if !self.known.insert(envelope.event_id) {
             return;
         }
-        let lane = self.lanes.entry(envelope.order_id).or_default();
-        if lane.is_empty() {
-            lane.push_back(envelope.clone());
-            self.start_delivery(envelope, deliveries);
-            return;
+        match self.lanes.entry(envelope.order_id) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(VecDeque::new());
+                self.start_delivery(envelope, deliveries);
+            }
+            Entry::Occupied(mut lane) => {
+                // Behind the one in flight, in sequence order.
+                let lane = lane.get_mut();
+                let at = lane.iter().position(|queued| queued.sequence > envelope.sequence).unwrap_or(lane.len());
+                lane.insert(at, envelope);
+            }
         }
-        // Keep the lane in sequence order; the front one is in flight and stays.
-        let at =
-            lane.iter().skip(1).position(|queued| queued.sequence > envelope.sequence).map_or(lane.len(), |i| i + 1);
-        lane.insert(at, envelope);
     }
 
     fn delivered(&mut self, order: OrderId, event: EventId, deliveries: &mut Deliveries) {
@@ -187,12 +191,8 @@ impl Dispatcher {
         batch.push(WriteOp::DeleteOutbox { key: event.as_raw() });
         self.store.submit(batch);
         if let Some(lane) = self.lanes.get_mut(&order) {
-            lane.pop_front();
-            match lane.front() {
-                Some(next) => {
-                    let next = next.clone();
-                    self.start_delivery(next, deliveries);
-                }
+            match lane.pop_front() {
+                Some(next) => self.start_delivery(next, deliveries),
                 None => {
                     self.lanes.remove(&order);
                 }
