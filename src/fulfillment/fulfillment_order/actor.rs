@@ -241,7 +241,7 @@ impl FulfillmentOrderActor {
                 }
             }
             let now = self.deps.clock.now();
-            let plan = match allocate(order.lines(), &self.deps.directory.warehouses(), &stock, |n| {
+            let plan = match allocate(order.lines(), &self.deps.directory.ranked(), &stock, |n| {
                 order.next_reservation_id(n)
             }) {
                 Ok(plan) => plan,
@@ -304,8 +304,8 @@ impl FulfillmentOrderActor {
                 .iter()
                 .filter_map(|m| Quantity::new(m.units).ok().map(|quantity| EventLine { sku: m.sku.clone(), quantity }))
                 .collect();
-            let warehouses = self.deps.directory.warehouses();
-            let items = allocate(&lines, &warehouses, &stock, |n| order.reallocation_id(n)).unwrap_or_default();
+            let items = allocate(&lines, &self.deps.directory.ranked(), &stock, |n| order.reallocation_id(n))
+                .unwrap_or_default();
             let transition = order.reallocated(items, self.deps.clock.now())?;
             self.save(state, transition).await?;
         }

@@ -76,6 +76,12 @@ impl Directory {
         Ok(merged)
     }
 
+    /// Every warehouse's id, preferred first (see [`state::ranked`]): what
+    /// an allocation needs, without a copy of each warehouse and its bins.
+    pub fn ranked(&self) -> Vec<WarehouseId> {
+        self.index.read().map(|i| state::ranked(i.warehouses.values())).unwrap_or_default()
+    }
+
     /// Every warehouse.
     pub fn warehouses(&self) -> Vec<Warehouse> {
         self.index.read().map(|i| i.warehouses.values().cloned().collect()).unwrap_or_default()

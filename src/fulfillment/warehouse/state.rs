@@ -85,19 +85,25 @@ pub struct PlannedItem {
     pub reservation: ReservationId,
 }
 
-/// Plans the reservations for `lines` given the warehouses (any order) and
-/// the free stock per bin. `reservation_id(n)` names the n-th planned item.
+/// The warehouses' ids, preferred first: lower priority rank, then id.
+pub fn ranked<'a>(warehouses: impl IntoIterator<Item = &'a Warehouse>) -> Vec<WarehouseId> {
+    let mut ranked: Vec<&Warehouse> = warehouses.into_iter().collect();
+    ranked.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
+    ranked.into_iter().map(|wh| wh.id.clone()).collect()
+}
+
+/// Plans the reservations for `lines` given the warehouses, preferred first
+/// ([`ranked`]), and the free stock per bin. `reservation_id(n)` names the
+/// n-th planned item.
 ///
 /// # Errors
 /// The units missing per SKU when the stock cannot cover every line.
 pub fn allocate(
     lines: &[EventLine],
-    warehouses: &[Warehouse],
+    ranked: &[WarehouseId],
     stock: &[BinStock],
     mut reservation_id: impl FnMut(u16) -> ReservationId,
 ) -> Result<Vec<PlannedItem>, Vec<SkuUnits>> {
-    let mut ranked: Vec<&Warehouse> = warehouses.iter().collect();
-    ranked.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
     // Free units per (warehouse, sku), bins richest first.
     let mut free: BTreeMap<(WarehouseId, Sku), Vec<(BinId, u32)>> = BTreeMap::new();
     for entry in stock.iter().filter(|s| s.available > 0) {
@@ -117,22 +123,19 @@ pub fn allocate(
     for line in lines {
         *demand.entry(&line.sku).or_default() += u64::from(line.quantity.get());
     }
-    let whole = ranked
-        .iter()
-        .find(|wh| demand.iter().all(|(sku, units)| total_in(&free, &wh.id, sku) >= *units))
-        .map(|wh| wh.id.clone());
+    let whole = ranked.iter().find(|wh| demand.iter().all(|(sku, units)| total_in(&free, wh, sku) >= *units)).cloned();
 
     let mut plan = Vec::new();
     let mut missing: BTreeMap<Sku, u32> = BTreeMap::new();
     for (index, line) in lines.iter().enumerate() {
         let line_index = u16::try_from(index).unwrap_or(u16::MAX);
         let wanted = line.quantity.get();
-        let single = whole.clone().or_else(|| {
-            ranked.iter().find(|wh| total_in(&free, &wh.id, &line.sku) >= u64::from(wanted)).map(|wh| wh.id.clone())
-        });
+        let single = whole
+            .clone()
+            .or_else(|| ranked.iter().find(|wh| total_in(&free, wh, &line.sku) >= u64::from(wanted)).cloned());
         let candidates: Vec<WarehouseId> = match single {
             Some(id) => vec![id],
-            None => ranked.iter().map(|wh| wh.id.clone()).collect(),
+            None => ranked.to_vec(),
         };
         let mut left = wanted;
         for warehouse in &candidates {
@@ -203,14 +206,14 @@ mod tests {
     #[test]
     fn one_warehouse_takes_the_whole_order_when_it_can() {
         let stock = vec![stock("east/A", "X", 5), stock("west/A", "X", 5), stock("west/A", "Y", 5)];
-        let plan = allocate(&[line("X", 2), line("Y", 1)], &warehouses(), &stock, ids).unwrap();
+        let plan = allocate(&[line("X", 2), line("Y", 1)], &ranked(&warehouses()), &stock, ids).unwrap();
         assert!(plan.iter().all(|p| p.bin.warehouse.as_str() == "west"), "only west has both: {plan:?}");
     }
 
     #[test]
     fn priority_decides_between_warehouses_that_can_each_take_all() {
         let stock = vec![stock("east/A", "X", 5), stock("west/A", "X", 5)];
-        let plan = allocate(&[line("X", 2)], &warehouses(), &stock, ids).unwrap();
+        let plan = allocate(&[line("X", 2)], &ranked(&warehouses()), &stock, ids).unwrap();
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].bin.warehouse.as_str(), "east");
     }
@@ -218,7 +221,7 @@ mod tests {
     #[test]
     fn lines_go_whole_to_different_warehouses_when_no_single_one_can() {
         let stock = vec![stock("east/A", "X", 5), stock("west/A", "Y", 5)];
-        let plan = allocate(&[line("X", 2), line("Y", 3)], &warehouses(), &stock, ids).unwrap();
+        let plan = allocate(&[line("X", 2), line("Y", 3)], &ranked(&warehouses()), &stock, ids).unwrap();
         assert_eq!(plan.len(), 2);
         assert_eq!(plan[0].bin.warehouse.as_str(), "east");
         assert_eq!(plan[1].bin.warehouse.as_str(), "west");
@@ -227,7 +230,7 @@ mod tests {
     #[test]
     fn a_line_is_split_only_when_no_warehouse_can_take_it() {
         let stock = vec![stock("east/A", "X", 3), stock("east/B", "X", 1), stock("west/A", "X", 2)];
-        let plan = allocate(&[line("X", 6)], &warehouses(), &stock, ids).unwrap();
+        let plan = allocate(&[line("X", 6)], &ranked(&warehouses()), &stock, ids).unwrap();
         let units: u32 = plan.iter().map(|p| p.units).sum();
         assert_eq!(units, 6);
         assert_eq!(plan[0].bin.to_string(), "east/A", "richest bin of the best warehouse first");
@@ -237,7 +240,7 @@ mod tests {
     #[test]
     fn missing_units_are_reported_per_sku() {
         let stock = vec![stock("east/A", "X", 1)];
-        let missing = allocate(&[line("X", 3), line("Y", 1)], &warehouses(), &stock, ids).unwrap_err();
+        let missing = allocate(&[line("X", 3), line("Y", 1)], &ranked(&warehouses()), &stock, ids).unwrap_err();
         assert_eq!(missing.len(), 2);
         assert_eq!(missing[0].units, 2);
     }
