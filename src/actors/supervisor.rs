@@ -458,3 +458,96 @@ pub async fn cast<S: ChildSpec>(
     let actor = child(spec, supervisor, id, vacant_ok).await?;
     actor.cast(message).map_err(|_| CallError::Unavailable)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persistence::Store;
+
+    /// An actor with nothing to do.
+    struct Idle;
+
+    impl Actor for Idle {
+        type Msg = ();
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(&self, _: ActorRef<()>, (): ()) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    struct IdleSpec {
+        store: Store,
+        children: Children<IdleSpec>,
+    }
+
+    impl ChildSpec for IdleSpec {
+        type Id = u32;
+        type Actor = Idle;
+        type Args = ();
+        const KIND: &'static str = "idle";
+
+        fn children(&self) -> &Children<Self> {
+            &self.children
+        }
+        fn actor(&self) -> Idle {
+            Idle
+        }
+        fn load(&self, _: &u32) -> Result<Option<()>, StoreError> {
+            Ok(None)
+        }
+        fn vacant(&self, _: &u32) {}
+        fn store(&self) -> &Store {
+            &self.store
+        }
+    }
+
+    async fn until(mut done: impl FnMut() -> bool) {
+        for _ in 0..200 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_child_is_found_by_id_until_it_stops_and_its_successor_stays_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("idle.redb")).unwrap();
+        let spec = Arc::new(IdleSpec { store: store.clone(), children: Children::new() });
+        let (supervisor, _) = Actor::spawn(None, Supervisor::new(spec.clone()), ()).await.unwrap();
+
+        let first = child(&*spec, &supervisor, &7, true).await.unwrap();
+        assert_eq!(spec.children().get(&7).map(|c| c.get_id()), Some(first.get_id()));
+        assert!(spec.children().get(&8).is_none(), "never spawned");
+        assert!(
+            matches!(child(&*spec, &supervisor, &8, false).await, Err(CallError::NotFound)),
+            "no snapshot, no vacant child"
+        );
+
+        first.stop(None);
+        until(|| first.get_status() == ActorStatus::Stopped).await;
+        assert!(spec.children().get(&7).is_none(), "a stopped child is not found");
+
+        let second = child(&*spec, &supervisor, &7, true).await.unwrap();
+        assert_ne!(second.get_id(), first.get_id(), "a successor, not the stopped child");
+        // Once the supervisor has heard of the first child's end (it then
+        // counts one child), its successor must still be listed.
+        for _ in 0..200 {
+            if live_children(Ok(&supervisor)).await == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(live_children(Ok(&supervisor)).await, 1);
+        assert_eq!(spec.children().get(&7).map(|c| c.get_id()), Some(second.get_id()));
+
+        second.stop(None);
+        until(|| spec.children().0.read().unwrap().is_empty()).await;
+        assert!(spec.children().0.read().unwrap().is_empty(), "the supervisor unlists a stopped child");
+        supervisor.stop(None);
+        store.close();
+    }
+}
