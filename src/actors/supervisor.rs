@@ -107,6 +107,11 @@ impl<S: ChildSpec> Children<S> {
         self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, child);
     }
 
+    /// Runs `visit` on every listed child.
+    fn each(&self, mut visit: impl FnMut(&ActorRef<ChildMsg<S>>)) {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).values().for_each(&mut visit);
+    }
+
     /// Forgets child `id` if it is still the actor `actor` (a restarted
     /// child has a new actor id and stays).
     fn remove(&self, id: &S::Id, actor: ActorId) {
@@ -208,7 +213,9 @@ impl<S: ChildSpec> Supervisor<S> {
 /// A supervisor's bookkeeping.
 #[derive(Debug)]
 pub struct SupervisorState<S: ChildSpec> {
-    children: HashMap<ActorId, (S::Id, ActorRef<ChildMsg<S>>)>,
+    /// The id of each child actor not yet known to have stopped (the
+    /// actors themselves are in the kind's [`Children`]).
+    children: HashMap<ActorId, S::Id>,
     restarts: VecDeque<Instant>,
 }
 
@@ -232,7 +239,7 @@ impl<S: ChildSpec> Supervisor<S> {
         let (child, _) = Actor::spawn_linked(None, self.spec.actor(), args, myself.get_cell())
             .await
             .map_err(|err| SpawnError::Spawn(err.to_string()))?;
-        state.children.insert(child.get_id(), (id.clone(), child.clone()));
+        state.children.insert(child.get_id(), id.clone());
         self.spec.children().insert(id, child.clone());
         Ok(child)
     }
@@ -278,10 +285,10 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
             }
             SupervisorMsg::Sweep => {
                 if let Some((_, idle)) = self.spec.idle_check() {
-                    for (_, child) in state.children.values() {
-                        // A child that is stopping no longer takes messages; that is fine.
+                    // A child that is stopping no longer takes messages; that is fine.
+                    self.spec.children().each(|child| {
                         let _ = child.cast(idle());
-                    }
+                    });
                 }
             }
         }
@@ -296,12 +303,12 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorTerminated(cell, _, _) => {
-                if let Some((id, _)) = state.children.remove(&cell.get_id()) {
+                if let Some(id) = state.children.remove(&cell.get_id()) {
                     self.spec.children().remove(&id, cell.get_id());
                 }
             }
             SupervisionEvent::ActorFailed(cell, cause) => {
-                let Some((id, _)) = state.children.remove(&cell.get_id()) else {
+                let Some(id) = state.children.remove(&cell.get_id()) else {
                     return Ok(());
                 };
                 self.spec.children().remove(&id, cell.get_id());

@@ -87,11 +87,14 @@ pub async fn create(
     let principal = caller.require(&[Role::Admin, Role::Channel])?.clone();
     let bytes = body(bytes)?;
     let store = state.fulfillment()?.store().clone();
-    let claim = match state
-        .in_flight
-        .admit(&store, &principal.key_id, "channel-orders", &headers, &bytes, state.now().as_millis())
-        .await?
-    {
+    let claim = match state.in_flight.admit(
+        &store,
+        &principal.key_id,
+        "channel-orders",
+        &headers,
+        &bytes,
+        state.now().as_millis(),
+    )? {
         Admission::Replay(response) => return Ok(response),
         Admission::Run(claim) => claim,
     };

@@ -80,7 +80,7 @@ impl Recorder {
     ///
     /// # Errors
     /// [`ApiError::Internal`] when the store cannot be read or the record decoded.
-    pub async fn saved_response(&self, store: &Store) -> Result<Option<(StatusCode, Vec<u8>)>, ApiError> {
+    pub fn saved_response(&self, store: &Store) -> Result<Option<(StatusCode, Vec<u8>)>, ApiError> {
         let response = read_record(store, &self.key)?.and_then(|record| record.response);
         Ok(response.map(|(status, body)| (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)))
     }
@@ -132,7 +132,7 @@ impl InFlight {
     ///
     /// # Errors
     /// 400 for a missing or malformed key, 409 while in flight, 422 for a reused key.
-    pub async fn admit(
+    pub fn admit(
         &self,
         store: &Store,
         key_id: &str,

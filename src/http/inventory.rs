@@ -70,14 +70,11 @@ async fn change_stock(
     let principal = caller.require(&[Role::Admin, Role::Operator])?;
     let bytes = body(bytes)?;
     let store = state.fulfillment()?.store().clone();
-    let claim = match state
-        .in_flight
-        .admit(&store, &principal.key_id, route, headers, &bytes, state.now().as_millis())
-        .await?
-    {
-        Admission::Replay(response) => return Ok(response),
-        Admission::Run(claim) => claim,
-    };
+    let claim =
+        match state.in_flight.admit(&store, &principal.key_id, route, headers, &bytes, state.now().as_millis())? {
+            Admission::Replay(response) => return Ok(response),
+            Admission::Run(claim) => claim,
+        };
     let (bin, sku, change) = decide(&bytes)?;
     if claim.resource().is_none() {
         let record = Some(claim.record(&bin.to_string())?);

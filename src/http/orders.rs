@@ -84,14 +84,11 @@ pub async fn create(
     let principal = caller.require(&[Role::Admin, Role::Customer])?.clone();
     let bytes = body(bytes)?;
     let store = state.ecommerce()?.store().clone();
-    let claim = match state
-        .in_flight
-        .admit(&store, &principal.key_id, "orders", &headers, &bytes, state.now().as_millis())
-        .await?
-    {
-        Admission::Replay(response) => return Ok(response),
-        Admission::Run(claim) => claim,
-    };
+    let claim =
+        match state.in_flight.admit(&store, &principal.key_id, "orders", &headers, &bytes, state.now().as_millis())? {
+            Admission::Replay(response) => return Ok(response),
+            Admission::Run(claim) => claim,
+        };
     let request: PlaceOrderRequest = parse(&bytes)?;
     let customer_id = match (principal.role, &request.customer_id) {
         (Role::Customer, None) => principal.customer_id.ok_or(ApiError::Forbidden)?,
@@ -148,7 +145,7 @@ pub async fn create(
         // An earlier attempt of this very call placed the order (its reply
         // was lost to a restart of the actor) and saved the answer with it:
         // send that answer, not one made from the order as it is now.
-        if let Some(saved) = claim.recorder().saved_response(&store).await? {
+        if let Some(saved) = claim.recorder().saved_response(&store)? {
             return Ok(respond(saved));
         }
     }
@@ -262,14 +259,11 @@ pub async fn cancel(
     }
     let store = state.ecommerce()?.store().clone();
     let route = format!("cancel:{id}");
-    let claim = match state
-        .in_flight
-        .admit(&store, &principal.key_id, &route, &headers, &bytes, state.now().as_millis())
-        .await?
-    {
-        Admission::Replay(response) => return Ok(response),
-        Admission::Run(claim) => claim,
-    };
+    let claim =
+        match state.in_flight.admit(&store, &principal.key_id, &route, &headers, &bytes, state.now().as_millis())? {
+            Admission::Replay(response) => return Ok(response),
+            Admission::Run(claim) => claim,
+        };
     let (outcome, _) = state.ecommerce()?.orders().cancel(id).await?;
     let response = CancelResponse {
         outcome: match outcome {

@@ -115,17 +115,13 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
         // Until when the group may wait for company.
         let mut hold = Hold::after(urgent_last, arrived);
         match first {
-            Ok(Request::Write { batch, done, lazy }) => {
-                hold.add(lazy, done.is_some(), arrived);
-                group.push((batch, done));
-            }
+            Ok(Request::Write { batch, done, lazy }) => take(&mut group, &mut hold, batch, done, lazy, arrived),
             Ok(Request::Stop) | Err(_) => stop = true,
         }
         while !stop && group.len() < GROUP_BATCHES_MAX {
             match receiver.try_recv() {
                 Ok(Request::Write { batch, done, lazy }) => {
-                    hold.add(lazy, done.is_some(), Instant::now());
-                    group.push((batch, done));
+                    take(&mut group, &mut hold, batch, done, lazy, Instant::now());
                 }
                 Ok(Request::Stop) => stop = true,
                 Err(TryRecvError::Empty) => {
@@ -137,8 +133,7 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
                     if let Some(until) = hold.deadline(Instant::now()) {
                         match receiver.recv_deadline(until) {
                             Ok(Request::Write { batch, done, lazy }) => {
-                                hold.add(lazy, done.is_some(), Instant::now());
-                                group.push((batch, done));
+                                take(&mut group, &mut hold, batch, done, lazy, Instant::now());
                                 continue;
                             }
                             Ok(Request::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
@@ -185,6 +180,12 @@ fn run(db: &Database, receiver: &Receiver<Request>, stats: &WriterStats) {
             return;
         }
     }
+}
+
+/// Adds a batch that came at `now` to the group and counts it in its hold.
+fn take(group: &mut Vec<(WriteBatch, Done)>, hold: &mut Hold, batch: WriteBatch, done: Done, lazy: bool, now: Instant) {
+    hold.add(lazy, done.is_some(), now);
+    group.push((batch, done));
 }
 
 /// How long a group may wait for company before it commits: a group of lazy

@@ -179,22 +179,18 @@ async fn the_idempotency_key_contract_holds() -> TestResult {
     // Same key while the first request is running → 409 (the first holds the claim).
     let principal = api.engine().ecommerce().accounts().authenticate(&customer).expect("customer key");
     let store = api.engine().ecommerce().store().clone();
-    let held = api
-        .state
-        .in_flight
-        .admit(
-            &store,
-            &principal.key_id,
-            "orders",
-            &{
-                let mut headers = axum::http::HeaderMap::new();
-                headers.insert("idempotency-key", "k-busy".parse()?);
-                headers
-            },
-            &serde_json::to_vec(&body)?,
-            0,
-        )
-        .await?;
+    let held = api.state.in_flight.admit(
+        &store,
+        &principal.key_id,
+        "orders",
+        &{
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert("idempotency-key", "k-busy".parse()?);
+            headers
+        },
+        &serde_json::to_vec(&body)?,
+        0,
+    )?;
     let busy = api.post("/v1/orders", &customer, Some("k-busy"), &body).await?;
     assert_eq!((busy.status, busy.body["code"].as_str()), (StatusCode::CONFLICT, Some("idempotency_in_flight")));
     drop(held);
@@ -226,7 +222,7 @@ async fn the_idempotency_key_contract_holds() -> TestResult {
     };
     let body_bytes = serde_json::to_vec(&body)?;
     let orderdock::http::idempotency::Admission::Run(claim) =
-        api.state.in_flight.admit(&store, &principal.key_id, "orders", &headers, &body_bytes, 0).await?
+        api.state.in_flight.admit(&store, &principal.key_id, "orders", &headers, &body_bytes, 0)?
     else {
         panic!("a new key runs");
     };
@@ -237,12 +233,12 @@ async fn the_idempotency_key_contract_holds() -> TestResult {
     let recorder = claim.recorder();
     drop(claim);
     assert_eq!(stored("k-crash")()?, None);
-    assert_eq!(recorder.saved_response(&store).await?, None);
+    assert_eq!(recorder.saved_response(&store)?, None);
     let rerun = api.post("/v1/orders", &customer, Some("k-crash"), &body).await?;
     assert_eq!(rerun.status, StatusCode::CREATED);
     assert_eq!(rerun.body["id"], named.to_string(), "the order the record names");
     assert_eq!(stored("k-crash")()?, Some((201, rerun.bytes.clone())));
-    assert_eq!(recorder.saved_response(&store).await?, Some((StatusCode::CREATED, rerun.bytes.clone())));
+    assert_eq!(recorder.saved_response(&store)?, Some((StatusCode::CREATED, rerun.bytes.clone())));
     let replay = api.post("/v1/orders", &customer, Some("k-crash"), &body).await?;
     assert_eq!(replay.bytes, rerun.bytes, "replayed byte for byte");
     Ok(())

@@ -37,8 +37,7 @@ impl FulfillmentOrderHandle {
     /// talk to the order.
     #[doc(hidden)]
     pub fn running_actor(&self, id: FulfillmentOrderId) -> Option<ractor::ActorCell> {
-        use crate::actors::ChildSpec;
-        FulfillmentOrderSpec { deps: self.deps.clone() }.children().get(&id).map(|actor| actor.get_cell())
+        self.deps.live_orders.get(&id).map(|actor| actor.get_cell())
     }
 
     /// Delivers an integration event to the fulfillment order it concerns.
