@@ -52,6 +52,28 @@ async fn out_of_stock_cancels_and_voids_the_authorization() -> TestResult {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sku_one_bin_stocks_is_held_there_or_refused_with_nothing_held() -> TestResult {
+    // TEE is in one bin only: it is planned there without asking the bin first.
+    let t = stocked(false).await?;
+    let short = t.place(&[("TEE", 11)], "tok_visa").await?;
+    let done = t.wait_status(short.id(), OrderStatus::Cancelled { reason: CancelReason::OutOfStock }).await?;
+    assert_eq!(done.payment().status, PaymentStatus::Voided);
+    assert_eq!(level(&t, "TEE").await?, (10, 0, 10), "the refused order holds nothing");
+    let fits = t.place(&[("TEE", 10)], "tok_visa").await?;
+    let paid = crate::helpers::wait_until(crate::helpers::SETTLE, || async {
+        t.order(fits.id()).await.is_ok_and(|o| o.payment().captured.amount() == 25_000)
+    })
+    .await;
+    assert!(paid, "the order that fits is paid: {:?}", t.order(fits.id()).await?);
+    let held = crate::helpers::wait_until(crate::helpers::SETTLE, || async {
+        level(&t, "TEE").await.ok() == Some((10, 10, 0))
+    })
+    .await;
+    assert!(held, "all ten held: {:?}", level(&t, "TEE").await?);
+    Ok(())
+}
+
 async fn level(t: &TestEngine, sku: &str) -> anyhow::Result<(u32, u32, u32)> {
     let levels = t.engine().fulfillment().stock(&orderdock::events::Sku::parse(sku)?).await?;
     Ok(levels.iter().fold((0, 0, 0), |(h, r, a), l| (h + l.on_hand, r + l.reserved + l.picked, a + l.available)))

@@ -22,7 +22,7 @@ use crate::actors::persist::{Change, Staged, Unwritten};
 use crate::actors::{backoff, idle_check_interval, ChildSpec, Children, Live};
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{
-    Channel, EventEnvelope, EventLine, FulfillmentOrderId, IntegrationEvent, OrderId, Quantity, SkuUnits,
+    Channel, EventEnvelope, EventLine, FulfillmentOrderId, IntegrationEvent, OrderId, Quantity, Sku, SkuUnits,
 };
 use crate::fulfillment::bin::BinError;
 use crate::fulfillment::shipment::state::{NewShipment, ShipmentStage};
@@ -33,7 +33,9 @@ use crate::persistence::{codec, StoreError, Urgency, WriteOp};
 /// Record kind of fulfillment order snapshots.
 pub const FULFILLMENT_ORDER_KIND: &str = "fulfillment_order";
 const FULFILLMENT_ORDER_VERSION: u8 = 1;
-/// Plans tried before an order is rejected because others keep taking the stock first.
+/// Plans tried before an order is rejected because others keep taking the
+/// stock first. The first may plan without asking the bins (see
+/// `reserve_stock`); a bin short of it then costs one of these attempts.
 pub const ALLOCATION_ATTEMPTS_MAX: u32 = 4;
 
 /// Decodes and checks a fulfillment order snapshot.
@@ -133,9 +135,12 @@ impl ChildSpec for FulfillmentOrderSpec {
 type State = Live<FulfillmentOrder>;
 
 impl FulfillmentOrderActor {
-    /// Records a transition (see [`Self::save_with`]).
-    async fn save(&self, state: &mut State, transition: Transition) -> Result<(), ActorProcessingErr> {
-        self.save_with(state, transition, None).await
+    /// Records a transition for the handler's next flush (see
+    /// [`Self::save_with`]). Not async: without a further write it always
+    /// joins what is unwritten, so it never waits (and no handler's future
+    /// carries a copy of the transition across an await).
+    fn save(&self, state: &mut State, transition: Transition) -> Result<(), ActorProcessingErr> {
+        self.record(state, transition, None)
     }
 
     /// Checks and swaps in a transition, keeping what it decided (events,
@@ -147,11 +152,22 @@ impl FulfillmentOrderActor {
         transition: Transition,
         extra: Option<WriteOp>,
     ) -> Result<(), ActorProcessingErr> {
-        let Transition { next, events, steps } = transition;
-        next.check_invariants()?;
         if state.unwritten.as_ref().is_some_and(|u| !u.can_take(extra.as_ref())) {
             self.flush(state).await?;
         }
+        self.record(state, transition, extra)
+    }
+
+    /// [`Self::save_with`] once what is unwritten can take `extra`.
+    fn record(
+        &self,
+        state: &mut State,
+        transition: Transition,
+        extra: Option<WriteOp>,
+    ) -> Result<(), ActorProcessingErr> {
+        let Transition { next, events, steps } = transition;
+        next.check_invariants()?;
+        debug_assert!(state.unwritten.as_ref().is_none_or(|u| u.can_take(extra.as_ref())));
         // Kept in memory until the order asks another actor to act
         // ([`Self::flush`]) or answers ([`Self::land`]): one handler's
         // decisions make one batch, and its events leave once it is durable.
@@ -218,37 +234,55 @@ impl FulfillmentOrderActor {
     }
 
     /// Plans and reserves stock until every line is held or the order is rejected.
+    ///
+    /// On the first attempt, a SKU that one bin alone stocks is planned
+    /// there without asking the bin what it has: its reservation is the
+    /// check. A bin that is short answers so, and the next attempt asks every
+    /// bin first, as every attempt does for SKUs that several bins stock.
     async fn reserve_stock(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
         let bins = self.deps.bin_handle();
         for attempt in 0..ALLOCATION_ATTEMPTS_MAX {
-            let order = self.current(state)?.clone();
+            let order = self.current(state)?;
             if order.status() != FulfillmentStatus::Received {
                 return Ok(());
             }
+            let (id, lines, held) = (order.id(), order.lines().to_vec(), order.plan().to_vec());
             // Whatever an earlier attempt (or a run before a crash) may hold goes back first.
-            self.flush(state).await?;
-            for item in order.plan() {
+            if !held.is_empty() {
+                self.flush(state).await?;
+            }
+            for item in &held {
                 bins.resolve(&item.bin, item.reservation, super::state::BinOp::Release).await??;
             }
             let mut stock = Vec::new();
-            let mut skus: Vec<_> = order.lines().iter().map(|l| l.sku.clone()).collect();
+            let mut skus: Vec<&Sku> = lines.iter().map(|l| &l.sku).collect();
+            skus.sort_unstable();
             skus.dedup();
-            for sku in &skus {
-                for bin in self.deps.directory.bins_for(sku) {
+            for sku in skus {
+                let candidates = self.deps.directory.bins_for(sku);
+                if let [bin] = candidates.as_slice() {
+                    if attempt == 0 {
+                        let wanted: u64 =
+                            lines.iter().filter(|l| &l.sku == sku).map(|l| u64::from(l.quantity.get())).sum();
+                        let available = u32::try_from(wanted).unwrap_or(u32::MAX);
+                        stock.push(BinStock { bin: bin.clone(), sku: sku.clone(), available });
+                        continue;
+                    }
+                }
+                for bin in candidates {
                     if let Some(available) = bins.available(&bin, sku).await? {
                         stock.push(BinStock { bin, sku: sku.clone(), available });
                     }
                 }
             }
             let now = self.deps.clock.now();
-            let plan = match allocate(order.lines(), &self.deps.directory.ranked(), &stock, |n| {
-                order.next_reservation_id(n)
-            }) {
+            let order = self.current(state)?;
+            let plan = match allocate(&lines, &self.deps.directory.ranked(), &stock, |n| order.next_reservation_id(n)) {
                 Ok(plan) => plan,
-                Err(missing) => return self.reject(state, missing).await,
+                Err(missing) => return self.reject(state, missing),
             };
             let transition = order.planned(plan, now)?;
-            self.save(state, transition).await?;
+            self.save(state, transition)?;
             self.flush(state).await?; // the plan before the holds
             let plan = self.current(state)?.plan().to_vec();
             let mut short = None;
@@ -267,22 +301,20 @@ impl FulfillmentOrderActor {
                     let now = self.deps.clock.now();
                     let expires_at = now.plus(self.deps.config.reservation_ttl);
                     let transition = self.current(state)?.reserved(expires_at, now)?;
-                    self.save(state, transition).await?;
+                    self.save(state, transition)?;
                     return Ok(());
                 }
-                Some(missing) if attempt + 1 == ALLOCATION_ATTEMPTS_MAX => {
-                    return self.reject(state, vec![missing]).await
-                }
-                Some(_) => tracing::debug!(order = %order.id(), attempt, "stock taken while reserving; planning again"),
+                Some(missing) if attempt + 1 == ALLOCATION_ATTEMPTS_MAX => return self.reject(state, vec![missing]),
+                Some(_) => tracing::debug!(order = %id, attempt, "stock short while reserving; planning again"),
             }
         }
         Ok(())
     }
 
-    async fn reject(&self, state: &mut State, missing: Vec<SkuUnits>) -> Result<(), ActorProcessingErr> {
+    fn reject(&self, state: &mut State, missing: Vec<SkuUnits>) -> Result<(), ActorProcessingErr> {
         let now = self.deps.clock.now();
         let transition = self.current(state)?.rejected(missing, now)?;
-        self.save(state, transition).await
+        self.save(state, transition)
     }
 
     /// Finds the units of short picks elsewhere: plans them (persisted before
@@ -307,7 +339,7 @@ impl FulfillmentOrderActor {
             let items = allocate(&lines, &self.deps.directory.ranked(), &stock, |n| order.reallocation_id(n))
                 .unwrap_or_default();
             let transition = order.reallocated(items, self.deps.clock.now())?;
-            self.save(state, transition).await?;
+            self.save(state, transition)?;
         }
         let order = self.current(state)?.clone();
         for task in order.tasks().iter().filter(|t| !t.held) {
@@ -319,7 +351,7 @@ impl FulfillmentOrderActor {
                 Err(err) => return Err(err.into()),
             };
             let transition = self.current(state)?.hold_result(task.index, held, self.deps.clock.now())?;
-            self.save(state, transition).await?;
+            self.save(state, transition)?;
         }
         Ok(())
     }
@@ -350,7 +382,7 @@ impl FulfillmentOrderActor {
         if done > 0 {
             state.attempts = 0;
             let next = self.current(state)?.actions_done(done, self.deps.clock.now());
-            self.save(state, Transition { next, events: vec![], steps: vec![] }).await?;
+            self.save(state, Transition { next, events: vec![], steps: vec![] })?;
         }
         Ok(())
     }
@@ -441,7 +473,7 @@ impl FulfillmentOrderActor {
     ) -> Result<(), ActorProcessingErr> {
         let now = self.deps.clock.now();
         let transition = self.current(state)?.pick_all_and_pack(self.deps.config.short_pick, now)?;
-        self.save(state, transition).await?;
+        self.save(state, transition)?;
         self.run_pending(myself, state).await
     }
 }
@@ -515,7 +547,7 @@ impl FulfillmentOrderActor {
                         } else {
                             order.apply(&envelope, now)
                         };
-                        self.save(state, transition).await?;
+                        self.save(state, transition)?;
                     }
                     None => match &envelope.event {
                         IntegrationEvent::OrderPlaced { lines, ship_to, .. } => {
@@ -527,7 +559,7 @@ impl FulfillmentOrderActor {
                                 ship_to: ship_to.clone(),
                             };
                             let transition = FulfillmentOrder::receive(new, Some(envelope.event_id), now);
-                            self.save(state, transition).await?;
+                            self.save(state, transition)?;
                         }
                         other => {
                             let _ = reply
@@ -557,7 +589,7 @@ impl FulfillmentOrderActor {
             FulfillmentOrderMsg::ConfirmPick { index, picked, reply } => {
                 match self.current(state)?.confirm_pick(index, picked, self.deps.config.short_pick, now) {
                     Ok(transition) => {
-                        self.save(state, transition).await?;
+                        self.save(state, transition)?;
                         self.run_pending(myself, state).await?;
                         self.reallocate(state).await?;
                         self.land(state, urgency).await?;
@@ -571,7 +603,7 @@ impl FulfillmentOrderActor {
             FulfillmentOrderMsg::Pack(reply) => {
                 match self.current(state)?.pack(now) {
                     Ok(transition) => {
-                        self.save(state, transition).await?;
+                        self.save(state, transition)?;
                         // The shipments exist by the time the packer hears back.
                         self.run_pending(myself, state).await?;
                         self.land(state, urgency).await?;
@@ -591,7 +623,7 @@ impl FulfillmentOrderActor {
                 match decided {
                     Ok((transition, changed)) => {
                         if changed {
-                            self.save(state, transition).await?;
+                            self.save(state, transition)?;
                         }
                         self.land(state, urgency).await?;
                         let _ = reply.send(Ok(()));
@@ -609,7 +641,7 @@ impl FulfillmentOrderActor {
                 let Some(order) = state.aggregate.clone() else { return Ok(()) };
                 match order.expire(now) {
                     Ok(transition) => {
-                        self.save(state, transition).await?;
+                        self.save(state, transition)?;
                         self.run_pending(myself, state).await?;
                     }
                     Err(_) if order.status() == FulfillmentStatus::Reserved => {
