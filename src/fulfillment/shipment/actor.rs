@@ -169,32 +169,33 @@ impl ShipmentActor {
         });
     }
 
-    /// Checks a tracking event and, if it moves the shipment on, asks the fulfillment order.
+    /// Checks a tracking event and, if it moves the shipment on, asks the
+    /// fulfillment order. `Ok(Err(_))`: the stage cannot follow the current one.
     fn track(
         &self,
         myself: &ActorRef<ShipmentMsg>,
         state: &mut State,
         stage: ShipmentStage,
         detail: String,
-        now: crate::events::Timestamp,
-    ) -> Result<Result<Shipment, ShipmentError>, ActorProcessingErr> {
-        let Some(shipment) = state.aggregate.clone() else { return Err("shipment actor without a shipment".into()) };
-        let checked = shipment.advance(stage, &detail, shipment.tracking_number().map(str::to_owned), now);
+    ) -> Result<Result<(), ShipmentError>, ActorProcessingErr> {
+        let Some(shipment) = state.aggregate.as_ref() else { return Err("shipment actor without a shipment".into()) };
+        let checked = shipment.check_advance(stage, shipment.tracking_number().is_some());
         if checked.is_ok() && stage != shipment.stage() {
+            self.propose(myself, shipment, stage, detail, None);
             state.in_flight = true;
-            self.propose(myself, &shipment, stage, detail, None);
         }
-        Ok(checked.map(|_| shipment))
+        Ok(checked)
     }
 
     /// What happens next on its own: the label, and on autopilot the simulated carrier.
     async fn follow_up(&self, myself: &ActorRef<ShipmentMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
-        let Some(shipment) = state.aggregate.clone() else { return Ok(()) };
+        let Some(shipment) = state.aggregate.as_ref() else { return Ok(()) };
         if state.in_flight {
             return Ok(());
         }
         match shipment.stage() {
             ShipmentStage::Created => {
+                let shipment = shipment.clone();
                 match self.deps.carrier.purchase_label(shipment.id(), shipment.items().to_vec()).await {
                     Ok(tracking) => {
                         state.in_flight = true;
@@ -271,20 +272,21 @@ impl Actor for ShipmentActor {
                     self.follow_up(&myself, state).await?;
                 }
                 ShipmentMsg::Track { stage, detail, reply } => {
-                    let answer = self.track(&myself, state, stage, detail, now)?;
-                    let _ = reply.send(answer);
+                    let answer = self.track(&myself, state, stage, detail)?;
+                    let current = state.aggregate.clone().ok_or("shipment actor without a shipment")?;
+                    let _ = reply.send(answer.map(|()| current));
                 }
                 ShipmentMsg::Carrier { stage, detail } => {
-                    if let Err(err) = self.track(&myself, state, stage, detail, now)? {
+                    if let Err(err) = self.track(&myself, state, stage, detail)? {
                         tracing::debug!(cause = %err, "carrier step no longer applies");
                     }
                 }
                 ShipmentMsg::Confirmed { stage, detail, tracking_number } => {
                     state.in_flight = false;
-                    let Some(shipment) = state.aggregate.clone() else { return Ok(()) };
+                    let Some(shipment) = state.aggregate.as_ref() else { return Ok(()) };
                     match shipment.advance(stage, &detail, tracking_number, now) {
                         Ok(next) => {
-                            if next != shipment {
+                            if next != *shipment {
                                 self.save(state, next, Urgency::Lazy).await?;
                             }
                         }

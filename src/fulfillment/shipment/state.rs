@@ -142,6 +142,29 @@ impl Shipment {
         }
     }
 
+    /// Whether [`Self::advance`] to `stage` would be accepted, without
+    /// building the next state; `labelled`: a tracking number comes with it
+    /// or is already known.
+    ///
+    /// # Errors
+    /// As [`Self::advance`].
+    pub fn check_advance(&self, stage: ShipmentStage, labelled: bool) -> Result<(), ShipmentError> {
+        if stage == self.stage {
+            return Ok(());
+        }
+        let illegal = ShipmentError::IllegalStage { from: self.stage.as_str(), to: stage.as_str() };
+        match (self.stage, stage) {
+            (ShipmentStage::Delivered | ShipmentStage::Cancelled, _) => Err(illegal),
+            (_, ShipmentStage::Cancelled) if self.stage.has_left() => Err(ShipmentError::AlreadyLeft),
+            (_, ShipmentStage::Cancelled) => Ok(()),
+            (ShipmentStage::Created, ShipmentStage::LabelPurchased) if labelled => Ok(()),
+            (ShipmentStage::Created, _) => Err(illegal),
+            (_, ShipmentStage::Exception) => Ok(()),
+            (from, to) if to.rank() > from.rank() && to != ShipmentStage::LabelPurchased => Ok(()),
+            (_, _) => Err(illegal),
+        }
+    }
+
     /// Moves to `stage`. Moving to the current stage again changes nothing.
     ///
     /// # Errors
@@ -157,17 +180,7 @@ impl Shipment {
         if stage == self.stage {
             return Ok(self.clone());
         }
-        let illegal = ShipmentError::IllegalStage { from: self.stage.as_str(), to: stage.as_str() };
-        match (self.stage, stage) {
-            (ShipmentStage::Delivered | ShipmentStage::Cancelled, _) => return Err(illegal),
-            (_, ShipmentStage::Cancelled) if self.stage.has_left() => return Err(ShipmentError::AlreadyLeft),
-            (_, ShipmentStage::Cancelled) => {}
-            (ShipmentStage::Created, ShipmentStage::LabelPurchased) if tracking_number.is_some() => {}
-            (ShipmentStage::Created, _) => return Err(illegal),
-            (_, ShipmentStage::Exception) => {}
-            (from, to) if to.rank() > from.rank() && to != ShipmentStage::LabelPurchased => {}
-            (_, _) => return Err(illegal),
-        }
+        self.check_advance(stage, tracking_number.is_some())?;
         let mut next = self.clone();
         next.stage = stage;
         if let Some(number) = tracking_number {
@@ -277,5 +290,33 @@ mod tests {
         let s = s.advance(ShipmentStage::InTransit, "", None, NOW).unwrap();
         let s = s.advance(ShipmentStage::Exception, "address unclear", None, NOW).unwrap();
         assert!(s.advance(ShipmentStage::Delivered, "", None, NOW).is_ok());
+    }
+
+    #[test]
+    fn the_check_accepts_exactly_what_advance_accepts() {
+        use ShipmentStage::{Cancelled, Created, Delivered, Exception, InTransit, LabelPurchased, OutForDelivery};
+        let all = [Created, LabelPurchased, InTransit, OutForDelivery, Delivered, Exception, Cancelled];
+        // A shipment at every stage it can reach, labelled or not.
+        let mut reached = vec![shipment()];
+        for _ in 0..3 {
+            let next: Vec<Shipment> = reached
+                .iter()
+                .flat_map(|s| all.iter().filter_map(move |to| s.advance(*to, "", Some("T".into()), NOW).ok()))
+                .collect();
+            reached.extend(next);
+        }
+        for from in &reached {
+            for to in all {
+                for number in [None, Some("T2".to_owned())] {
+                    let labelled = number.is_some();
+                    assert_eq!(
+                        from.check_advance(to, labelled),
+                        from.advance(to, "", number, NOW).map(|_| ()),
+                        "{:?} -> {to:?}, labelled {labelled}",
+                        from.stage()
+                    );
+                }
+            }
+        }
     }
 }
