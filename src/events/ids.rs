@@ -194,9 +194,17 @@ fn valid_name(s: &str) -> bool {
 macro_rules! name_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Shared, not copied: a clone is a reference count (names travel in
+        /// every plan item, hold, action and event line).
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(std::sync::Arc<str>);
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
 
         impl $name {
             /// Validates and wraps a name.
@@ -205,7 +213,7 @@ macro_rules! name_id {
             /// [`IdError::BadName`] when empty, longer than [`NAME_LEN_MAX`] or with other characters.
             pub fn parse(s: &str) -> Result<Self, IdError> {
                 if valid_name(s) {
-                    Ok(Self(s.to_owned()))
+                    Ok(Self(std::sync::Arc::from(s)))
                 } else {
                     Err(IdError::BadName)
                 }
@@ -347,6 +355,18 @@ mod tests {
         assert_eq!(Sku::parse(""), Err(IdError::BadName));
         assert_eq!(Sku::parse("a b"), Err(IdError::BadName));
         assert_eq!(Sku::parse(&"x".repeat(NAME_LEN_MAX + 1)), Err(IdError::BadName));
+    }
+
+    #[test]
+    fn names_serialize_as_their_text_and_read_back() {
+        let sku = Sku::parse("MUG").unwrap();
+        assert_eq!(serde_json::to_string(&sku).unwrap(), r#""MUG""#);
+        assert_eq!(serde_json::from_str::<Sku>(r#""MUG""#).unwrap(), sku);
+        assert!(serde_json::from_str::<Sku>(r#""a b""#).is_err(), "read back through the same check");
+        let bytes = postcard::to_allocvec(&sku).unwrap();
+        assert_eq!(bytes, b"\x03MUG", "postcard: a string, as before");
+        assert_eq!(postcard::from_bytes::<Sku>(&bytes).unwrap(), sku);
+        assert_eq!(sku.clone(), sku);
     }
 
     #[test]
