@@ -64,6 +64,27 @@ pub(crate) fn fresh_raw(now: Timestamp) -> u128 {
     (u128::from(now.as_millis() & 0xFFFF_FFFF_FFFF) << 80) | random_bits()
 }
 
+/// `n` as 32 lower-case hex digits (what `{:032x}` prints, without the
+/// formatter's padding logic: ids are printed for every record key).
+fn hex32(n: u128) -> Hex32 {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 32];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = DIGITS[((n >> (4 * (31 - i))) & 0xF) as usize];
+    }
+    Hex32(digits)
+}
+
+/// 32 hex digits on the stack.
+struct Hex32([u8; 32]);
+
+impl Hex32 {
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and letters were written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 macro_rules! random_id {
     ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
         $(#[$meta])*
@@ -100,7 +121,9 @@ macro_rules! random_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}_{:032x}", $prefix, self.0)
+                f.write_str($prefix)?;
+                f.write_str("_")?;
+                f.write_str(hex32(self.0).as_str())
             }
         }
 
@@ -347,6 +370,13 @@ mod tests {
         assert_eq!(text.parse::<OrderId>(), Ok(id));
         assert!(text.replace("ord_", "shp_").parse::<OrderId>().is_err());
         assert_eq!("ord_xyz".parse::<OrderId>(), Err(IdError::BadDigits));
+    }
+
+    #[test]
+    fn ids_print_as_their_prefix_and_32_hex_digits() {
+        for raw in [0, 1, 0xabc, u128::MAX, 0x0123_4567_89ab_cdef_0123_4567_89ab_cdef] {
+            assert_eq!(OrderId::from_raw(raw).to_string(), format!("ord_{raw:032x}"));
+        }
     }
 
     #[test]
