@@ -45,10 +45,17 @@ async fn happy_path_reaches_delivered_on_autopilot() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_stock_cancels_and_voids_the_authorization() -> TestResult {
     let t = stocked(true).await?;
-    let order = t.place(&[("MUG", 25)], "tok_visa").await?;
+    refused_out_of_stock(&t, &[("MUG", 25)]).await?;
+    assert_eq!(t.gateway.ledger().values().map(|e| e.captured).sum::<i64>(), 0);
+    Ok(())
+}
+
+/// Places `lines`, which the stock cannot cover, and waits for the
+/// order's cancellation with its authorization voided.
+async fn refused_out_of_stock(t: &TestEngine, lines: &[(&str, u32)]) -> TestResult {
+    let order = t.place(lines, "tok_visa").await?;
     let done = t.wait_status(order.id(), OrderStatus::Cancelled { reason: CancelReason::OutOfStock }).await?;
     assert_eq!(done.payment().status, PaymentStatus::Voided);
-    assert_eq!(t.gateway.ledger().values().map(|e| e.captured).sum::<i64>(), 0);
     Ok(())
 }
 
@@ -56,9 +63,7 @@ async fn out_of_stock_cancels_and_voids_the_authorization() -> TestResult {
 async fn a_sku_one_bin_stocks_is_held_there_or_refused_with_nothing_held() -> TestResult {
     // TEE is in one bin only: it is planned there without asking the bin first.
     let t = stocked(false).await?;
-    let short = t.place(&[("TEE", 11)], "tok_visa").await?;
-    let done = t.wait_status(short.id(), OrderStatus::Cancelled { reason: CancelReason::OutOfStock }).await?;
-    assert_eq!(done.payment().status, PaymentStatus::Voided);
+    refused_out_of_stock(&t, &[("TEE", 11)]).await?;
     assert_eq!(level(&t, "TEE").await?, (10, 0, 10), "the refused order holds nothing");
     let fits = t.place(&[("TEE", 10)], "tok_visa").await?;
     let paid = crate::helpers::wait_until(crate::helpers::SETTLE, || async {
