@@ -510,9 +510,10 @@ mod tests {
         }
     }
 
-    async fn until(mut done: impl FnMut() -> bool) {
+    /// Polls `done` for up to a second.
+    async fn until<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) {
         for _ in 0..200 {
-            if done() {
+            if done().await {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -535,24 +536,19 @@ mod tests {
         );
 
         first.stop(None);
-        until(|| first.get_status() == ActorStatus::Stopped).await;
+        until(|| async { first.get_status() == ActorStatus::Stopped }).await;
         assert!(spec.children().get(&7).is_none(), "a stopped child is not found");
 
         let second = child(&*spec, &supervisor, &7, true).await.unwrap();
         assert_ne!(second.get_id(), first.get_id(), "a successor, not the stopped child");
         // Once the supervisor has heard of the first child's end (it then
         // counts one child), its successor must still be listed.
-        for _ in 0..200 {
-            if live_children(Ok(&supervisor)).await == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        until(|| async { live_children(Ok(&supervisor)).await == 1 }).await;
         assert_eq!(live_children(Ok(&supervisor)).await, 1);
         assert_eq!(spec.children().get(&7).map(|c| c.get_id()), Some(second.get_id()));
 
         second.stop(None);
-        until(|| spec.children().0.read().unwrap().is_empty()).await;
+        until(|| async { spec.children().0.read().unwrap().is_empty() }).await;
         assert!(spec.children().0.read().unwrap().is_empty(), "the supervisor unlists a stopped child");
         supervisor.stop(None);
         store.close();

@@ -355,8 +355,10 @@ async fn kill9_torture() -> TestResult {
     // deliveries are deleted by lazy writes (up to `LAZY_WRITE_DELAY` after
     // the audit stops counting them), and a SIGKILL here would leave them
     // for the next start to deliver again rather than show them delivered.
-    let stopped = std::process::Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status()?;
-    anyhow::ensure!(stopped.success(), "kill -TERM failed");
+    let pid = i32::try_from(server.0.id())?;
+    // SAFETY: kill(2) takes integers only; `pid` is our own child, not yet reaped.
+    let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+    anyhow::ensure!(sent == 0, "SIGTERM not sent: {}", std::io::Error::last_os_error());
     let _ = server.0.wait();
     let history = history.lock().unwrap().clone();
     let mut result = check(dir.path(), &history)?;

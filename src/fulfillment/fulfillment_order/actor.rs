@@ -22,11 +22,11 @@ use crate::actors::persist::{Change, Staged, Unwritten};
 use crate::actors::{backoff, idle_check_interval, ChildSpec, Children, Live};
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{
-    Channel, EventEnvelope, EventLine, FulfillmentOrderId, IntegrationEvent, OrderId, Quantity, Sku, SkuUnits,
+    Channel, EventEnvelope, EventLine, FulfillmentOrderId, IntegrationEvent, OrderId, Quantity, SkuUnits,
 };
 use crate::fulfillment::bin::BinError;
 use crate::fulfillment::shipment::state::{NewShipment, ShipmentStage};
-use crate::fulfillment::warehouse::{allocate, BinStock};
+use crate::fulfillment::warehouse::{allocate, demand, BinStock};
 use crate::fulfillment::Deps;
 use crate::persistence::{codec, StoreError, Urgency, WriteOp};
 
@@ -255,15 +255,10 @@ impl FulfillmentOrderActor {
                 bins.resolve(&item.bin, item.reservation, super::state::BinOp::Release).await??;
             }
             let mut stock = Vec::new();
-            let mut skus: Vec<&Sku> = lines.iter().map(|l| &l.sku).collect();
-            skus.sort_unstable();
-            skus.dedup();
-            for sku in skus {
+            for (sku, wanted) in demand(&lines) {
                 let candidates = self.deps.directory.bins_for(sku);
                 if let [bin] = candidates.as_slice() {
                     if attempt == 0 {
-                        let wanted: u64 =
-                            lines.iter().filter(|l| &l.sku == sku).map(|l| u64::from(l.quantity.get())).sum();
                         let available = u32::try_from(wanted).unwrap_or(u32::MAX);
                         stock.push(BinStock { bin: bin.clone(), sku: sku.clone(), available });
                         continue;

@@ -9,7 +9,7 @@ pub mod state;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
-pub use state::{allocate, BinStock, PlannedItem, Warehouse, WarehouseError};
+pub use state::{allocate, demand, BinStock, PlannedItem, Warehouse, WarehouseError};
 
 use crate::events::{BinId, Sku, WarehouseId};
 use crate::persistence::{codec, Store, StoreError, WriteBatch, WriteOp};

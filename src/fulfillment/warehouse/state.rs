@@ -92,6 +92,16 @@ pub fn ranked<'a>(warehouses: impl IntoIterator<Item = &'a Warehouse>) -> Vec<Wa
     ranked.into_iter().map(|wh| wh.id.clone()).collect()
 }
 
+/// The units `lines` ask for, per SKU, in SKU order. Lines may repeat a SKU
+/// (channel orders): their quantities add up.
+pub fn demand(lines: &[EventLine]) -> BTreeMap<&Sku, u64> {
+    let mut demand: BTreeMap<&Sku, u64> = BTreeMap::new();
+    for line in lines {
+        *demand.entry(&line.sku).or_default() += u64::from(line.quantity.get());
+    }
+    demand
+}
+
 /// Plans the reservations for `lines` given the warehouses, preferred first
 /// ([`ranked`]), and the free stock per bin. `reservation_id(n)` names the
 /// n-th planned item.
@@ -118,11 +128,7 @@ pub fn allocate(
         free.get(&(wh.clone(), sku.clone())).map_or(0, |bins| bins.iter().map(|(_, n)| u64::from(*n)).sum())
     };
 
-    // Lines may repeat a SKU (channel orders): demand is summed per SKU.
-    let mut demand: BTreeMap<&Sku, u64> = BTreeMap::new();
-    for line in lines {
-        *demand.entry(&line.sku).or_default() += u64::from(line.quantity.get());
-    }
+    let demand = demand(lines);
     let whole = ranked.iter().find(|wh| demand.iter().all(|(sku, units)| total_in(&free, wh, sku) >= *units)).cloned();
 
     let mut plan = Vec::new();
@@ -235,6 +241,13 @@ mod tests {
         assert_eq!(units, 6);
         assert_eq!(plan[0].bin.to_string(), "east/A", "richest bin of the best warehouse first");
         assert!(plan.iter().any(|p| p.bin.warehouse.as_str() == "west"));
+    }
+
+    #[test]
+    fn demand_adds_up_the_lines_of_each_sku() {
+        let lines = [line("X", 2), line("Y", 1), line("X", 3)];
+        let demand: Vec<(String, u64)> = demand(&lines).into_iter().map(|(sku, n)| (sku.to_string(), n)).collect();
+        assert_eq!(demand, [("X".to_owned(), 5), ("Y".to_owned(), 1)]);
     }
 
     #[test]
