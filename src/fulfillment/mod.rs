@@ -117,6 +117,11 @@ pub(crate) struct Deps {
     pub(crate) live_bins: Children<BinSpec>,
     pub(crate) live_orders: Children<FulfillmentOrderSpec>,
     pub(crate) live_shipments: Children<ShipmentSpec>,
+    /// The bins read at start, each handed to its actor when it first
+    /// spawns: reading one bin alone reads every bin's holds
+    /// ([`Store::record`]), so it is done at start for all of them at once.
+    /// An entry is taken once; a later spawn (a restart) reads the store.
+    pub(crate) loaded_bins: std::sync::Mutex<std::collections::HashMap<BinId, Bin>>,
 }
 
 impl Deps {
@@ -176,8 +181,9 @@ impl Fulfillment {
         watch: crate::actors::persist::Watch,
     ) -> Result<Fulfillment, FulfillmentError> {
         let loader = store.clone();
-        let (directory, rewrite) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let (directory, rewrite, loaded_bins) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let mut sku_bins = Vec::new();
+            let mut loaded = std::collections::HashMap::new();
             // Bins of the first format (holds inside the snapshot row) get a row per hold.
             let mut rewrite = WriteBatch::new();
             for (bin, whole) in bin::actor::load_all(&loader)? {
@@ -185,8 +191,9 @@ impl Fulfillment {
                     bin::actor::write_whole(&bin, &mut rewrite)?;
                 }
                 sku_bins.push((bin.id().clone(), bin.levels().keys().cloned().collect()));
+                loaded.insert(bin.id().clone(), bin);
             }
-            Ok((Directory::load(&loader, sku_bins)?, rewrite))
+            Ok((Directory::load(&loader, sku_bins)?, rewrite, loaded))
         })
         .await
         .map_err(|err| StoreError::Io(err.to_string()))??;
@@ -207,6 +214,7 @@ impl Fulfillment {
             live_bins: Children::new(),
             live_orders: Children::new(),
             live_shipments: Children::new(),
+            loaded_bins: std::sync::Mutex::new(loaded_bins),
         });
         let spawn_error = |err: ractor::SpawnErr| FulfillmentError::Call(CallError::Store(err.to_string()));
         let (bins, _) = Actor::spawn(None, Supervisor::new(Arc::new(BinSpec { deps: deps.clone() })), ())

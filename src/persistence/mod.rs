@@ -61,9 +61,17 @@ pub(crate) mod keys {
     pub(crate) const STEP: u8 = 5;
     /// idempotency key -> encoded record.
     pub(crate) const IDEMPOTENCY: u8 = 6;
-    /// (kind, id, part number) -> encoded part of a snapshot kept in rows of
-    /// its own, so that a change to one part writes that row only (a bin's holds).
-    pub(crate) const PART: u8 = 7;
+    /// Parts keyed (kind, id, part number), the layout before [`PART`]:
+    /// [`super::Store::open`] rewrites them.
+    pub(crate) const PART_BY_ID: u8 = 7;
+    /// (kind, part number, id) -> encoded part of a snapshot kept in rows of
+    /// its own, so that a change to one part writes that row only (a bin's
+    /// holds). The number comes first: part numbers are time-ordered ids (a
+    /// hold's is its order's), so the parts written in one commit — holds in
+    /// a hundred bins — share a few leaves of the tree instead of one leaf per
+    /// aggregate. Reading one aggregate's parts reads its whole kind's
+    /// ([`super::Store::record`]); bins are all read at start.
+    pub(crate) const PART: u8 = 8;
 
     /// `tag`, `kind`, a zero byte, `id`: a kind's records sort together, by id.
     pub(crate) fn named(tag: u8, kind: &str, id: &str) -> Vec<u8> {
@@ -82,19 +90,30 @@ pub(crate) mod keys {
         key
     }
 
-    /// The prefix of every part of `(kind, id)`: [`named`] with a zero byte after the id.
-    pub(crate) fn parts_prefix(kind: &str, id: &str) -> Vec<u8> {
-        debug_assert!(!id.as_bytes().contains(&0), "an id has no zero byte");
-        let mut key = named(PART, kind, id);
-        key.push(0);
+    /// The key of part `part` of `(kind, id)`: [`kind_prefix`], the number
+    /// big-endian, the id.
+    pub(crate) fn part(kind: &str, id: &str, part: u128) -> Vec<u8> {
+        let mut key = kind_prefix(PART, kind);
+        key.extend_from_slice(&part.to_be_bytes());
+        key.extend_from_slice(id.as_bytes());
         key
     }
 
-    /// The key of part `part` of `(kind, id)`: its number big-endian after [`parts_prefix`].
-    pub(crate) fn part(kind: &str, id: &str, part: u128) -> Vec<u8> {
-        let mut key = parts_prefix(kind, id);
-        key.extend_from_slice(&part.to_be_bytes());
-        key
+    /// A [`part`] key after its [`kind_prefix`], read back as (number, id);
+    /// `None` when it is too short to be one.
+    pub(crate) fn split_part(rest: &[u8]) -> Option<(u128, &[u8])> {
+        let (number, id) = rest.split_first_chunk::<16>()?;
+        Some((u128::from_be_bytes(*number), id))
+    }
+
+    /// A [`PART_BY_ID`] key read back as (kind, id, number); `None` when malformed.
+    pub(crate) fn split_part_by_id(key: &[u8]) -> Option<(&str, &str, u128)> {
+        let rest = key.strip_prefix(&[PART_BY_ID])?;
+        let zero = rest.iter().position(|byte| *byte == 0)?;
+        let (kind, rest) = (&rest[..zero], &rest[zero + 1..]);
+        let (rest, number) = rest.split_last_chunk::<16>()?;
+        let id = rest.strip_suffix(&[0])?;
+        Some((std::str::from_utf8(kind).ok()?, std::str::from_utf8(id).ok()?, u128::from_be_bytes(*number)))
     }
 
     /// `tag` and a number, big-endian so that numbers sort as bytes do.
@@ -405,7 +424,13 @@ impl Store {
                     .to_owned(),
             });
         }
-        txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
+        {
+            let mut table = txn.open_table(tables::RECORDS).map_err(StoreError::from_redb)?;
+            let moved = rekey_parts(&mut table)?;
+            if moved > 0 {
+                tracing::info!(path = %path.display(), parts = moved, "parts rewritten in the part-number-first layout");
+            }
+        }
         txn.commit().map_err(StoreError::from_redb)?;
         let db = Arc::new(db);
         let stats = Arc::new(WriterStats::default());
@@ -560,6 +585,9 @@ impl Store {
     }
 
     /// The snapshot of `(kind, id)` with its parts, read in one transaction.
+    /// Parts are keyed by number first ([`keys::PART`]), so this reads every
+    /// part of `kind`: for one aggregate now and then (a bin restarted after
+    /// a failure), not for every one ([`Store::records`] reads them all at once).
     ///
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
@@ -572,9 +600,12 @@ impl Store {
             return Ok(None);
         };
         let mut parts = Vec::new();
-        let prefix = keys::parts_prefix(kind, id);
-        scan_table(&table, &prefix, &prefix, |part, value| {
-            parts.push((number(part)?, value.to_vec()));
+        let prefix = keys::kind_prefix(keys::PART, kind);
+        scan_table(&table, &prefix, &prefix, |rest, value| {
+            let (part, owner) = split_part(kind, rest)?;
+            if owner == id.as_bytes() {
+                parts.push((part, value.to_vec()));
+            }
             Ok(true)
         })?;
         Ok(Some(Record { id: id.to_owned(), snapshot: snapshot.value().to_vec(), parts }))
@@ -593,25 +624,17 @@ impl Store {
             records.push(Record { id: text(id)?, snapshot: value.to_vec(), parts: Vec::new() });
             Ok(true)
         })?;
-        // Parts sort by (id, part), as the records do: walk both in step.
+        // Parts come by number: each goes to its record, found by id (the
+        // records are in id order), and each record's parts stay in number order.
         let prefix = keys::kind_prefix(keys::PART, kind);
-        let mut at = 0;
         scan_table(&table, &prefix, &prefix, |rest, value| {
-            let corrupt = || StoreError::Corrupt { what: format!("a {kind} part key"), detail: "malformed".to_owned() };
-            let split = rest.len().checked_sub(17).ok_or_else(corrupt)?;
-            let (id, part) = (&rest[..split], &rest[split..]);
-            if part[0] != 0 {
-                return Err(corrupt());
-            }
-            while records.get(at).is_some_and(|record| record.id.as_bytes() < id) {
-                at += 1;
-            }
-            let record =
-                records.get_mut(at).filter(|record| record.id.as_bytes() == id).ok_or_else(|| StoreError::Corrupt {
+            let (part, id) = split_part(kind, rest)?;
+            let at =
+                records.binary_search_by(|record| record.id.as_bytes().cmp(id)).map_err(|_| StoreError::Corrupt {
                     what: format!("{kind} {}", String::from_utf8_lossy(id)),
                     detail: "a part without its snapshot".to_owned(),
                 })?;
-            record.parts.push((number(part)?, value.to_vec()));
+            records[at].parts.push((part, value.to_vec()));
             Ok(true)
         })?;
         Ok(records)
@@ -772,6 +795,34 @@ fn scan_table(
     Ok(())
 }
 
+/// A part key after its kind's prefix, as (number, id).
+fn split_part<'k>(kind: &str, rest: &'k [u8]) -> Result<(u128, &'k [u8])> {
+    keys::split_part(rest)
+        .ok_or_else(|| StoreError::Corrupt { what: format!("a {kind} part key"), detail: "malformed".to_owned() })
+}
+
+/// Rewrites every part stored in the [`keys::PART_BY_ID`] layout in the
+/// [`keys::PART`] one, inside the caller's transaction; returns how many.
+/// A store written before the change holds its bins' holds that way.
+fn rekey_parts(table: &mut redb::Table<&'static [u8], &'static [u8]>) -> Result<usize> {
+    let start = [keys::PART_BY_ID];
+    let end = [keys::PART_BY_ID + 1];
+    let mut old = Vec::new();
+    for row in redb::ReadableTable::range(table, start.as_slice()..end.as_slice()).map_err(StoreError::from_redb)? {
+        let (key, value) = row.map_err(StoreError::from_redb)?;
+        old.push((key.value().to_vec(), value.value().to_vec()));
+    }
+    for (key, value) in &old {
+        let (kind, id, part) = keys::split_part_by_id(key).ok_or_else(|| StoreError::Corrupt {
+            what: "a part key of the first layout".to_owned(),
+            detail: "malformed".to_owned(),
+        })?;
+        table.insert(keys::part(kind, id, part).as_slice(), value.as_slice()).map_err(StoreError::from_redb)?;
+        table.remove(key.as_slice()).map_err(StoreError::from_redb)?;
+    }
+    Ok(old.len())
+}
+
 /// A text key read back.
 fn text(bytes: &[u8]) -> Result<String> {
     String::from_utf8(bytes.to_vec())
@@ -860,6 +911,59 @@ mod tests {
             matches!(store.records("bin"), Err(StoreError::Corrupt { .. })),
             "a part without its snapshot is damage, not data"
         );
+        store.close();
+    }
+
+    #[test]
+    fn part_keys_sort_by_number_across_aggregates() {
+        // Holds written together carry neighbouring numbers: their keys sit
+        // together whatever bin they are in.
+        let mut written = vec![keys::part("bin", "b-2", 7), keys::part("bin", "a", 8), keys::part("bin", "b-10", 6)];
+        written.sort();
+        assert_eq!(written, vec![keys::part("bin", "b-10", 6), keys::part("bin", "b-2", 7), keys::part("bin", "a", 8)]);
+        let prefix = keys::kind_prefix(keys::PART, "bin");
+        let key = keys::part("bin", "b-2", 7);
+        assert_eq!(keys::split_part(&key[prefix.len()..]), Some((7, b"b-2".as_slice())));
+    }
+
+    #[tokio::test]
+    async fn parts_of_the_first_layout_are_rekeyed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        // A store as the earlier layout wrote it: parts keyed (kind, id, number).
+        let old_key = |id: &str, part: u128| {
+            let mut key = vec![keys::PART_BY_ID];
+            key.extend_from_slice(b"bin\0");
+            key.extend_from_slice(id.as_bytes());
+            key.push(0);
+            key.extend_from_slice(&part.to_be_bytes());
+            key
+        };
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut table = txn.open_table(tables::RECORDS).unwrap();
+                for (id, snapshot) in [("a", b"A"), ("b", b"B")] {
+                    table.insert(keys::named(keys::SNAPSHOT, "bin", id).as_slice(), snapshot.as_slice()).unwrap();
+                }
+                table.insert(old_key("a", 2).as_slice(), [12].as_slice()).unwrap();
+                table.insert(old_key("a", 1).as_slice(), [11].as_slice()).unwrap();
+                table.insert(old_key("b", 1).as_slice(), [21].as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let a = Record { id: "a".to_owned(), snapshot: b"A".to_vec(), parts: vec![(1, vec![11]), (2, vec![12])] };
+        let b = Record { id: "b".to_owned(), snapshot: b"B".to_vec(), parts: vec![(1, vec![21])] };
+        assert_eq!(store.records("bin").unwrap(), vec![a.clone(), b]);
+        // A part deleted in the new layout is gone: no old row brings it back.
+        let mut batch = WriteBatch::new();
+        batch.push(WriteOp::DeletePart { kind: "bin", id: "a".to_owned(), part: 2 });
+        store.commit(batch).await.unwrap();
+        store.close();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.record("bin", "a").unwrap(), Some(Record { parts: vec![(1, vec![11])], ..a }));
         store.close();
     }
 

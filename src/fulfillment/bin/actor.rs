@@ -230,6 +230,10 @@ impl ChildSpec for BinSpec {
     }
 
     fn load(&self, id: &BinId) -> Result<Option<Option<Bin>>, StoreError> {
+        let loaded = self.deps.loaded_bins.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        if let Some(bin) = loaded {
+            return Ok(Some(Some(bin)));
+        }
         Ok(self
             .deps
             .store
