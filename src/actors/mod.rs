@@ -43,6 +43,13 @@ pub struct Live<T> {
     pub staged: Vec<persist::Staged>,
     /// Decisions not yet handed to the writer (see [`persist::Unwritten`]).
     pub unwritten: Option<Box<persist::Unwritten>>,
+    /// The last write of the actor's own that it did not wait for, because
+    /// it only repeats what a durable write of another aggregate already
+    /// says (a shipment's stage, which its fulfillment order recorded
+    /// first). Writes commit in queue order, so it lands with any later
+    /// write; the actor awaits it before it passivates, so that its
+    /// successor never loads an older snapshot.
+    pub unlanded: Option<crate::persistence::Pending>,
     /// The long timer armed (a reservation's expiry), cancelled when a new
     /// one is armed or the actor stops: a stopped actor leaves no sleeping
     /// task behind holding its mailbox.
@@ -67,6 +74,7 @@ impl<T> Live<T> {
             in_flight: false,
             staged: Vec::new(),
             unwritten: None,
+            unlanded: None,
             timer: None,
         }
     }

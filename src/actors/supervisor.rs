@@ -65,9 +65,11 @@ pub trait ChildSpec: Send + Sync + 'static {
     /// still queued ([`crate::persistence::Store::enqueue`]), as a bin does
     /// after answering a hold. Such a child is loaded only after the writer
     /// has settled, so a respawned one never starts from a snapshot older
-    /// than its last answer. (Other children — a shipment too, which answers
-    /// its creation once queued — wait for their writes before a handler
-    /// returns; they settle only when restarted after a failure.)
+    /// than its last answer. (Other children wait for their writes before
+    /// they passivate — a shipment before a handler returns, but for the
+    /// write of a carrier stage its fulfillment order recorded first, which
+    /// it awaits only before passivating; they settle only when restarted
+    /// after a failure.)
     const RETURNS_BEFORE_DURABLE: bool = false;
 
     /// How often the supervisor asks its children whether they are idle, and

@@ -620,8 +620,14 @@ impl FulfillmentOrderActor {
                         if changed {
                             self.save(state, transition)?;
                         }
-                        self.land(state, urgency).await?;
+                        // The shipment acts on the answer only through writes
+                        // of its own to this store, queued behind this one (see
+                        // `Store::enqueue`): it hears back once the change is
+                        // queued; the events leave once it is durable.
+                        let wanted = urgency == Urgency::Now || state.unwritten.as_ref().is_some_and(|u| u.needs_now());
+                        self.queue(state, if wanted { Urgency::Now } else { Urgency::Lazy }).await?;
                         let _ = reply.send(Ok(()));
+                        self.land(state, urgency).await?;
                         self.run_pending(myself, state).await?;
                     }
                     Err(err) => {

@@ -287,7 +287,11 @@ impl Actor for ShipmentActor {
                     match shipment.advance(stage, &detail, tracking_number, now) {
                         Ok(next) => {
                             if next != *shipment {
-                                self.save(state, next, Urgency::Lazy).await?;
+                                // The fulfillment order's write of this stage came
+                                // first; this one repeats it in the shipment's own
+                                // row, and the next stage's writes queue behind it.
+                                // Nothing waits for it but passivation.
+                                state.unlanded = Some(self.stage(state, next, Urgency::Lazy).await?);
                             }
                         }
                         Err(err) => tracing::warn!(shipment = %shipment.id(), cause = %err, "stage no longer applies"),
@@ -322,6 +326,9 @@ impl Actor for ShipmentActor {
                         || (self.deps.config.carrier_on_autopilot()
                             && state.aggregate.as_ref().is_some_and(|s| !s.is_finished()));
                     if state.aggregate.is_none() || (!waiting && state.idle_for(self.deps.config.idle_after)) {
+                        if let Some(write) = state.unlanded.take() {
+                            write.durable().await?;
+                        }
                         myself.stop(Some("passivated".to_owned()));
                     }
                 }
