@@ -219,6 +219,51 @@ async fn a_crashed_actor_is_restarted_from_its_snapshot() -> TestResult {
     Ok(())
 }
 
+// Goal: a bin whose actor dies comes back with every hold it had. Hold rows
+// are keyed by reservation before bin, so a bin spawned after start reads
+// them out of every bin's: with two bins holding stock for the same orders,
+// each gets its own and no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_bin_comes_back_with_its_own_holds() -> TestResult {
+    let t = TestEngine::start(false).await?;
+    t.product("MUG", 1000).await?;
+    t.product("CUP", 500).await?;
+    t.warehouse("east", 1, &["A-01", "A-02"]).await?;
+    t.receive("east/A-01", "MUG", 50).await?;
+    t.receive("east/A-02", "CUP", 50).await?;
+    let mut orders = Vec::new();
+    for _ in 0..5 {
+        orders.push(t.place(&[("MUG", 1), ("CUP", 2)], "tok_visa").await?);
+    }
+    for order in &orders {
+        t.wait_fulfillment(FulfillmentOrderId::for_order(order.id()), FulfillmentStatus::Released).await?;
+    }
+    let bins = t.engine().fulfillment().bins();
+    let (mugs, cups): (orderdock::events::BinId, orderdock::events::BinId) =
+        ("east/A-01".parse()?, "east/A-02".parse()?);
+    let before = (bins.get(&mugs).await?.expect("mugs"), bins.get(&cups).await?.expect("cups"));
+    assert_eq!((before.0.holds().len(), before.1.holds().len()), (5, 5));
+    for bin in [&mugs, &cups] {
+        let cell = bins.running_actor(bin).expect("alive");
+        cell.kill();
+        let gone =
+            wait_until(SETTLE, || async { bins.running_actor(bin).is_none_or(|c| c.get_id() != cell.get_id()) }).await;
+        assert!(gone, "{bin} still runs");
+    }
+    let after = (bins.get(&mugs).await?.expect("mugs"), bins.get(&cups).await?.expect("cups"));
+    assert_eq!(after, before, "each bin back with its own holds and counters");
+    for order in &orders {
+        let fo = FulfillmentOrderId::for_order(order.id());
+        for index in 0..2 {
+            let units = if index == 0 { 1 } else { 2 };
+            let task = PickTaskId { fulfillment_order: fo, index };
+            t.engine().fulfillment().orders().confirm_pick(task, units).await?;
+        }
+        t.engine().fulfillment().orders().pack(fo).await?;
+    }
+    check_invariants(&t, &orders).await
+}
+
 // Goal: idle actors passivate, so memory follows the active set; a passivated
 // aggregate comes back from its snapshot on its next message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

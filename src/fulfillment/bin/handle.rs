@@ -31,6 +31,13 @@ impl BinHandle {
         call(&spec, self.deps.bins()?, bin, vacant_ok, CALL_TIMEOUT, build).await
     }
 
+    /// The live actor of `bin`, if any: for tests that kill it as a panic
+    /// would.
+    #[doc(hidden)]
+    pub fn running_actor(&self, bin: &BinId) -> Option<ractor::ActorCell> {
+        self.deps.live_bins.get(bin).map(|actor| actor.get_cell())
+    }
+
     /// Puts `units` of `sku` into `bin` (which must belong to a known warehouse).
     ///
     /// # Errors
