@@ -213,6 +213,13 @@ impl FulfillmentOrderActor {
     /// a person (`urgency` is then [`Urgency::Now`]), or the receivers of
     /// an event they let leave.
     async fn land(&self, state: &mut State, urgency: Urgency) -> Result<(), ActorProcessingErr> {
+        self.send_off(state, urgency).await?;
+        self.wait_landed(state).await
+    }
+
+    /// The first half of [`Self::land`]: queues what is left to write, at
+    /// once when anyone may wait on the changes.
+    async fn send_off(&self, state: &mut State, urgency: Urgency) -> Result<(), ActorProcessingErr> {
         let wanted = urgency == Urgency::Now
             || state.unwritten.as_ref().is_some_and(|u| u.needs_now())
             || state.staged.iter().any(Staged::needs_now);
@@ -223,6 +230,12 @@ impl FulfillmentOrderActor {
             // Nothing left to write: an empty urgent batch carries the lazy ones.
             self.deps.store.settled().await?;
         }
+        Ok(())
+    }
+
+    /// The second half of [`Self::land`]: waits for the queued changes to be
+    /// durable, then lets their events leave.
+    async fn wait_landed(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
         for staged in std::mem::take(&mut state.staged) {
             staged.land(&self.deps.dispatcher, &self.deps.watch).await?;
         }
@@ -624,10 +637,9 @@ impl FulfillmentOrderActor {
                         // of its own to this store, queued behind this one (see
                         // `Store::enqueue`): it hears back once the change is
                         // queued; the events leave once it is durable.
-                        let wanted = urgency == Urgency::Now || state.unwritten.as_ref().is_some_and(|u| u.needs_now());
-                        self.queue(state, if wanted { Urgency::Now } else { Urgency::Lazy }).await?;
+                        self.send_off(state, urgency).await?;
                         let _ = reply.send(Ok(()));
-                        self.land(state, urgency).await?;
+                        self.wait_landed(state).await?;
                         self.run_pending(myself, state).await?;
                     }
                     Err(err) => {
