@@ -670,6 +670,14 @@ async fn the_full_walk_over_a_real_socket_ends_delivered() -> TestResult {
     ] {
         assert!(steps.contains(&expected), "timeline lacks {expected}: {steps:?}");
     }
+    // The stages the shipment records alone are in the order's saga log too.
+    let updates: Vec<&str> = view["timeline"]
+        .as_array()
+        .map(|t| t.iter().filter(|s| s["step"] == "shipment_update").filter_map(|s| s["detail"].as_str()).collect())
+        .unwrap_or_default();
+    for stage in ["label_purchased", "out_for_delivery"] {
+        assert!(updates.iter().any(|d| d.ends_with(stage)), "timeline lacks the shipment's {stage}: {updates:?}");
+    }
     assert_eq!(
         view["fulfillment"]["shipments"][0]["tracking_number"].as_str().map(|t| t.starts_with("SIM")),
         Some(true)

@@ -1,7 +1,10 @@
 //! The shipment actor: buys the label, records tracking events, and lets its
-//! fulfillment order decide first on every stage (a cancelled order refuses
-//! the dispatch). The call to the fulfillment order runs in a task whose
-//! answer comes back as a message, so the two actors never wait on each other.
+//! fulfillment order decide first on the stages that concern it: the
+//! dispatch (a cancelled order refuses it), the delivery, an exception. The
+//! call to the fulfillment order runs in a task whose answer comes back as a
+//! message, so the two actors never wait on each other. The label and the
+//! stages between dispatch and delivery are the shipment's own: it records
+//! them alone, with their saga step, durably before it acts on them.
 //! Its creation is answered once queued, like a bin's hold (the fulfillment
 //! order acts on it only through a later write); it is durable before the
 //! label is bought.
@@ -11,6 +14,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::state::{NewShipment, Shipment, ShipmentError, ShipmentStage};
+use crate::actors::persist::Change;
 use crate::actors::{backoff, idle_check_interval, ChildSpec, Children, Live};
 use crate::events::ShipmentId;
 use crate::fulfillment::{Deps, FulfillmentError};
@@ -169,22 +173,65 @@ impl ShipmentActor {
         });
     }
 
-    /// Checks a tracking event and, if it moves the shipment on, asks the
-    /// fulfillment order. `Ok(Err(_))`: the stage cannot follow the current one.
-    fn track(
+    /// Checks a tracking event and moves the shipment on: a stage that
+    /// concerns the fulfillment order is proposed to it (and recorded once it
+    /// agrees), any other is recorded at once, as `urgency` says.
+    /// `Ok(Ok(true))`: recorded now, so what follows it is due;
+    /// `Ok(Err(_))`: the stage cannot follow the current one.
+    async fn track(
         &self,
         myself: &ActorRef<ShipmentMsg>,
         state: &mut State,
         stage: ShipmentStage,
         detail: String,
-    ) -> Result<Result<(), ShipmentError>, ActorProcessingErr> {
+        urgency: Urgency,
+    ) -> Result<Result<bool, ShipmentError>, ActorProcessingErr> {
         let Some(shipment) = state.aggregate.as_ref() else { return Err("shipment actor without a shipment".into()) };
+        if !stage.concerns_order(shipment.stage()) {
+            return self.record_alone(state, stage, &detail, None, urgency).await;
+        }
         let checked = shipment.check_advance(stage, shipment.tracking_number().is_some());
         if checked.is_ok() && stage != shipment.stage() {
-            self.propose(myself, shipment, stage, detail, None);
+            let tracking_number = shipment.tracking_number().map(str::to_owned);
+            self.propose(myself, shipment, stage, detail, tracking_number);
             state.in_flight = true;
         }
-        Ok(checked)
+        Ok(checked.map(|()| false))
+    }
+
+    /// Records a stage of the shipment's own with its saga step, and waits
+    /// until it is durable (and its step published) before anything acts on
+    /// it. `Ok(Ok(false))`: a repeat, nothing written; `Ok(Err(_))`: the
+    /// stage cannot follow the current one.
+    async fn record_alone(
+        &self,
+        state: &mut State,
+        stage: ShipmentStage,
+        detail: &str,
+        tracking_number: Option<String>,
+        urgency: Urgency,
+    ) -> Result<Result<bool, ShipmentError>, ActorProcessingErr> {
+        let Some(shipment) = state.aggregate.as_ref() else { return Err("shipment actor without a shipment".into()) };
+        let (next, step) = match shipment.advance_alone(stage, detail, tracking_number, self.deps.clock.now()) {
+            Ok(Some(change)) => change,
+            Ok(None) => return Ok(Ok(false)),
+            Err(err) => return Ok(Err(err)),
+        };
+        let change = Change {
+            kind: SHIPMENT_KIND,
+            id: next.id().to_string(),
+            snapshot: codec::encode(SHIPMENT_VERSION, &next)?,
+            finished: Some(next.is_finished()),
+            was_finished: Some(shipment.is_finished()),
+            order: next.order_id(),
+            events: Vec::new(),
+            steps: vec![step],
+            extra: None,
+        };
+        let staged = change.stage(&self.deps.store, urgency).await?;
+        state.aggregate = Some(next);
+        staged.land(&self.deps.dispatcher, &self.deps.watch).await?;
+        Ok(Ok(true))
     }
 
     /// What happens next on its own: the label, and on autopilot the simulated carrier.
@@ -193,35 +240,32 @@ impl ShipmentActor {
         if state.in_flight {
             return Ok(());
         }
-        match shipment.stage() {
-            ShipmentStage::Created => {
-                let shipment = shipment.clone();
-                match self.deps.carrier.purchase_label(shipment.id(), shipment.items().to_vec()).await {
-                    Ok(tracking) => {
-                        state.in_flight = true;
-                        state.attempts = 0;
-                        self.propose(
-                            myself,
-                            &shipment,
-                            ShipmentStage::LabelPurchased,
-                            "label purchased".to_owned(),
-                            Some(tracking),
-                        );
-                    }
-                    Err(err) => {
-                        tracing::warn!(shipment = %shipment.id(), cause = %err, "label purchase failed; retrying");
-                        myself.send_after(backoff(state.attempts), || ShipmentMsg::Resume);
-                        state.attempts = state.attempts.saturating_add(1);
+        if shipment.stage() == ShipmentStage::Created {
+            let (id, items) = (shipment.id(), shipment.items().to_vec());
+            match self.deps.carrier.purchase_label(id, items).await {
+                Ok(tracking) => {
+                    state.attempts = 0;
+                    let stage = ShipmentStage::LabelPurchased;
+                    if let Err(err) =
+                        self.record_alone(state, stage, "label purchased", Some(tracking), Urgency::Lazy).await?
+                    {
+                        tracing::warn!(shipment = %id, cause = %err, "label no longer applies");
                     }
                 }
-            }
-            stage if self.deps.config.carrier_on_autopilot() => {
-                if let Some((stage, detail)) = self.deps.carrier.next_tracking_event(stage) {
-                    let delay = self.deps.config.carrier_step_delay;
-                    myself.send_after(delay, move || ShipmentMsg::Carrier { stage, detail: detail.to_owned() });
+                Err(err) => {
+                    tracing::warn!(shipment = %id, cause = %err, "label purchase failed; retrying");
+                    myself.send_after(backoff(state.attempts), || ShipmentMsg::Resume);
+                    state.attempts = state.attempts.saturating_add(1);
+                    return Ok(());
                 }
             }
-            _ => {}
+        }
+        let Some(stage) = state.aggregate.as_ref().map(Shipment::stage) else { return Ok(()) };
+        if self.deps.config.carrier_on_autopilot() {
+            if let Some((stage, detail)) = self.deps.carrier.next_tracking_event(stage) {
+                let delay = self.deps.config.carrier_step_delay;
+                myself.send_after(delay, move || ShipmentMsg::Carrier { stage, detail: detail.to_owned() });
+            }
         }
         Ok(())
     }
@@ -272,13 +316,20 @@ impl Actor for ShipmentActor {
                     self.follow_up(&myself, state).await?;
                 }
                 ShipmentMsg::Track { stage, detail, reply } => {
-                    let answer = self.track(&myself, state, stage, detail)?;
+                    // The carrier waits for the answer: a stage recorded alone commits at once.
+                    let answer = self.track(&myself, state, stage, detail, Urgency::Now).await?;
                     let current = state.aggregate.clone().ok_or("shipment actor without a shipment")?;
-                    let _ = reply.send(answer.map(|()| current));
+                    let recorded = answer == Ok(true);
+                    let _ = reply.send(answer.map(|_| current));
+                    if recorded {
+                        self.follow_up(&myself, state).await?;
+                    }
                 }
                 ShipmentMsg::Carrier { stage, detail } => {
-                    if let Err(err) = self.track(&myself, state, stage, detail)? {
-                        tracing::debug!(cause = %err, "carrier step no longer applies");
+                    match self.track(&myself, state, stage, detail, Urgency::Lazy).await? {
+                        Ok(true) => self.follow_up(&myself, state).await?,
+                        Ok(false) => {}
+                        Err(err) => tracing::debug!(cause = %err, "carrier step no longer applies"),
                     }
                 }
                 ShipmentMsg::Confirmed { stage, detail, tracking_number } => {

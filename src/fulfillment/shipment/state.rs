@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::{FulfillmentOrderId, OrderId, ShipmentId, SkuUnits, Timestamp, WarehouseId};
+use crate::events::{ContextName, FulfillmentOrderId, OrderId, SagaStep, ShipmentId, SkuUnits, Timestamp, WarehouseId};
 
 /// Most tracking events kept per shipment.
 pub const TRACKING_EVENTS_MAX: usize = 64;
@@ -54,6 +54,16 @@ impl ShipmentStage {
             | ShipmentStage::Exception => true,
             ShipmentStage::Created | ShipmentStage::LabelPurchased | ShipmentStage::Cancelled => false,
         }
+    }
+
+    /// Whether a move from `from` to this stage is its fulfillment order's
+    /// to agree to or to know of: the dispatch (a cancelled order refuses
+    /// it), the delivery (it finishes the order), an exception and a
+    /// cancellation. The label and the stages between dispatch and delivery
+    /// are the shipment's own: it records them alone, with their saga step.
+    pub fn concerns_order(self, from: ShipmentStage) -> bool {
+        (self.has_left() && !from.has_left())
+            || matches!(self, ShipmentStage::Delivered | ShipmentStage::Exception | ShipmentStage::Cancelled)
     }
 
     fn rank(self) -> u8 {
@@ -193,6 +203,33 @@ impl Shipment {
         Ok(next)
     }
 
+    /// Records a stage that is the shipment's own ([`ShipmentStage::concerns_order`]
+    /// is false): the next shipment and its saga step, `None` for a repeat.
+    ///
+    /// # Errors
+    /// As [`Self::advance`].
+    pub fn advance_alone(
+        &self,
+        stage: ShipmentStage,
+        detail: &str,
+        tracking_number: Option<String>,
+        now: Timestamp,
+    ) -> Result<Option<(Shipment, SagaStep)>, ShipmentError> {
+        debug_assert!(!stage.concerns_order(self.stage), "{:?} -> {stage:?} is the order's to know", self.stage);
+        if stage == self.stage {
+            return Ok(None);
+        }
+        let next = self.advance(stage, detail, tracking_number, now)?;
+        let step = SagaStep {
+            at: now,
+            context: ContextName::Fulfillment,
+            name: "shipment_update".to_owned(),
+            detail: format!("{} {}", self.id, stage.as_str()),
+            compensation: false,
+        };
+        Ok(Some((next, step)))
+    }
+
     /// The shipment's id.
     pub fn id(&self) -> ShipmentId {
         self.id
@@ -282,6 +319,34 @@ mod tests {
         assert!(labelled.advance(ShipmentStage::Cancelled, "", None, NOW).is_ok());
         let left = labelled.advance(ShipmentStage::InTransit, "", None, NOW).unwrap();
         assert_eq!(left.advance(ShipmentStage::Cancelled, "", None, NOW).unwrap_err(), ShipmentError::AlreadyLeft);
+    }
+
+    #[test]
+    fn the_order_hears_of_dispatch_delivery_and_trouble_only() {
+        use ShipmentStage::{Cancelled, Created, Delivered, Exception, InTransit, LabelPurchased, OutForDelivery};
+        assert!(!LabelPurchased.concerns_order(Created), "the label is the shipment's own");
+        assert!(InTransit.concerns_order(LabelPurchased), "dispatch: a cancelled order refuses it");
+        assert!(OutForDelivery.concerns_order(LabelPurchased), "a first stage that has left is the dispatch");
+        assert!(!OutForDelivery.concerns_order(InTransit));
+        assert!(!OutForDelivery.concerns_order(Exception));
+        assert!(Delivered.concerns_order(OutForDelivery));
+        assert!(Exception.concerns_order(InTransit));
+        assert!(Cancelled.concerns_order(LabelPurchased));
+    }
+
+    #[test]
+    fn a_stage_of_its_own_comes_with_its_saga_step() {
+        let created = shipment();
+        let (labelled, step) = created
+            .advance_alone(ShipmentStage::LabelPurchased, "label", Some("T1".into()), NOW)
+            .unwrap()
+            .expect("a change");
+        assert_eq!(labelled.stage(), ShipmentStage::LabelPurchased);
+        assert_eq!(labelled.tracking_number(), Some("T1"));
+        assert_eq!(step.name, "shipment_update");
+        assert_eq!(step.detail, format!("{} label_purchased", created.id()));
+        assert_eq!(labelled.advance_alone(ShipmentStage::LabelPurchased, "again", None, NOW), Ok(None));
+        assert!(created.advance_alone(ShipmentStage::LabelPurchased, "no number", None, NOW).is_err());
     }
 
     #[test]
