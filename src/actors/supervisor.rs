@@ -9,6 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Display;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -74,7 +75,8 @@ pub trait ChildSpec: Send + Sync + 'static {
 
     /// How often the supervisor asks its children whether they are idle, and
     /// the message it sends them (`None`: children never passivate). One
-    /// timer per supervisor instead of one per child.
+    /// timer per supervisor instead of one per child; a child that a caller
+    /// reached within that period is not asked (see [`Children::get`]).
     fn idle_check(&self) -> Option<IdleCheck<Self>>
     where
         Self: Sized,
@@ -91,34 +93,70 @@ pub trait ChildSpec: Send + Sync + 'static {
 /// not found even while it is still listed, so its supervisor may spawn
 /// its successor — as ractor's registry frees an actor's name at that same
 /// point.
-pub struct Children<S: ChildSpec>(RwLock<HashMap<S::Id, ActorRef<ChildMsg<S>>>>);
+///
+/// Each entry also keeps when a caller last found the child here: the
+/// supervisor's idle sweep asks only the children nobody called for a whole
+/// sweep period, instead of sending every live child a message at once (a
+/// burst of work that grows with the live children and stalled every other
+/// task: BENCHMARKS.md, step 44).
+pub struct Children<S: ChildSpec> {
+    live: RwLock<HashMap<S::Id, Child<S>>>,
+    /// The zero of the entries' times.
+    origin: Instant,
+}
+
+/// A live child and when a caller last reached it (milliseconds since
+/// [`Children::origin`]).
+struct Child<S: ChildSpec> {
+    actor: ActorRef<ChildMsg<S>>,
+    called: AtomicU64,
+}
 
 impl<S: ChildSpec> Children<S> {
     /// No children.
     pub fn new() -> Self {
-        Self(RwLock::new(HashMap::new()))
+        Self { live: RwLock::new(HashMap::new()), origin: Instant::now() }
     }
 
-    /// Child `id`, if its processing loop still runs.
+    fn now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Child `id`, if its processing loop still runs; notes that a caller
+    /// reached it now.
     pub fn get(&self, id: &S::Id) -> Option<ActorRef<ChildMsg<S>>> {
-        let children = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        children.get(id).filter(|child| child.get_status() < ActorStatus::Stopping).cloned()
+        self.get_at(id, self.now())
     }
 
-    fn insert(&self, id: S::Id, child: ActorRef<ChildMsg<S>>) {
-        self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, child);
+    fn get_at(&self, id: &S::Id, now: u64) -> Option<ActorRef<ChildMsg<S>>> {
+        let children = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let child = children.get(id).filter(|child| child.actor.get_status() < ActorStatus::Stopping)?;
+        child.called.store(now, Ordering::Relaxed);
+        Some(child.actor.clone())
     }
 
-    /// Runs `visit` on every listed child.
-    fn each(&self, mut visit: impl FnMut(&ActorRef<ChildMsg<S>>)) {
-        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).values().for_each(&mut visit);
+    fn insert(&self, id: S::Id, actor: ActorRef<ChildMsg<S>>) {
+        let child = Child { actor, called: AtomicU64::new(self.now()) };
+        self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, child);
+    }
+
+    /// Runs `visit` on every listed child that no caller reached during the
+    /// last `quiet` (at `now`).
+    fn each_quiet(&self, quiet: Duration, now: u64, mut visit: impl FnMut(&ActorRef<ChildMsg<S>>)) {
+        let quiet = u64::try_from(quiet.as_millis()).unwrap_or(u64::MAX);
+        let children = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for child in children.values() {
+            if now.saturating_sub(child.called.load(Ordering::Relaxed)) >= quiet {
+                visit(&child.actor);
+            }
+        }
     }
 
     /// Forgets child `id` if it is still the actor `actor` (a restarted
     /// child has a new actor id and stays).
     fn remove(&self, id: &S::Id, actor: ActorId) {
-        let mut children = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if children.get(id).is_some_and(|child| child.get_id() == actor) {
+        let mut children = self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if children.get(id).is_some_and(|child| child.actor.get_id() == actor) {
             children.remove(id);
         }
     }
@@ -132,7 +170,7 @@ impl<S: ChildSpec> Default for Children<S> {
 
 impl<S: ChildSpec> std::fmt::Debug for Children<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let listed = self.0.read().map_or(0, |children| children.len());
+        let listed = self.live.read().map_or(0, |children| children.len());
         write!(f, "Children<{}>({listed} listed)", S::KIND)
     }
 }
@@ -286,9 +324,13 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
                 let _ = reply.send(state.children.len());
             }
             SupervisorMsg::Sweep => {
-                if let Some((_, idle)) = self.spec.idle_check() {
-                    // A child that is stopping no longer takes messages; that is fine.
-                    self.spec.children().each(|child| {
+                if let Some((every, idle)) = self.spec.idle_check() {
+                    // Only children no caller reached for a whole period are
+                    // asked; each still decides for itself (its own timers and
+                    // answers do not pass through here). A child that is
+                    // stopping no longer takes messages; that is fine.
+                    let children = self.spec.children();
+                    children.each_quiet(every, children.now(), |child| {
                         let _ = child.cast(idle());
                     });
                 }
@@ -512,6 +554,33 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn the_sweep_skips_children_a_caller_reached_within_the_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("idle.redb")).unwrap();
+        let spec = Arc::new(IdleSpec { store: store.clone(), children: Children::new() });
+        let (supervisor, _) = Actor::spawn(None, Supervisor::new(spec.clone()), ()).await.unwrap();
+        let (called, quiet) =
+            (child(&*spec, &supervisor, &1, true).await.unwrap(), child(&*spec, &supervisor, &2, true).await.unwrap());
+        let children = spec.children();
+        let quiet_for = |now: u64| {
+            let mut ids = Vec::new();
+            children.each_quiet(Duration::from_millis(100), now, |c| ids.push(c.get_id()));
+            ids.sort();
+            ids
+        };
+        // Both called at 60 s (after their listing, whenever that was); child 1 again at 60.15 s.
+        assert!(children.get_at(&1, 60_000).is_some() && children.get_at(&2, 60_000).is_some());
+        assert_eq!(quiet_for(60_099), Vec::<ActorId>::new(), "nobody is quiet before a whole period");
+        assert!(children.get_at(&1, 60_150).is_some());
+        assert_eq!(quiet_for(60_200), vec![quiet.get_id()], "the child called at 60.15 s is skipped");
+        let mut both = vec![called.get_id(), quiet.get_id()];
+        both.sort();
+        assert_eq!(quiet_for(60_250), both, "a whole period after its call, it is asked too");
+        supervisor.stop(None);
+        store.close();
+    }
+
     /// Polls `done` for up to a second.
     async fn until<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) {
         for _ in 0..200 {
@@ -550,8 +619,8 @@ mod tests {
         assert_eq!(spec.children().get(&7).map(|c| c.get_id()), Some(second.get_id()));
 
         second.stop(None);
-        until(|| async { spec.children().0.read().unwrap().is_empty() }).await;
-        assert!(spec.children().0.read().unwrap().is_empty(), "the supervisor unlists a stopped child");
+        until(|| async { spec.children().live.read().unwrap().is_empty() }).await;
+        assert!(spec.children().live.read().unwrap().is_empty(), "the supervisor unlists a stopped child");
         supervisor.stop(None);
         store.close();
     }
