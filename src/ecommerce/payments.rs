@@ -23,7 +23,7 @@
 //! reply, and replayed when the gateway is opened again — like a real
 //! payment provider, which outlives the engine's process.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -103,13 +103,17 @@ pub struct LedgerEntry {
     pub voided: bool,
 }
 
+/// Ordered maps, not hash maps: they grow a node at a time. A hash map
+/// doubles and rehashes every key at once, under the gateway's one lock; at
+/// ~57,000 orders that stalled every payment, and so every saga, for tens of
+/// milliseconds (BENCHMARKS.md, step 44).
 #[derive(Debug, Default)]
 struct Ledger {
-    entries: HashMap<AuthorizationId, LedgerEntry>,
+    entries: BTreeMap<AuthorizationId, LedgerEntry>,
     /// First answer per idempotency key, replayed on repeats.
-    answers: HashMap<String, Result<Option<AuthorizationId>, PaymentError>>,
+    answers: BTreeMap<String, Result<Option<AuthorizationId>, PaymentError>>,
     /// Attempts per key, for the flaky token.
-    attempts: HashMap<String, u32>,
+    attempts: BTreeMap<String, u32>,
     next: u64,
 }
 
@@ -235,7 +239,7 @@ impl SimulatedGateway {
     }
 
     /// A copy of the ledger, by authorization.
-    pub fn ledger(&self) -> HashMap<AuthorizationId, LedgerEntry> {
+    pub fn ledger(&self) -> BTreeMap<AuthorizationId, LedgerEntry> {
         self.ledger.lock().map(|l| l.entries.clone()).unwrap_or_default()
     }
 
