@@ -268,33 +268,66 @@ impl Claim {
     }
 }
 
-/// Deletes records older than [`RETENTION`] from `store`; returns how many.
+/// Most records one pruning commit deletes.
+pub const PRUNE_BATCH_MAX: usize = 10_000;
+
+/// Deletes records older than [`RETENTION`] from `store`, [`PRUNE_BATCH_MAX`]
+/// per commit; returns how many. The records are read and decoded on a
+/// blocking thread, and only the keys of the expired ones are kept: a day of
+/// records is neither held in memory nor decoded on the runtime's workers.
 ///
 /// # Errors
 /// A storage failure.
 pub async fn prune(store: &Store, now: u64) -> Result<usize, crate::persistence::StoreError> {
-    let reader = store.clone();
-    let records = tokio::task::spawn_blocking(move || reader.idempotency_records())
-        .await
-        .map_err(|err| crate::persistence::StoreError::Io(err.to_string()))??;
     let cutoff = now.saturating_sub(u64::try_from(RETENTION.as_millis()).unwrap_or(u64::MAX));
-    let mut batch = WriteBatch::new();
-    let mut pruned = 0;
-    for (key, bytes) in records {
-        let old = codec::decode::<Record>(RECORD_VERSION, "idempotency record", &bytes)
-            .map_or(true, |r| r.created_at < cutoff);
-        if old {
-            batch.push(WriteOp::DeleteIdempotency { key });
-            pruned += 1;
+    let reader = store.clone();
+    let expired = tokio::task::spawn_blocking(move || {
+        reader.idempotency_keys_where(|bytes| {
+            codec::decode::<Record>(RECORD_VERSION, "idempotency record", bytes).map_or(true, |r| r.created_at < cutoff)
+        })
+    })
+    .await
+    .map_err(|err| crate::persistence::StoreError::Io(err.to_string()))??;
+    for keys in expired.chunks(PRUNE_BATCH_MAX) {
+        let mut batch = WriteBatch::new();
+        for key in keys {
+            batch.push(WriteOp::DeleteIdempotency { key: key.clone() });
         }
+        store.commit(batch).await?;
     }
-    store.commit(batch).await?;
-    Ok(pruned)
+    Ok(expired.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn pruning_deletes_the_expired_records_and_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("prune.redb")).unwrap();
+        let day = u64::try_from(RETENTION.as_millis()).unwrap();
+        let now = 10 * day;
+        let record = |created_at| {
+            let record = Record { fingerprint: String::new(), created_at, resource: None, response: None };
+            codec::encode(RECORD_VERSION, &record).unwrap()
+        };
+        let mut batch = WriteBatch::new();
+        for (key, bytes) in [
+            ("old", record(now - day - 1)),
+            ("older", record(1)),
+            ("fresh", record(now - day + 1)),
+            ("garbage", vec![9, 9]),
+        ] {
+            batch.push(WriteOp::PutIdempotency { key: key.to_owned(), bytes });
+        }
+        store.commit(batch).await.unwrap();
+        assert_eq!(prune(&store, now).await.unwrap(), 3, "two expired, one undecodable");
+        let left: Vec<String> = store.idempotency_records().unwrap().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(left, ["fresh"]);
+        assert_eq!(prune(&store, now).await.unwrap(), 0, "nothing more to prune");
+        store.close();
+    }
 
     #[test]
     fn fingerprints_ignore_key_order_and_whitespace() {

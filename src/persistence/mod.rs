@@ -654,6 +654,23 @@ impl Store {
         Ok(found)
     }
 
+    /// The keys of the idempotency records whose bytes `expired` picks, read
+    /// in one pass without keeping the records themselves.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::Corrupt`].
+    pub fn idempotency_keys_where(&self, mut expired: impl FnMut(&[u8]) -> bool) -> Result<Vec<String>> {
+        let prefix = [keys::IDEMPOTENCY];
+        let mut found = Vec::new();
+        self.scan(&prefix, &prefix, |key, value| {
+            if expired(value) {
+                found.push(text(key)?);
+            }
+            Ok(true)
+        })?;
+        Ok(found)
+    }
+
     /// The ids of aggregates of `kind` marked open (work left).
     ///
     /// # Errors
