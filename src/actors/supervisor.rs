@@ -6,9 +6,8 @@
 //! looks the child up in its kind's [`Children`] by id and only asks the
 //! supervisor to spawn it when it is not running.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Display;
-use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -37,7 +36,7 @@ pub type IdleCheck<S> = (Duration, fn() -> ChildMsg<S>);
 /// What a supervisor knows about the children it looks after.
 pub trait ChildSpec: Send + Sync + 'static {
     /// The aggregate's id.
-    type Id: Clone + Eq + Hash + Display + Send + Sync + 'static;
+    type Id: Clone + Ord + Display + Send + Sync + 'static;
     /// The child actor.
     type Actor: Actor<Arguments = Self::Args>;
     /// What a child starts from: a loaded snapshot or a vacant aggregate.
@@ -98,9 +97,11 @@ pub trait ChildSpec: Send + Sync + 'static {
 /// supervisor's idle sweep asks only the children nobody called for a whole
 /// sweep period, instead of sending every live child a message at once (a
 /// burst of work that grows with the live children and stalled every other
-/// task: BENCHMARKS.md, step 44).
+/// task: BENCHMARKS.md, step 44). An ordered map, not a hash map: it grows a
+/// node at a time, where a hash map doubles and rehashes every entry under
+/// the write lock that every caller's lookup waits behind.
 pub struct Children<S: ChildSpec> {
-    live: RwLock<HashMap<S::Id, Child<S>>>,
+    live: RwLock<BTreeMap<S::Id, Child<S>>>,
     /// The zero of the entries' times.
     origin: Instant,
 }
@@ -115,7 +116,7 @@ struct Child<S: ChildSpec> {
 impl<S: ChildSpec> Children<S> {
     /// No children.
     pub fn new() -> Self {
-        Self { live: RwLock::new(HashMap::new()), origin: Instant::now() }
+        Self { live: RwLock::new(BTreeMap::new()), origin: Instant::now() }
     }
 
     fn now(&self) -> u64 {
@@ -254,8 +255,9 @@ impl<S: ChildSpec> Supervisor<S> {
 #[derive(Debug)]
 pub struct SupervisorState<S: ChildSpec> {
     /// The id of each child actor not yet known to have stopped (the
-    /// actors themselves are in the kind's [`Children`]).
-    children: HashMap<ActorId, S::Id>,
+    /// actors themselves are in the kind's [`Children`]). Ordered, as
+    /// [`Children`] is, so that it never rehashes all at once.
+    children: BTreeMap<ActorId, S::Id>,
     restarts: VecDeque<Instant>,
 }
 
@@ -294,7 +296,7 @@ impl<S: ChildSpec> Actor for Supervisor<S> {
         if let Some((every, _)) = self.spec.idle_check() {
             ractor::time::send_interval(every, myself.get_cell(), || SupervisorMsg::<S>::Sweep);
         }
-        Ok(SupervisorState { children: HashMap::new(), restarts: VecDeque::new() })
+        Ok(SupervisorState { children: BTreeMap::new(), restarts: VecDeque::new() })
     }
 
     async fn handle(
