@@ -485,27 +485,36 @@ pub async fn place_all<S: Session>(
     let started = Instant::now();
     let deadline = config.duration.map(|d| started + d);
     let latencies = Arc::new(std::sync::Mutex::new(Latencies { intake: histogram()?, saga: histogram()? }));
+    let rate = config.rate.filter(|rate| *rate > 0.0);
+    let paced = rate.map(|rate| Arc::new(tokio::sync::Mutex::new(pace(rate, config.orders, started, deadline))));
     let mut workers = Vec::new();
     for _ in 0..config.concurrency.max(1) {
         let mut placer = session.placer().await?;
-        let (tracker, next, finished, progress, config, latencies) =
-            (tracker.clone(), next.clone(), finished.clone(), progress.clone(), config.clone(), latencies.clone());
+        let (tracker, next, finished, progress, config, latencies, paced) = (
+            tracker.clone(),
+            next.clone(),
+            finished.clone(),
+            progress.clone(),
+            config.clone(),
+            latencies.clone(),
+            paced.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut result = WorkerResult::default();
             loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
+                // Open loop: order n is due at n / rate, handed out then by
+                // the pacer; latency counts from the due time, so an order
+                // that waited for a free worker is charged its wait.
+                let (n, due) = match (&paced, rate) {
+                    (Some(paced), Some(rate)) => {
+                        let Some(n) = paced.lock().await.recv().await else { break };
+                        (n, started + Duration::from_secs_f64(n as f64 / rate))
+                    }
+                    _ => (next.fetch_add(1, Ordering::Relaxed), Instant::now()),
+                };
                 if n >= config.orders || deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
                 }
-                // Open loop: order n is due at n / rate; latency counts from then.
-                let due = match config.rate {
-                    Some(rate) if rate > 0.0 => {
-                        let due = started + Duration::from_secs_f64(n as f64 / rate);
-                        tokio::time::sleep_until(due.into()).await;
-                        due
-                    }
-                    _ => Instant::now(),
-                };
                 let placed = placer.place(n).await;
                 if let Ok(mut latencies) = latencies.lock() {
                     let _ = latencies.intake.record(micros(due.elapsed()));
@@ -552,6 +561,39 @@ pub async fn place_all<S: Session>(
     Ok(Placements { intake, saga, completed, cancelled, timed_out, failed, elapsed })
 }
 
+/// Hands out order numbers `0..orders` at their due times (`started + n /
+/// rate`, until `deadline`), from a thread of its own that sleeps on the
+/// operating system's fine timer. The runtime's timer rounds every sleep up
+/// to its next millisecond tick, and an open loop paced by it counted that
+/// lateness of its own sending as the server's latency (BENCHMARKS.md, step
+/// 44).
+fn pace(
+    rate: f64,
+    orders: u64,
+    started: Instant,
+    deadline: Option<Instant>,
+) -> tokio::sync::mpsc::UnboundedReceiver<u64> {
+    let (due, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let spawned = std::thread::Builder::new().name("orderdock-pacer".to_owned()).spawn(move || {
+        for n in 0..orders {
+            let at = started + Duration::from_secs_f64(n as f64 / rate);
+            if deadline.is_some_and(|d| at >= d) {
+                return;
+            }
+            if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if due.send(n).is_err() {
+                return;
+            }
+        }
+    });
+    if let Err(err) = spawned {
+        tracing::error!(cause = %err, "the load tool's pacer thread did not start");
+    }
+    receiver
+}
+
 fn micros(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1)
 }
@@ -559,4 +601,33 @@ fn micros(elapsed: Duration) -> u64 {
 /// The SKU of order `n` among `skus`: `SKU-0000`, `SKU-0001`, … round-robin.
 pub fn sku_name(n: usize) -> String {
     format!("SKU-{n:04}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_pacer_hands_out_every_order_in_turn_never_before_it_is_due() {
+        let (rate, started) = (2_000.0, Instant::now());
+        let mut due = pace(rate, 20, started, None);
+        let mut seen = Vec::new();
+        while let Some(n) = due.recv().await {
+            assert!(Instant::now() >= started + Duration::from_secs_f64(n as f64 / rate), "order {n} early");
+            seen.push(n);
+        }
+        assert_eq!(seen, (0..20).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn the_pacer_stops_at_the_deadline() {
+        let started = Instant::now();
+        let deadline = started + Duration::from_micros(2_500);
+        let mut due = pace(1_000.0, 1_000, started, Some(deadline));
+        let mut seen = Vec::new();
+        while let Some(n) = due.recv().await {
+            seen.push(n);
+        }
+        assert_eq!(seen, [0, 1, 2], "due at 0, 1 and 2 ms; the rest after the deadline");
+    }
 }
