@@ -556,12 +556,18 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_sweep_skips_children_a_caller_reached_within_the_period() {
+    /// A supervisor of idle children on a store of its own (kept in the temporary directory).
+    async fn started() -> (tempfile::TempDir, Store, Arc<IdleSpec>, ActorRef<SupervisorMsg<IdleSpec>>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("idle.redb")).unwrap();
         let spec = Arc::new(IdleSpec { store: store.clone(), children: Children::new() });
         let (supervisor, _) = Actor::spawn(None, Supervisor::new(spec.clone()), ()).await.unwrap();
+        (dir, store, spec, supervisor)
+    }
+
+    #[tokio::test]
+    async fn the_sweep_skips_children_a_caller_reached_within_the_period() {
+        let (_dir, store, spec, supervisor) = started().await;
         let (called, quiet) =
             (child(&*spec, &supervisor, &1, true).await.unwrap(), child(&*spec, &supervisor, &2, true).await.unwrap());
         let children = spec.children();
@@ -595,10 +601,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_child_is_found_by_id_until_it_stops_and_its_successor_stays_listed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("idle.redb")).unwrap();
-        let spec = Arc::new(IdleSpec { store: store.clone(), children: Children::new() });
-        let (supervisor, _) = Actor::spawn(None, Supervisor::new(spec.clone()), ()).await.unwrap();
+        let (_dir, store, spec, supervisor) = started().await;
 
         let first = child(&*spec, &supervisor, &7, true).await.unwrap();
         assert_eq!(spec.children().get(&7).map(|c| c.get_id()), Some(first.get_id()));
