@@ -49,7 +49,7 @@ pub struct Live<T> {
     /// first). Writes commit in queue order, so it lands with any later
     /// write; the actor awaits it before it passivates, so that its
     /// successor never loads an older snapshot.
-    pub unlanded: Option<crate::persistence::Pending>,
+    pub unlanded: Option<persist::Staged>,
     /// The long timer armed (a reservation's expiry), cancelled when a new
     /// one is armed or the actor stops: a stopped actor leaves no sleeping
     /// task behind holding its mailbox.

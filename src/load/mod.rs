@@ -485,8 +485,10 @@ pub async fn place_all<S: Session>(
     let started = Instant::now();
     let deadline = config.duration.map(|d| started + d);
     let latencies = Arc::new(std::sync::Mutex::new(Latencies { intake: histogram()?, saga: histogram()? }));
-    let rate = config.rate.filter(|rate| *rate > 0.0);
-    let paced = rate.map(|rate| Arc::new(tokio::sync::Mutex::new(pace(rate, config.orders, started, deadline))));
+    let paced = config
+        .rate
+        .filter(|rate| *rate > 0.0)
+        .map(|rate| Arc::new(tokio::sync::Mutex::new(pace(rate, config.orders, started, deadline))));
     let mut workers = Vec::new();
     for _ in 0..config.concurrency.max(1) {
         let mut placer = session.placer().await?;
@@ -505,12 +507,12 @@ pub async fn place_all<S: Session>(
                 // Open loop: order n is due at n / rate, handed out then by
                 // the pacer; latency counts from the due time, so an order
                 // that waited for a free worker is charged its wait.
-                let (n, due) = match (&paced, rate) {
-                    (Some(paced), Some(rate)) => {
-                        let Some(n) = paced.lock().await.recv().await else { break };
-                        (n, started + Duration::from_secs_f64(n as f64 / rate))
+                let (n, due) = match &paced {
+                    Some(paced) => {
+                        let Some(due) = paced.lock().await.recv().await else { break };
+                        due
                     }
-                    _ => (next.fetch_add(1, Ordering::Relaxed), Instant::now()),
+                    None => (next.fetch_add(1, Ordering::Relaxed), Instant::now()),
                 };
                 if n >= config.orders || deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
@@ -561,8 +563,8 @@ pub async fn place_all<S: Session>(
     Ok(Placements { intake, saga, completed, cancelled, timed_out, failed, elapsed })
 }
 
-/// Hands out order numbers `0..orders` at their due times (`started + n /
-/// rate`, until `deadline`), from a thread of its own that sleeps on the
+/// Hands out order numbers `0..orders` with their due times (`started + n /
+/// rate`, until `deadline`), each at that time, from a thread of its own that sleeps on the
 /// operating system's fine timer. The runtime's timer rounds every sleep up
 /// to its next millisecond tick, and an open loop paced by it counted that
 /// lateness of its own sending as the server's latency (BENCHMARKS.md, step
@@ -572,7 +574,7 @@ fn pace(
     orders: u64,
     started: Instant,
     deadline: Option<Instant>,
-) -> tokio::sync::mpsc::UnboundedReceiver<u64> {
+) -> tokio::sync::mpsc::UnboundedReceiver<(u64, Instant)> {
     let (due, receiver) = tokio::sync::mpsc::unbounded_channel();
     let spawned = std::thread::Builder::new().name("orderdock-pacer".to_owned()).spawn(move || {
         for n in 0..orders {
@@ -583,7 +585,7 @@ fn pace(
             if let Some(wait) = at.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            if due.send(n).is_err() {
+            if due.send((n, at)).is_err() {
                 return;
             }
         }
@@ -612,7 +614,8 @@ mod tests {
         let (rate, started) = (2_000.0, Instant::now());
         let mut due = pace(rate, 20, started, None);
         let mut seen = Vec::new();
-        while let Some(n) = due.recv().await {
+        while let Some((n, at)) = due.recv().await {
+            assert_eq!(at, started + Duration::from_secs_f64(n as f64 / rate));
             assert!(Instant::now() >= started + Duration::from_secs_f64(n as f64 / rate), "order {n} early");
             seen.push(n);
         }
@@ -625,7 +628,7 @@ mod tests {
         let deadline = started + Duration::from_micros(2_500);
         let mut due = pace(1_000.0, 1_000, started, Some(deadline));
         let mut seen = Vec::new();
-        while let Some(n) = due.recv().await {
+        while let Some((n, _)) = due.recv().await {
             seen.push(n);
         }
         assert_eq!(seen, [0, 1, 2], "due at 0, 1 and 2 ms; the rest after the deadline");

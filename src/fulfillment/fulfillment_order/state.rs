@@ -25,7 +25,7 @@ use crate::events::{
     FulfillmentStage, IntegrationEvent, OrderId, ReservationId, SagaStep, ShipmentId, SkuUnits, StockOutcome,
     Timestamp, WarehouseId, EVENT_SCHEMA_VERSION,
 };
-use crate::fulfillment::shipment::state::ShipmentStage;
+use crate::fulfillment::shipment::state::{update_step, ShipmentStage};
 use crate::fulfillment::warehouse::state::PlannedItem;
 
 /// What to do when a picker finds fewer units than reserved.
@@ -847,7 +847,7 @@ impl FulfillmentOrder {
             ));
             steps.push(step(now, "shipment_delivered", shipment.to_string(), false));
         } else if stage != ShipmentStage::InTransit {
-            steps.push(step(now, "shipment_update", format!("{shipment} {}", stage.as_str()), false));
+            steps.push(update_step(shipment, stage, now));
         }
         Ok(Transition { next, events, steps })
     }

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::state::{NewShipment, Shipment, ShipmentError, ShipmentStage};
-use crate::actors::persist::Change;
+use crate::actors::persist::{Change, Staged};
 use crate::actors::{backoff, idle_check_interval, ChildSpec, Children, Live};
-use crate::events::ShipmentId;
+use crate::events::{SagaStep, ShipmentId};
 use crate::fulfillment::{Deps, FulfillmentError};
-use crate::persistence::{codec, Pending, StoreError, Urgency, WriteBatch, WriteOp};
+use crate::persistence::{codec, StoreError, Urgency};
 
 /// Record kind of shipment snapshots.
 pub const SHIPMENT_KIND: &str = "shipment";
@@ -119,25 +119,36 @@ type State = Live<Shipment>;
 
 impl ShipmentActor {
     async fn save(&self, state: &mut State, next: Shipment, urgency: Urgency) -> Result<(), ActorProcessingErr> {
-        self.stage(state, next, urgency).await?.durable().await?;
+        self.stage(state, next, Vec::new(), urgency).await?.land(&self.deps.dispatcher, &self.deps.watch).await?;
         Ok(())
     }
 
-    /// Queues the write of `next` and swaps it in; durable once the returned
-    /// [`Pending`] says so. The shipment's own progress (created, labelled,
+    /// Queues the write of `next` with `steps`, its saga steps, and swaps it
+    /// in; it is durable, and its steps published, once the returned
+    /// [`Staged`] lands. The shipment's own progress (created, labelled,
     /// each carrier stage) is [`Urgency::Lazy`]: the fulfillment order's
     /// write that tells anyone of it is urgent, and carries it.
-    async fn stage(&self, state: &mut State, next: Shipment, urgency: Urgency) -> Result<Pending, ActorProcessingErr> {
-        let mut batch = WriteBatch::new();
-        let id = next.id().to_string();
-        let was_finished = state.aggregate.as_ref().map(Shipment::is_finished);
-        if let Some(op) = crate::actors::persist::open_mark(SHIPMENT_KIND, &id, was_finished, next.is_finished()) {
-            batch.push(op);
-        }
-        batch.push(WriteOp::PutSnapshot { kind: SHIPMENT_KIND, id, bytes: codec::encode(SHIPMENT_VERSION, &next)? });
-        let pending = self.deps.store.enqueue_as(batch, urgency).await?;
+    async fn stage(
+        &self,
+        state: &mut State,
+        next: Shipment,
+        steps: Vec<SagaStep>,
+        urgency: Urgency,
+    ) -> Result<Staged, ActorProcessingErr> {
+        let change = Change {
+            kind: SHIPMENT_KIND,
+            id: next.id().to_string(),
+            snapshot: codec::encode(SHIPMENT_VERSION, &next)?,
+            finished: Some(next.is_finished()),
+            was_finished: state.aggregate.as_ref().map(Shipment::is_finished),
+            order: next.order_id(),
+            events: Vec::new(),
+            steps,
+            extra: None,
+        };
+        let staged = change.stage(&self.deps.store, urgency).await?;
         state.aggregate = Some(next);
-        Ok(pending)
+        Ok(staged)
     }
 
     /// Asks the fulfillment order to agree to `stage`, from a task.
@@ -217,20 +228,7 @@ impl ShipmentActor {
             Ok(None) => return Ok(Ok(false)),
             Err(err) => return Ok(Err(err)),
         };
-        let change = Change {
-            kind: SHIPMENT_KIND,
-            id: next.id().to_string(),
-            snapshot: codec::encode(SHIPMENT_VERSION, &next)?,
-            finished: Some(next.is_finished()),
-            was_finished: Some(shipment.is_finished()),
-            order: next.order_id(),
-            events: Vec::new(),
-            steps: vec![step],
-            extra: None,
-        };
-        let staged = change.stage(&self.deps.store, urgency).await?;
-        state.aggregate = Some(next);
-        staged.land(&self.deps.dispatcher, &self.deps.watch).await?;
+        self.stage(state, next, vec![step], urgency).await?.land(&self.deps.dispatcher, &self.deps.watch).await?;
         Ok(Ok(true))
     }
 
@@ -310,9 +308,9 @@ impl Actor for ShipmentActor {
                     // The fulfillment order asking acts on the answer only through a
                     // write of its own, queued after this one (see `Store::enqueue`):
                     // it hears back at once, and the label waits until this is durable.
-                    let pending = self.stage(state, shipment.clone(), Urgency::Lazy).await?;
+                    let staged = self.stage(state, shipment.clone(), Vec::new(), Urgency::Lazy).await?;
                     let _ = reply.send(shipment);
-                    pending.durable().await?;
+                    staged.land(&self.deps.dispatcher, &self.deps.watch).await?;
                     self.follow_up(&myself, state).await?;
                 }
                 ShipmentMsg::Track { stage, detail, reply } => {
@@ -342,7 +340,7 @@ impl Actor for ShipmentActor {
                                 // first; this one repeats it in the shipment's own
                                 // row, and the next stage's writes queue behind it.
                                 // Nothing waits for it but passivation.
-                                state.unlanded = Some(self.stage(state, next, Urgency::Lazy).await?);
+                                state.unlanded = Some(self.stage(state, next, Vec::new(), Urgency::Lazy).await?);
                             }
                         }
                         Err(err) => tracing::warn!(shipment = %shipment.id(), cause = %err, "stage no longer applies"),
@@ -378,7 +376,7 @@ impl Actor for ShipmentActor {
                             && state.aggregate.as_ref().is_some_and(|s| !s.is_finished()));
                     if state.aggregate.is_none() || (!waiting && state.idle_for(self.deps.config.idle_after)) {
                         if let Some(write) = state.unlanded.take() {
-                            write.durable().await?;
+                            write.land(&self.deps.dispatcher, &self.deps.watch).await?;
                         }
                         myself.stop(Some("passivated".to_owned()));
                     }

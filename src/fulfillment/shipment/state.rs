@@ -77,6 +77,19 @@ impl ShipmentStage {
     }
 }
 
+/// The saga step of `shipment` reaching `stage` when that is neither its
+/// dispatch nor its delivery, whoever records it: the shipment for a stage of
+/// its own, its fulfillment order for an exception.
+pub fn update_step(shipment: ShipmentId, stage: ShipmentStage, now: Timestamp) -> SagaStep {
+    SagaStep {
+        at: now,
+        context: ContextName::Fulfillment,
+        name: "shipment_update".to_owned(),
+        detail: format!("{shipment} {}", stage.as_str()),
+        compensation: false,
+    }
+}
+
 /// One tracking event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackingEvent {
@@ -220,14 +233,7 @@ impl Shipment {
             return Ok(None);
         }
         let next = self.advance(stage, detail, tracking_number, now)?;
-        let step = SagaStep {
-            at: now,
-            context: ContextName::Fulfillment,
-            name: "shipment_update".to_owned(),
-            detail: format!("{} {}", self.id, stage.as_str()),
-            compensation: false,
-        };
-        Ok(Some((next, step)))
+        Ok(Some((next, update_step(self.id, stage, now))))
     }
 
     /// The shipment's id.
