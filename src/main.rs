@@ -147,6 +147,9 @@ struct LoadArgs {
     /// Embedded: passivate actors idle for this many milliseconds (default: the engine's 30 s).
     #[arg(long)]
     idle_after_ms: Option<u64>,
+    /// Stop when orders are in flight and none finishes for this many seconds (a stalled run).
+    #[arg(long, default_value_t = orderdock::load::STALL_AFTER.as_secs())]
+    stall_after_secs: u64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -373,6 +376,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             rate: None,
             autopilot: true,
             idle_after: None,
+            stall_after: load::STALL_AFTER,
         },
     };
     anyhow::ensure!(config.concurrency > 0, "--concurrency must be at least 1");
@@ -384,6 +388,8 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         anyhow::ensure!(ms > 0, "--idle-after-ms must be at least 1");
         config.idle_after = Some(std::time::Duration::from_millis(ms));
     }
+    anyhow::ensure!(args.stall_after_secs > 0, "--stall-after-secs must be at least 1");
+    config.stall_after = std::time::Duration::from_secs(args.stall_after_secs);
     if let Some(until) = &args.until {
         config.until = Until::parse(until).map_err(anyhow::Error::msg)?;
     }
@@ -442,6 +448,20 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         report.stock_balanced && report.money_balanced && report.oversold_units == 0,
         "balance checks failed"
     );
+    if report.stalled {
+        anyhow::bail!(
+            "the run stalled: no order in flight reached `{}` (or was cancelled) for {} s, so it stopped.{}",
+            report.until.as_str(),
+            args.stall_after_secs,
+            if report.target == "embedded" {
+                ""
+            } else {
+                " Against a server: orders are packed, shipped and delivered only when it runs \
+                 with `--autopilot` (its simulated warehouse and carrier); without it they wait \
+                 for people once paid. In a split deployment, both services must be up."
+            }
+        );
+    }
     anyhow::ensure!(report.failed == 0 && report.timed_out == 0, "some orders failed or timed out");
     Ok(())
 }

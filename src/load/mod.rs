@@ -31,6 +31,15 @@ use crate::events::{ContextName, OrderId};
 /// How long one order may take before the run stops waiting for it.
 pub const ORDER_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a run goes on while orders are in flight and none of them
+/// finishes (reaches the milestone, is cancelled, times out or fails) before
+/// it stops: it places no more orders and counts those in flight as timed
+/// out ([`LoadReport::stalled`]). A server whose warehouse waits for people
+/// (`serve` without `--autopilot`) never packs an order, and a run waiting
+/// for `packed` would otherwise take [`ORDER_TIMEOUT`] for every wave of
+/// `--concurrency` orders.
+pub const STALL_AFTER: Duration = Duration::from_secs(30);
+
 /// When an order counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -73,6 +82,18 @@ impl Until {
                 ))
             }
         })
+    }
+
+    /// Its name as `--until` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Until::Placed => "placed",
+            Until::Reserved => "reserved",
+            Until::Paid => "paid",
+            Until::Packed => "packed",
+            Until::Shipped => "shipped",
+            Until::Delivered => "delivered",
+        }
     }
 
     /// The step the e-commerce context records for this milestone (what a
@@ -135,6 +156,8 @@ pub struct LoadConfig {
     pub autopilot: bool,
     /// Embedded: passivate idle actors after this long (the engine's default when `None`).
     pub idle_after: Option<Duration>,
+    /// Stop when no order in flight finishes for this long ([`STALL_AFTER`]).
+    pub stall_after: Duration,
 }
 
 impl LoadConfig {
@@ -158,6 +181,7 @@ impl LoadConfig {
             rate: None,
             autopilot: true,
             idle_after: None,
+            stall_after: STALL_AFTER,
         }
     }
 }
@@ -196,10 +220,12 @@ pub struct LoadReport {
     pub completed: u64,
     /// Orders cancelled (out of stock, declined) instead.
     pub cancelled: u64,
-    /// Orders that did neither within [`ORDER_TIMEOUT`].
+    /// Orders that did neither within [`ORDER_TIMEOUT`], or were in flight when the run stalled.
     pub timed_out: u64,
     /// Placements that failed (transport errors, 5xx after retries).
     pub failed: u64,
+    /// The run stopped early: no order in flight finished for [`LoadConfig::stall_after`].
+    pub stalled: bool,
     /// `embedded` or the server's URL.
     pub target: String,
     /// Orders in flight.
@@ -344,8 +370,9 @@ impl Tracker {
         }
     }
 
-    /// Waits for `order`'s outcome: `Some(done)`, or `None` after `timeout`.
-    async fn wait(&self, order: OrderId, timeout: Duration) -> Option<bool> {
+    /// Waits for `order`'s outcome: `Some(done)`, or `None` after `timeout`
+    /// or once the run has stalled.
+    async fn wait(&self, order: OrderId, timeout: Duration, stall: &mut Stall) -> Option<bool> {
         let receiver = {
             let mut inner = self.inner.lock().ok()?;
             if let Some(done) = inner.early.remove(&order) {
@@ -355,7 +382,10 @@ impl Tracker {
             inner.waiting.insert(order, sender);
             receiver
         };
-        let outcome = tokio::time::timeout(timeout, receiver).await.ok().and_then(Result::ok);
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(timeout, receiver) => outcome.ok().and_then(Result::ok),
+            () = stall.stalled() => None,
+        };
         if outcome.is_none() {
             if let Ok(mut inner) = self.inner.lock() {
                 inner.waiting.remove(&order);
@@ -434,6 +464,8 @@ pub struct Placements {
     pub timed_out: u64,
     /// Placements that failed.
     pub failed: u64,
+    /// No order in flight finished for [`LoadConfig::stall_after`]: the run stopped.
+    pub stalled: bool,
     /// Wall time of the placements.
     pub elapsed: Duration,
 }
@@ -448,6 +480,7 @@ impl Placements {
             cancelled,
             timed_out: self.timed_out,
             failed: self.failed,
+            stalled: self.stalled,
             target,
             concurrency: config.concurrency,
             until: config.until,
@@ -480,9 +513,10 @@ pub async fn place_all<S: Session>(
     progress: impl Fn(u64) + Send + Sync + 'static,
 ) -> Result<Placements, LoadError> {
     let next = Arc::new(AtomicU64::new(0));
-    let finished = Arc::new(AtomicU64::new(0));
+    let flow = Arc::new(Flow::default());
     let progress = Arc::new(progress);
     let started = Instant::now();
+    let (stall_signal, stall) = tokio::sync::watch::channel(false);
     let deadline = config.duration.map(|d| started + d);
     let latencies = Arc::new(std::sync::Mutex::new(Latencies { intake: histogram()?, saga: histogram()? }));
     let paced = config
@@ -492,15 +526,20 @@ pub async fn place_all<S: Session>(
     let mut workers = Vec::new();
     for _ in 0..config.concurrency.max(1) {
         let mut placer = session.placer().await?;
-        let (tracker, next, finished, progress, config, latencies, paced) = (
+        let (tracker, next, flow, progress, config, latencies, paced) = (
             tracker.clone(),
             next.clone(),
-            finished.clone(),
+            flow.clone(),
             progress.clone(),
             config.clone(),
             latencies.clone(),
             paced.clone(),
         );
+        let mut stall = Stall(stall.clone());
+        let finish = {
+            let flow = flow.clone();
+            move || progress(flow.finish(started))
+        };
         workers.push(tokio::spawn(async move {
             let mut result = WorkerResult::default();
             loop {
@@ -509,14 +548,19 @@ pub async fn place_all<S: Session>(
                 // that waited for a free worker is charged its wait.
                 let (n, due) = match &paced {
                     Some(paced) => {
-                        let Some(due) = paced.lock().await.recv().await else { break };
+                        let due = tokio::select! {
+                            due = async { paced.lock().await.recv().await } => due,
+                            () = stall.stalled() => None,
+                        };
+                        let Some(due) = due else { break };
                         due
                     }
                     None => (next.fetch_add(1, Ordering::Relaxed), Instant::now()),
                 };
-                if n >= config.orders || deadline.is_some_and(|d| Instant::now() >= d) {
+                if n >= config.orders || deadline.is_some_and(|d| Instant::now() >= d) || stall.is_stalled() {
                     break;
                 }
+                flow.taken.fetch_add(1, Ordering::Relaxed);
                 let placed = placer.place(n).await;
                 if let Ok(mut latencies) = latencies.lock() {
                     let _ = latencies.intake.record(micros(due.elapsed()));
@@ -525,12 +569,12 @@ pub async fn place_all<S: Session>(
                     Placed::Failed(cause) => {
                         tracing::warn!(%cause, "placement failed");
                         result.failed += 1;
-                        progress(finished.fetch_add(1, Ordering::Relaxed) + 1);
+                        finish();
                         continue;
                     }
                     Placed::Cancelled => Some(false),
                     Placed::Accepted(_) if config.until == Until::Placed => Some(true),
-                    Placed::Accepted(id) => tracker.wait(id, ORDER_TIMEOUT).await,
+                    Placed::Accepted(id) => tracker.wait(id, ORDER_TIMEOUT, &mut stall).await,
                 };
                 match outcome {
                     Some(true) => result.completed += 1,
@@ -540,11 +584,14 @@ pub async fn place_all<S: Session>(
                 if let Ok(mut latencies) = latencies.lock() {
                     let _ = latencies.saga.record(micros(due.elapsed()));
                 }
-                progress(finished.fetch_add(1, Ordering::Relaxed) + 1);
+                finish();
             }
             result
         }));
     }
+    // The quiet spell a stall needs counts from here, once every worker runs.
+    flow.restart_quiet(started);
+    let watch = tokio::spawn(watch_for_stall(flow.clone(), started, config.stall_after, stall_signal));
     let (mut completed, mut cancelled, mut timed_out, mut failed) = (0, 0, 0, 0);
     for worker in workers {
         if let Ok(result) = worker.await {
@@ -555,12 +602,82 @@ pub async fn place_all<S: Session>(
         }
     }
     let elapsed = started.elapsed();
+    watch.abort();
+    let stalled = *stall.borrow();
     // Every worker has been awaited: the histograms are ours alone.
     let Latencies { intake, saga } = Arc::try_unwrap(latencies)
         .map_err(|_| LoadError::Setup("a worker outlived the run".to_owned()))?
         .into_inner()
         .map_err(|_| LoadError::Setup("a worker panicked".to_owned()))?;
-    Ok(Placements { intake, saga, completed, cancelled, timed_out, failed, elapsed })
+    Ok(Placements { intake, saga, completed, cancelled, timed_out, failed, stalled, elapsed })
+}
+
+/// How far a run has got, as the stall watch reads it.
+#[derive(Debug, Default)]
+struct Flow {
+    /// Orders a worker has taken on.
+    taken: AtomicU64,
+    /// Orders done with, whatever their outcome.
+    finished: AtomicU64,
+    /// When the last of them finished, in milliseconds from the start.
+    last_finished_ms: AtomicU64,
+}
+
+impl Flow {
+    /// Counts an order out at this moment; returns how many are done with.
+    fn finish(&self, started: Instant) -> u64 {
+        self.restart_quiet(started);
+        self.finished.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Starts a quiet spell now without counting an order out.
+    fn restart_quiet(&self, started: Instant) {
+        let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_finished_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Whether orders are in flight and none has finished for `after`, seen at `now`.
+    fn stalled(&self, started: Instant, now: Instant, after: Duration) -> bool {
+        let in_flight = self.taken.load(Ordering::Relaxed) > self.finished.load(Ordering::Relaxed);
+        let last = started + Duration::from_millis(self.last_finished_ms.load(Ordering::Relaxed));
+        in_flight && now.saturating_duration_since(last) >= after
+    }
+}
+
+/// A worker's view of the run's stall signal ([`STALL_AFTER`]).
+#[derive(Debug)]
+struct Stall(tokio::sync::watch::Receiver<bool>);
+
+impl Stall {
+    /// Whether the run has stalled.
+    fn is_stalled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the run stalls; never if it ends first.
+    async fn stalled(&mut self) {
+        if self.0.wait_for(|stalled| *stalled).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Signals a stall once orders are in flight and none has finished for
+/// `after` ([`Flow::stalled`]); checks ten times per `after`, at most once a second.
+async fn watch_for_stall(flow: Arc<Flow>, started: Instant, after: Duration, signal: tokio::sync::watch::Sender<bool>) {
+    let tick = (after / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(tick).await;
+        if flow.stalled(started, Instant::now(), after) {
+            tracing::warn!(
+                in_flight = flow.taken.load(Ordering::Relaxed) - flow.finished.load(Ordering::Relaxed),
+                quiet_secs = after.as_secs_f64(),
+                "no order in flight finished for a while: the run stops"
+            );
+            let _ = signal.send(true);
+            return;
+        }
+    }
 }
 
 /// Hands out order numbers `0..orders` with their due times (`started + n /
@@ -620,6 +737,61 @@ mod tests {
             seen.push(n);
         }
         assert_eq!(seen, (0..20).collect::<Vec<_>>());
+    }
+
+    /// A session whose orders are accepted and then never heard of again,
+    /// as against a server whose warehouse waits for people.
+    struct Stuck;
+
+    struct StuckPlacer;
+
+    impl Placer for StuckPlacer {
+        async fn place(&mut self, n: u64) -> Placed {
+            Placed::Accepted(OrderId::from_raw(u128::from(n) + 1))
+        }
+    }
+
+    impl Session for Stuck {
+        type Placer = StuckPlacer;
+        async fn placer(&self) -> Result<StuckPlacer, LoadError> {
+            Ok(StuckPlacer)
+        }
+        fn commits(&self) -> Option<u64> {
+            None
+        }
+        async fn finish(self) -> Checks {
+            Checks::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_orders_never_finish_stops_as_stalled_and_places_no_more() {
+        let mut config = LoadConfig::saga3(1_000, 4, false);
+        config.stall_after = Duration::from_millis(50);
+        let tracker = Arc::new(Tracker::default());
+        let placed = place_all(&Stuck, &config, &tracker, |_| {}).await.expect("the run");
+        assert!(placed.stalled);
+        assert_eq!((placed.completed, placed.cancelled, placed.failed), (0, 0, 0));
+        assert!((1..=4).contains(&placed.timed_out), "at most the four in flight, and not one more placed: {placed:?}");
+    }
+
+    #[test]
+    fn a_stall_needs_orders_in_flight_and_a_quiet_spell() {
+        let (started, after) = (Instant::now(), Duration::from_secs(30));
+        let flow = Flow::default();
+        let later = started + Duration::from_secs(60);
+        assert!(!flow.stalled(started, later, after), "nothing in flight: an open loop waiting for its next order");
+        flow.taken.store(3, Ordering::Relaxed);
+        assert!(!flow.stalled(started, started + Duration::from_secs(29), after));
+        assert!(flow.stalled(started, started + after, after));
+        // One order finishes 40 s in: the quiet spell starts again.
+        flow.finish(started);
+        flow.last_finished_ms.store(40_000, Ordering::Relaxed);
+        assert!(!flow.stalled(started, later, after), "20 s since the last one finished");
+        assert!(flow.stalled(started, started + Duration::from_secs(70), after));
+        flow.finish(started);
+        flow.finish(started);
+        assert!(!flow.stalled(started, started + Duration::from_secs(600), after), "all three done");
     }
 
     #[tokio::test]

@@ -55,6 +55,33 @@ async fn a_run_against_a_server_over_http_completes_and_balances() -> TestResult
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_waiting_for_packing_on_a_server_run_by_hand_stops_as_stalled() -> TestResult {
+    // Without autopilot the warehouse waits for people: orders are reserved
+    // and paid, and never packed.
+    let api = crate::api::Api::start(false).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(orderdock::http::serve(listener, api.state.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let mut config = LoadConfig::saga3(500, 8, false);
+    config.stall_after = std::time::Duration::from_secs(1);
+    config.target = Some(load::remote::Target::new(&format!("http://{address}"), &api.admin)?);
+    let report = load::run(config, |_| {}).await?;
+    assert!(report.stalled, "{report:?}");
+    assert_eq!((report.completed, report.cancelled, report.failed), (0, 0, 0), "{report:?}");
+    assert!(
+        report.orders <= 8 && report.timed_out == report.orders,
+        "at most the eight in flight, none after: {report:?}"
+    );
+    assert!(report.stock_balanced && report.money_balanced, "{report:?}");
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
+
 #[test]
 fn a_target_must_be_plain_http_with_a_key() {
     assert!(load::remote::Target::new("https://127.0.0.1:1", "k").is_err());
