@@ -364,9 +364,9 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         None => LoadConfig {
             orders: args.orders,
             concurrency: args.concurrency,
-            skus: args.skus.max(1),
+            skus: args.skus,
             stock: args.stock,
-            warehouses: args.warehouses.max(1),
+            warehouses: args.warehouses,
             until: Until::Packed,
             duration: None,
             seed: args.seed,
@@ -379,7 +379,11 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             stall_after: load::STALL_AFTER,
         },
     };
+    anyhow::ensure!(args.orders > 0, "--orders must be at least 1");
     anyhow::ensure!(config.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(args.skus > 0, "--skus must be at least 1");
+    anyhow::ensure!(args.warehouses > 0, "--warehouses must be at least 1");
+    anyhow::ensure!(args.duration != Some(0), "--duration must be at least 1 (seconds)");
     anyhow::ensure!(args.rate.is_none_or(|r| r.is_finite() && r > 0.0), "--rate must be a positive number");
     config.duration = args.duration.map(std::time::Duration::from_secs);
     config.seed = args.seed;

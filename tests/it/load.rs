@@ -83,6 +83,33 @@ async fn a_run_waiting_for_packing_on_a_server_run_by_hand_stops_as_stalled() ->
 }
 
 #[test]
+fn bad_load_arguments_are_refused_before_anything_runs() -> TestResult {
+    let refused = [
+        ("--orders", "0"),
+        ("--concurrency", "0"),
+        ("--skus", "0"),
+        ("--warehouses", "0"),
+        ("--duration", "0"),
+        ("--rate", "0"),
+        ("--stall-after-secs", "0"),
+        ("--until", "nowhere"),
+        ("--workload", "saga-4"),
+    ];
+    for (flag, value) in refused {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderdock"))
+            .args(["load", flag, value, "--json"])
+            .env("RUST_BACKTRACE", "0")
+            .output()?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{flag} {value} was taken");
+        assert!(output.stdout.is_empty(), "{flag} {value} ran: {}", String::from_utf8_lossy(&output.stdout));
+        let named = stderr.contains(flag) || stderr.contains(value);
+        assert!(named, "{flag} {value}: the error names neither: {stderr}");
+    }
+    Ok(())
+}
+
+#[test]
 fn a_target_must_be_plain_http_with_a_key() {
     assert!(load::remote::Target::new("https://127.0.0.1:1", "k").is_err());
     assert!(load::remote::Target::new("http://127.0.0.1:1/v1", "k").is_err());
