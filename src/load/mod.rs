@@ -561,7 +561,15 @@ pub async fn place_all<S: Session>(
                     break;
                 }
                 flow.taken.fetch_add(1, Ordering::Relaxed);
-                let placed = placer.place(n).await;
+                let placed = tokio::select! {
+                    placed = placer.place(n) => placed,
+                    () = stall.stalled() => {
+                        // Its fate is unknown: it may have been placed.
+                        result.timed_out += 1;
+                        finish();
+                        break;
+                    }
+                };
                 if let Ok(mut latencies) = latencies.lock() {
                     let _ = latencies.intake.record(micros(due.elapsed()));
                 }
@@ -740,13 +748,21 @@ mod tests {
     }
 
     /// A session whose orders are accepted and then never heard of again,
-    /// as against a server whose warehouse waits for people.
-    struct Stuck;
+    /// as against a server whose warehouse waits for people; or, with
+    /// `hang`, whose placements never return, as against a server that hangs.
+    struct Stuck {
+        hang: bool,
+    }
 
-    struct StuckPlacer;
+    struct StuckPlacer {
+        hang: bool,
+    }
 
     impl Placer for StuckPlacer {
         async fn place(&mut self, n: u64) -> Placed {
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
             Placed::Accepted(OrderId::from_raw(u128::from(n) + 1))
         }
     }
@@ -754,7 +770,7 @@ mod tests {
     impl Session for Stuck {
         type Placer = StuckPlacer;
         async fn placer(&self) -> Result<StuckPlacer, LoadError> {
-            Ok(StuckPlacer)
+            Ok(StuckPlacer { hang: self.hang })
         }
         fn commits(&self) -> Option<u64> {
             None
@@ -769,10 +785,13 @@ mod tests {
         let mut config = LoadConfig::saga3(1_000, 4, false);
         config.stall_after = Duration::from_millis(50);
         let tracker = Arc::new(Tracker::default());
-        let placed = place_all(&Stuck, &config, &tracker, |_| {}).await.expect("the run");
-        assert!(placed.stalled);
-        assert_eq!((placed.completed, placed.cancelled, placed.failed), (0, 0, 0));
-        assert!((1..=4).contains(&placed.timed_out), "at most the four in flight, and not one more placed: {placed:?}");
+        for hang in [false, true] {
+            let placed = place_all(&Stuck { hang }, &config, &tracker, |_| {}).await.expect("the run");
+            assert!(placed.stalled, "hang {hang}");
+            assert_eq!((placed.completed, placed.cancelled, placed.failed), (0, 0, 0), "hang {hang}");
+            let timed_out = placed.timed_out;
+            assert!((1..=4).contains(&timed_out), "hang {hang}: at most the four in flight, none after: {timed_out}");
+        }
     }
 
     #[test]
