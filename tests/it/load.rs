@@ -4,6 +4,31 @@ use orderdock::load::{self, LoadConfig};
 
 use crate::helpers::TestResult;
 
+/// `api`'s routes served on a free loopback port until [`Server::stop`].
+struct Server {
+    address: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(api: &crate::api::Api) -> anyhow::Result<Server> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(orderdock::http::serve(listener, api.state.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Ok(Server { address, stop, task })
+    }
+
+    async fn stop(self) -> TestResult {
+        let _ = self.stop.send(());
+        self.task.await??;
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_saga3_run_completes_every_order_and_balances() -> TestResult {
     let report = load::run(LoadConfig::saga3(200, 16, false), |_| {}).await?;
@@ -29,12 +54,8 @@ async fn the_lowstock_variant_rejects_about_thirty_percent_and_compensates() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_against_a_server_over_http_completes_and_balances() -> TestResult {
     let api = crate::api::Api::start(true).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(orderdock::http::serve(listener, api.state.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let server = Server::start(&api).await?;
+    let address = server.address;
     let mut config = LoadConfig::saga3(300, 16, true);
     config.skus = 10;
     config.stock = 21; // 10 SKUs × 21 units: 210 of the 300 orders can be served.
@@ -50,9 +71,7 @@ async fn a_run_against_a_server_over_http_completes_and_balances() -> TestResult
     again.target = Some(load::remote::Target::new(&format!("http://{address}"), &api.admin)?);
     let report = load::run(again, |_| {}).await?;
     assert_eq!((report.completed, report.failed), (50, 0), "{report:?}");
-    let _ = stop.send(());
-    server.await??;
-    Ok(())
+    server.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,12 +79,8 @@ async fn a_run_waiting_for_packing_on_a_server_run_by_hand_stops_as_stalled() ->
     // Without autopilot the warehouse waits for people: orders are reserved
     // and paid, and never packed.
     let api = crate::api::Api::start(false).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(orderdock::http::serve(listener, api.state.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let server = Server::start(&api).await?;
+    let address = server.address;
     let mut config = LoadConfig::saga3(500, 8, false);
     config.stall_after = std::time::Duration::from_secs(1);
     config.target = Some(load::remote::Target::new(&format!("http://{address}"), &api.admin)?);
@@ -77,9 +92,7 @@ async fn a_run_waiting_for_packing_on_a_server_run_by_hand_stops_as_stalled() ->
         "at most the eight in flight, none after: {report:?}"
     );
     assert!(report.stock_balanced && report.money_balanced, "{report:?}");
-    let _ = stop.send(());
-    server.await??;
-    Ok(())
+    server.stop().await
 }
 
 #[test]
