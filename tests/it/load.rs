@@ -22,6 +22,11 @@ impl Server {
         Ok(Server { address, stop, task })
     }
 
+    /// The load tool's view of it, with `key`.
+    fn target(&self, key: &str) -> anyhow::Result<load::remote::Target> {
+        Ok(load::remote::Target::new(&format!("http://{}", self.address), key)?)
+    }
+
     async fn stop(self) -> TestResult {
         let _ = self.stop.send(());
         self.task.await??;
@@ -68,7 +73,7 @@ async fn a_run_against_a_server_over_http_completes_and_balances() -> TestResult
     // A second run against the same server adds its own stock and customer.
     let mut again = LoadConfig::saga3(50, 4, false);
     again.until = load::Until::Placed;
-    again.target = Some(load::remote::Target::new(&format!("http://{address}"), &api.admin)?);
+    again.target = Some(server.target(&api.admin)?);
     let report = load::run(again, |_| {}).await?;
     assert_eq!((report.completed, report.failed), (50, 0), "{report:?}");
     server.stop().await
@@ -80,10 +85,9 @@ async fn a_run_waiting_for_packing_on_a_server_run_by_hand_stops_as_stalled() ->
     // and paid, and never packed.
     let api = crate::api::Api::start(false).await?;
     let server = Server::start(&api).await?;
-    let address = server.address;
     let mut config = LoadConfig::saga3(500, 8, false);
     config.stall_after = std::time::Duration::from_secs(1);
-    config.target = Some(load::remote::Target::new(&format!("http://{address}"), &api.admin)?);
+    config.target = Some(server.target(&api.admin)?);
     let report = load::run(config, |_| {}).await?;
     assert!(report.stalled, "{report:?}");
     assert_eq!((report.completed, report.cancelled, report.failed), (0, 0, 0), "{report:?}");
