@@ -426,8 +426,13 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "orders        {} ({} done at {:?}, {} cancelled, {} timed out, {} failed)",
-            report.orders, report.completed, report.until, report.cancelled, report.timed_out, report.failed
+            "orders        {} ({} done at {}, {} cancelled, {} timed out, {} failed)",
+            report.orders,
+            report.completed,
+            report.until.as_str(),
+            report.cancelled,
+            report.timed_out,
+            report.failed
         );
         println!("target        {} (concurrency {})", report.target, report.concurrency);
         let commits = report.commits.map(|c| format!(" ({c} durable commits)")).unwrap_or_default();
