@@ -462,7 +462,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             "the run stalled: no order in flight reached `{}` (or was cancelled) for {} s, so it stopped.{}",
             report.until.as_str(),
             args.stall_after_secs,
-            if report.target == "embedded" {
+            if args.target.is_none() {
                 ""
             } else {
                 " Against a server: orders are packed, shipped and delivered only when it runs \

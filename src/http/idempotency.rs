@@ -282,20 +282,27 @@ pub async fn prune(store: &Store, now: u64) -> Result<usize, crate::persistence:
     let cutoff = now.saturating_sub(u64::try_from(RETENTION.as_millis()).unwrap_or(u64::MAX));
     let reader = store.clone();
     let expired = tokio::task::spawn_blocking(move || {
-        reader.idempotency_keys_where(|bytes| {
-            codec::decode::<Record>(RECORD_VERSION, "idempotency record", bytes).map_or(true, |r| r.created_at < cutoff)
-        })
+        let mut expired = Vec::new();
+        reader.each_idempotency_record(|key, bytes| {
+            let record = codec::decode::<Record>(RECORD_VERSION, "idempotency record", bytes);
+            if record.map_or(true, |r| r.created_at < cutoff) {
+                expired.push(key.to_owned());
+            }
+        })?;
+        Ok::<_, crate::persistence::StoreError>(expired)
     })
     .await
     .map_err(|err| crate::persistence::StoreError::Io(err.to_string()))??;
-    for keys in expired.chunks(PRUNE_BATCH_MAX) {
+    let pruned = expired.len();
+    let mut keys = expired.into_iter().peekable();
+    while keys.peek().is_some() {
         let mut batch = WriteBatch::new();
-        for key in keys {
-            batch.push(WriteOp::DeleteIdempotency { key: key.clone() });
+        for key in keys.by_ref().take(PRUNE_BATCH_MAX) {
+            batch.push(WriteOp::DeleteIdempotency { key });
         }
         store.commit(batch).await?;
     }
-    Ok(expired.len())
+    Ok(pruned)
 }
 
 #[cfg(test)]

@@ -645,30 +645,22 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn idempotency_records(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        let prefix = [keys::IDEMPOTENCY];
         let mut found = Vec::new();
-        self.scan(&prefix, &prefix, |key, value| {
-            found.push((text(key)?, value.to_vec()));
-            Ok(true)
-        })?;
+        self.each_idempotency_record(|key, value| found.push((key.to_owned(), value.to_vec())))?;
         Ok(found)
     }
 
-    /// The keys of the idempotency records whose bytes `expired` picks, read
-    /// in one pass without keeping the records themselves.
+    /// Runs `visit` on every idempotency record (key, bytes) in key order,
+    /// in one read, without collecting them.
     ///
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
-    pub fn idempotency_keys_where(&self, mut expired: impl FnMut(&[u8]) -> bool) -> Result<Vec<String>> {
+    pub fn each_idempotency_record(&self, mut visit: impl FnMut(&str, &[u8])) -> Result<()> {
         let prefix = [keys::IDEMPOTENCY];
-        let mut found = Vec::new();
         self.scan(&prefix, &prefix, |key, value| {
-            if expired(value) {
-                found.push(text(key)?);
-            }
+            visit(text_ref(key)?, value);
             Ok(true)
-        })?;
-        Ok(found)
+        })
     }
 
     /// The ids of aggregates of `kind` marked open (work left).
@@ -842,7 +834,12 @@ fn rekey_parts(table: &mut redb::Table<&'static [u8], &'static [u8]>) -> Result<
 
 /// A text key read back.
 fn text(bytes: &[u8]) -> Result<String> {
-    String::from_utf8(bytes.to_vec())
+    text_ref(bytes).map(str::to_owned)
+}
+
+/// A key's text, borrowed.
+fn text_ref(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes)
         .map_err(|_| StoreError::Corrupt { what: "a record key".to_owned(), detail: "not UTF-8".to_owned() })
 }
 
