@@ -76,10 +76,10 @@ async fn main() -> anyhow::Result<()> {
     let ecommerce = engine.ecommerce().store().clone();
     let fulfillment = engine.fulfillment().store().clone();
     let kinds = [
-        (&ecommerce, orderdock::ecommerce::order::actor::ORDER_KIND, "order"),
-        (&fulfillment, orderdock::fulfillment::bin::actor::BIN_KIND, "bin"),
-        (&fulfillment, orderdock::fulfillment::fulfillment_order::actor::FULFILLMENT_ORDER_KIND, "fulfillment_order"),
-        (&fulfillment, orderdock::fulfillment::shipment::actor::SHIPMENT_KIND, "shipment"),
+        (&ecommerce, orderdock::ecommerce::order::snapshot::KIND, "order"),
+        (&fulfillment, orderdock::fulfillment::bin::snapshot::KIND, "bin"),
+        (&fulfillment, orderdock::fulfillment::fulfillment_order::snapshot::KIND, "fulfillment_order"),
+        (&fulfillment, orderdock::fulfillment::shipment::snapshot::KIND, "shipment"),
     ];
     for (store, kind, decoder) in kinds {
         let rows = store.snapshots(kind)?;

@@ -161,7 +161,7 @@ impl Contexts<'_> {
         })
         .await
         .unwrap_or_default();
-        crate::actors::persist::decode_steps(rows)
+        crate::actors::saga_log::decode_steps(rows)
     }
 
     /// Events written to the outboxes and not yet acknowledged: (e-commerce,
@@ -175,7 +175,7 @@ impl Contexts<'_> {
 
     /// Unfinished sagas: (orders, fulfillment orders, shipments).
     pub(crate) async fn open_sagas(&self) -> Result<(usize, usize, usize), StoreError> {
-        use crate::fulfillment::{fulfillment_order::actor::FULFILLMENT_ORDER_KIND, shipment::actor::SHIPMENT_KIND};
+        use crate::fulfillment::{fulfillment_order, shipment};
         let ecommerce = self.ecommerce.map(|c| c.store().clone());
         let fulfillment = self.fulfillment.map(|c| c.store().clone());
         tokio::task::spawn_blocking(move || {
@@ -183,9 +183,9 @@ impl Contexts<'_> {
                 store.as_ref().map_or(Ok(0), |store| store.open_ids(kind).map(|ids| ids.len()))
             };
             Ok((
-                count(&ecommerce, crate::ecommerce::order::actor::ORDER_KIND)?,
-                count(&fulfillment, FULFILLMENT_ORDER_KIND)?,
-                count(&fulfillment, SHIPMENT_KIND)?,
+                count(&ecommerce, crate::ecommerce::order::snapshot::KIND)?,
+                count(&fulfillment, fulfillment_order::snapshot::KIND)?,
+                count(&fulfillment, shipment::snapshot::KIND)?,
             ))
         })
         .await
@@ -334,7 +334,7 @@ pub struct Engine {
     ecommerce: Ecommerce,
     fulfillment: Fulfillment,
     adapters: Adapters,
-    watch: crate::actors::persist::Watch,
+    watch: crate::actors::saga_log::Watch,
     recent: Arc<RecentDeliveries>,
 }
 
@@ -378,7 +378,7 @@ impl Engine {
         let to_ecommerce = Arc::new(LateBus { target: OnceLock::new(), recent: recent.clone() });
         let ecommerce_dispatcher = dispatcher::start(ecommerce_store.clone(), to_fulfillment.clone());
         let fulfillment_dispatcher = dispatcher::start(fulfillment_store.clone(), to_ecommerce.clone());
-        let watch = crate::actors::persist::watch();
+        let watch = crate::actors::saga_log::watch();
         let fulfillment = Fulfillment::start(
             fulfillment_store.clone(),
             adapters.clock.clone(),
@@ -415,9 +415,9 @@ impl Engine {
     }
 
     /// Every saga step of every order, as it is committed (both contexts).
-    /// A receiver that lags by more than [`crate::actors::persist::WATCH_CAPACITY`]
+    /// A receiver that lags by more than [`crate::actors::saga_log::WATCH_CAPACITY`]
     /// steps is told how many it missed; the stored timeline stays complete.
-    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<crate::actors::persist::Progress> {
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<crate::actors::saga_log::Progress> {
         self.watch.subscribe()
     }
 

@@ -573,7 +573,7 @@ fn inspect(data_dir: &Path) -> anyhow::Result<()> {
 
     let mut by_status: BTreeMap<&'static str, usize> = BTreeMap::new();
     for (id, bytes) in ecommerce.snapshots("order")? {
-        let order = orderdock::ecommerce::order::actor::decode(&id, &bytes)?;
+        let order = orderdock::ecommerce::order::snapshot::decode(&id, &bytes)?;
         *by_status.entry(order.status().as_str()).or_default() += 1;
     }
     println!("Orders by status:");
@@ -596,7 +596,7 @@ fn inspect(data_dir: &Path) -> anyhow::Result<()> {
     println!("\nStock per SKU (received = on hand + shipped + written off):");
     let mut totals: BTreeMap<String, (u64, u64, u64, u64, u64, i64)> = BTreeMap::new();
     let mut broken = 0;
-    for (bin, _) in orderdock::fulfillment::bin::actor::load_all(&fulfillment)? {
+    for (bin, _) in orderdock::fulfillment::bin::snapshot::load_all(&fulfillment)? {
         for (sku, level) in bin.levels() {
             let entry = totals.entry(sku.to_string()).or_default();
             entry.0 += level.received;

@@ -79,7 +79,7 @@ impl FulfillmentApi {
 pub struct EcommerceNode {
     ecommerce: Ecommerce,
     adapters: Adapters,
-    watch: crate::actors::persist::Watch,
+    watch: crate::actors::saga_log::Watch,
     consumer: Consumer,
     fulfillment_api: Option<FulfillmentApi>,
 }
@@ -90,7 +90,7 @@ pub struct FulfillmentNode {
     fulfillment: Fulfillment,
     accounts: Accounts,
     adapters: Adapters,
-    watch: crate::actors::persist::Watch,
+    watch: crate::actors::saga_log::Watch,
     consumer: Consumer,
 }
 
@@ -111,7 +111,7 @@ struct Linked {
     store: Store,
     broker: Broker,
     dispatcher: DispatcherHandle,
-    watch: crate::actors::persist::Watch,
+    watch: crate::actors::saga_log::Watch,
 }
 
 async fn link(config: &Config, file: &str, broker: &BrokerConfig) -> Result<Linked, StartError> {
@@ -124,7 +124,7 @@ async fn link(config: &Config, file: &str, broker: &BrokerConfig) -> Result<Link
         .map_err(|err| StartError::Context(err.to_string()))??;
     let broker = Broker::connect(broker).await.map_err(|err| StartError::Context(err.to_string()))?;
     let dispatcher = dispatcher::start(store.clone(), broker.bus());
-    Ok(Linked { store, broker, dispatcher, watch: crate::actors::persist::watch() })
+    Ok(Linked { store, broker, dispatcher, watch: crate::actors::saga_log::watch() })
 }
 
 impl Linked {
@@ -256,7 +256,7 @@ impl Node {
     }
 
     /// The stream of saga steps committed in this process.
-    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<crate::actors::persist::Progress> {
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<crate::actors::saga_log::Progress> {
         match self {
             Node::Embedded(engine) => engine.watch(),
             Node::Ecommerce(node) => node.watch.subscribe(),

@@ -1,22 +1,26 @@
-//! Actor runtime support shared by both contexts: supervision with a restart
-//! budget, typed calls with named timeouts, retry backoff, the clock, and the
-//! outbox dispatcher.
+//! Actor runtime support shared by both contexts: the aggregate runtime
+//! (how every aggregate persists a decision), supervision with a restart
+//! budget, typed calls with named timeouts, retry backoff, the clock, the
+//! saga log and the outbox dispatcher.
 //!
 //! # Contracts
 //! - An aggregate actor is the only writer of its aggregate. Its mailbox is
 //!   processed in order, one message at a time.
-//! - A reply from an aggregate actor means the change it reports is durable.
+//! - A reply from an aggregate actor means the change it reports is durable,
+//!   but for the few *after queued* answers that [`aggregate`] names.
 //! - A caller that gets no reply (the actor stopped, passivated or crashed)
 //!   may send the same command again: every command is idempotent or
 //!   recognises its own repeat.
 
+pub mod aggregate;
 pub mod clock;
 pub mod dispatcher;
-pub mod persist;
+pub mod saga_log;
 pub mod supervisor;
 
 use std::time::Duration;
 
+pub use aggregate::{Aggregate, Answer, Journal, Live, Transition};
 pub use clock::{Clock, SystemClock};
 pub use supervisor::{
     call, cast, child, live_children, stop_tree, ChildSpec, Children, SpawnError, Supervisor, SupervisorMsg,
@@ -24,81 +28,6 @@ pub use supervisor::{
 
 /// How long a typed call to an aggregate actor waits for its answer.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// An aggregate actor's state: the aggregate (`None` while vacant) and when it
-/// last handled a message, for passivation. Nothing else lives here.
-#[derive(Debug)]
-pub struct Live<T> {
-    /// The aggregate, or `None` for one that does not exist yet.
-    pub aggregate: Option<T>,
-    /// When the actor last handled a message.
-    pub touched: std::time::Instant,
-    /// Consecutive failed attempts of the effect being retried.
-    pub attempts: u32,
-    /// Whether an effect is under way (its answer comes back as a message).
-    pub in_flight: bool,
-    /// Changes queued in the writer and not yet known durable, oldest first
-    /// (see [`persist::Change::stage`]). A handler lands them before it
-    /// answers anyone and before it returns.
-    pub staged: Vec<persist::Staged>,
-    /// Decisions not yet handed to the writer (see [`persist::Unwritten`]).
-    pub unwritten: Option<Box<persist::Unwritten>>,
-    /// The last write of the actor's own that it did not wait for, because
-    /// it only repeats what a durable write of another aggregate already
-    /// says (a shipment's stage, which its fulfillment order recorded
-    /// first). Writes commit in queue order, so it lands with any later
-    /// write; the actor awaits it before it passivates, so that its
-    /// successor never loads an older snapshot.
-    pub unlanded: Option<persist::Staged>,
-    /// The long timer armed (a reservation's expiry), cancelled when a new
-    /// one is armed or the actor stops: a stopped actor leaves no sleeping
-    /// task behind holding its mailbox.
-    timer: Option<tokio::task::AbortHandle>,
-}
-
-impl<T> Drop for Live<T> {
-    fn drop(&mut self) {
-        if let Some(timer) = self.timer.take() {
-            timer.abort();
-        }
-    }
-}
-
-impl<T> Live<T> {
-    /// A live actor state around `aggregate`.
-    pub fn new(aggregate: Option<T>) -> Self {
-        Self {
-            aggregate,
-            touched: std::time::Instant::now(),
-            attempts: 0,
-            in_flight: false,
-            staged: Vec::new(),
-            unwritten: None,
-            unlanded: None,
-            timer: None,
-        }
-    }
-
-    /// Keeps `timer` as the actor's one long timer, cancelling the previous one.
-    pub fn arm<R>(&mut self, timer: &tokio::task::JoinHandle<R>) {
-        if let Some(previous) = self.timer.replace(timer.abort_handle()) {
-            previous.abort();
-        }
-    }
-
-    /// Cancels the long timer, if one is armed: an actor that no longer
-    /// needs it does not keep a sleeping task (and its memory) for it.
-    pub fn disarm(&mut self) {
-        if let Some(timer) = self.timer.take() {
-            timer.abort();
-        }
-    }
-
-    /// Whether the actor has been idle for at least `idle`.
-    pub fn idle_for(&self, idle: Duration) -> bool {
-        self.touched.elapsed() >= idle
-    }
-}
 
 /// Shortest pause between an aggregate actor's idle checks.
 pub const IDLE_CHECK_MIN: Duration = Duration::from_millis(50);

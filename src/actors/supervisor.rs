@@ -176,21 +176,6 @@ impl<S: ChildSpec> std::fmt::Debug for Children<S> {
     }
 }
 
-/// Reads the snapshot `(kind, id)` from `store` and decodes it with `decode`
-/// (the usual body of [`ChildSpec::load`]).
-///
-/// # Errors
-/// A storage failure or a corrupt snapshot.
-pub fn read_snapshot<T>(
-    store: &crate::persistence::Store,
-    kind: &str,
-    id: &impl Display,
-    decode: fn(&str, &[u8]) -> Result<T, StoreError>,
-) -> Result<Option<T>, StoreError> {
-    let key = id.to_string();
-    store.snapshot(kind, &key)?.map(|bytes| decode(&key, &bytes)).transpose()
-}
-
 /// Why a child could not be spawned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -15,6 +15,8 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 
 use crate::actors::dispatcher::DispatcherHandle;
+use crate::actors::saga_log::Watch;
+use crate::actors::Journal;
 use crate::actors::{CallError, Children, Clock, Supervisor, SupervisorMsg};
 use crate::events::bus::{BoxFuture, Delivery, DeliveryError, EventSink};
 use crate::events::EventEnvelope;
@@ -33,8 +35,7 @@ pub(crate) struct Deps {
     pub(crate) gateway: Arc<dyn PaymentGateway>,
     pub(crate) catalog: Catalog,
     pub(crate) accounts: accounts::Accounts,
-    pub(crate) dispatcher: DispatcherHandle,
-    pub(crate) watch: crate::actors::persist::Watch,
+    pub(crate) journal: Journal,
     pub(crate) idle_after: Duration,
     orders: OnceLock<ActorRef<SupervisorMsg<OrderSpec>>>,
     pub(crate) live_orders: Children<OrderSpec>,
@@ -63,7 +64,7 @@ impl Ecommerce {
         clock: Arc<dyn Clock>,
         gateway: Arc<dyn PaymentGateway>,
         dispatcher: DispatcherHandle,
-        watch: crate::actors::persist::Watch,
+        watch: Watch,
         idle_after: Duration,
     ) -> Result<Ecommerce, StartFailure> {
         let loader = store.clone();
@@ -73,13 +74,12 @@ impl Ecommerce {
         .await
         .map_err(|err| StoreError::Io(err.to_string()))??;
         let deps = Arc::new(Deps {
+            journal: Journal::new(store.clone(), dispatcher, watch),
             store,
             clock,
             gateway,
             catalog,
             accounts,
-            dispatcher,
-            watch,
             idle_after,
             orders: OnceLock::new(),
             live_orders: Children::new(),
@@ -96,7 +96,7 @@ impl Ecommerce {
             &spec,
             context.deps.orders()?,
             &context.deps.store,
-            order::actor::decode,
+            order::snapshot::decode,
             |order: &order::Order| order.owes_work().then(|| order.id()),
         )
         .await?;
@@ -128,7 +128,7 @@ impl Ecommerce {
 
     /// The outbox dispatcher.
     pub fn dispatcher(&self) -> &DispatcherHandle {
-        &self.deps.dispatcher
+        self.deps.journal.dispatcher()
     }
 
     /// The receiving side for fulfillment's events.

@@ -18,6 +18,8 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 
 use crate::actors::dispatcher::DispatcherHandle;
+use crate::actors::saga_log::Watch;
+use crate::actors::Journal;
 use crate::actors::{CallError, Children, Clock, Supervisor, SupervisorMsg};
 use crate::events::bus::{BoxFuture, Delivery, DeliveryError, EventSink};
 use crate::events::{BinId, EventEnvelope, Sku, WarehouseId};
@@ -109,8 +111,7 @@ pub(crate) struct Deps {
     pub(crate) config: FulfillmentConfig,
     pub(crate) directory: Directory,
     pub(crate) carrier: Arc<dyn Carrier>,
-    pub(crate) dispatcher: DispatcherHandle,
-    pub(crate) watch: crate::actors::persist::Watch,
+    pub(crate) journal: Journal,
     bins: OnceLock<ActorRef<SupervisorMsg<BinSpec>>>,
     orders: OnceLock<ActorRef<SupervisorMsg<FulfillmentOrderSpec>>>,
     shipments: OnceLock<ActorRef<SupervisorMsg<ShipmentSpec>>>,
@@ -178,7 +179,7 @@ impl Fulfillment {
         config: FulfillmentConfig,
         carrier: Arc<dyn Carrier>,
         dispatcher: DispatcherHandle,
-        watch: crate::actors::persist::Watch,
+        watch: Watch,
     ) -> Result<Fulfillment, FulfillmentError> {
         let loader = store.clone();
         let (directory, rewrite, loaded_bins) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
@@ -186,9 +187,9 @@ impl Fulfillment {
             let mut loaded = std::collections::HashMap::new();
             // Bins of the first format (holds inside the snapshot row) get a row per hold.
             let mut rewrite = WriteBatch::new();
-            for (bin, whole) in bin::actor::load_all(&loader)? {
+            for (bin, whole) in bin::snapshot::load_all(&loader)? {
                 if whole {
-                    bin::actor::write_whole(&bin, &mut rewrite)?;
+                    bin::snapshot::write_whole(&bin, &mut rewrite)?;
                 }
                 sku_bins.push((bin.id().clone(), bin.levels().keys().cloned().collect()));
                 loaded.insert(bin.id().clone(), bin);
@@ -201,13 +202,12 @@ impl Fulfillment {
             store.commit(rewrite).await?;
         }
         let deps = Arc::new(Deps {
+            journal: Journal::new(store.clone(), dispatcher, watch),
             store,
             clock,
             config,
             directory,
             carrier,
-            dispatcher,
-            watch,
             bins: OnceLock::new(),
             orders: OnceLock::new(),
             shipments: OnceLock::new(),
@@ -245,12 +245,12 @@ impl Fulfillment {
             &order_spec,
             self.deps.fulfillment_orders()?,
             &self.deps.store,
-            fulfillment_order::actor::decode,
+            fulfillment_order::snapshot::decode,
             move |order: &FulfillmentOrder| order.owes_work(autopilot).then(|| order.id()),
         )
         .await?;
         let store = self.deps.store.clone();
-        let shipments = tokio::task::spawn_blocking(move || store.open_ids(shipment::actor::SHIPMENT_KIND))
+        let shipments = tokio::task::spawn_blocking(move || store.open_ids(shipment::snapshot::KIND))
             .await
             .map_err(|err| StoreError::Io(err.to_string()))??;
         let shipment_spec = ShipmentSpec { deps: self.deps.clone() };
@@ -300,7 +300,7 @@ impl Fulfillment {
 
     /// The outbox dispatcher.
     pub fn dispatcher(&self) -> &DispatcherHandle {
-        &self.deps.dispatcher
+        self.deps.journal.dispatcher()
     }
 
     /// Creates or updates a warehouse (bins are only added).
@@ -389,9 +389,9 @@ impl Fulfillment {
         let store = self.deps.store.clone();
         let orders = tokio::task::spawn_blocking(move || -> Result<Vec<FulfillmentOrder>, StoreError> {
             store
-                .open_snapshots(fulfillment_order::actor::FULFILLMENT_ORDER_KIND)?
+                .open_snapshots(fulfillment_order::snapshot::KIND)?
                 .iter()
-                .map(|(id, bytes)| fulfillment_order::actor::decode(id, bytes))
+                .map(|(id, bytes)| fulfillment_order::snapshot::decode(id, bytes))
                 .collect()
         })
         .await

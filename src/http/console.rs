@@ -24,7 +24,7 @@ use super::auth::Caller;
 use super::dto::ProblemResponse;
 use super::observe::StreamedStep;
 use super::{json, respond, ApiError, AppState};
-use crate::actors::persist::Progress;
+use crate::actors::saga_log::Progress;
 use crate::ecommerce::accounts::Role;
 use crate::events::ContextName;
 

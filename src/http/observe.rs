@@ -98,8 +98,8 @@ pub struct StreamedStep {
     pub compensation: bool,
 }
 
-impl From<crate::actors::persist::Progress> for StreamedStep {
-    fn from(progress: crate::actors::persist::Progress) -> Self {
+impl From<crate::actors::saga_log::Progress> for StreamedStep {
+    fn from(progress: crate::actors::saga_log::Progress) -> Self {
         StreamedStep {
             order_id: progress.order.to_string(),
             at: progress.step.at.as_millis(),

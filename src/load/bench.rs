@@ -236,8 +236,7 @@ pub async fn recovery(
     let stores = [engine.ecommerce().store().clone(), engine.fulfillment().store().clone()];
     let (outbox_pending, stored_orders) = tokio::task::spawn_blocking(move || {
         let pending = stores.iter().map(|s| s.outbox().map(|v| v.len()).unwrap_or(0)).sum::<usize>();
-        let orders =
-            stores[0].snapshots(crate::ecommerce::order::actor::ORDER_KIND).map(|v| v.len() as u64).unwrap_or(0);
+        let orders = stores[0].snapshots(crate::ecommerce::order::snapshot::KIND).map(|v| v.len() as u64).unwrap_or(0);
         (pending, orders)
     })
     .await

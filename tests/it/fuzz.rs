@@ -46,10 +46,10 @@ fn corpus(folder: &str) -> Vec<(String, Vec<u8>)> {
 /// Whether `bytes` decode with decoder `n` of [`DECODERS`].
 fn decodes(n: usize, bytes: &[u8]) -> bool {
     match n {
-        0 => orderdock::ecommerce::order::actor::decode("ord_x", bytes).is_ok(),
-        1 => orderdock::fulfillment::bin::actor::decode("wh/A", bytes).is_ok(),
-        2 => orderdock::fulfillment::fulfillment_order::actor::decode("ful_x", bytes).is_ok(),
-        3 => orderdock::fulfillment::shipment::actor::decode("shp_x", bytes).is_ok(),
+        0 => orderdock::ecommerce::order::snapshot::decode("ord_x", bytes).is_ok(),
+        1 => orderdock::fulfillment::bin::snapshot::decode("wh/A", bytes).is_ok(),
+        2 => orderdock::fulfillment::fulfillment_order::snapshot::decode("ful_x", bytes).is_ok(),
+        3 => orderdock::fulfillment::shipment::snapshot::decode("shp_x", bytes).is_ok(),
         4 => orderdock::actors::dispatcher::decode_envelope(bytes).is_ok(),
         _ => orderdock::http::idempotency::stored_resource(bytes).is_ok(),
     }

@@ -196,7 +196,7 @@ fn check(dir: &Path, history: &[Call]) -> anyhow::Result<Check> {
     let fulfillment = Store::open(&dir.join("data/fulfillment.redb"))?;
     let mut orders: HashMap<String, Order> = HashMap::new();
     for (id, bytes) in ecommerce.snapshots("order")? {
-        orders.insert(id.clone(), orderdock::ecommerce::order::actor::decode(&id, &bytes)?);
+        orders.insert(id.clone(), orderdock::ecommerce::order::snapshot::decode(&id, &bytes)?);
     }
     out.orders = orders.len();
     // One resource per key: every order is named by exactly one idempotency record.
@@ -246,7 +246,7 @@ fn check(dir: &Path, history: &[Call]) -> anyhow::Result<Check> {
     }
     // I1 + I7: no oversell; stock conserved per SKU.
     let mut shipped_per_sku: BTreeMap<String, u64> = BTreeMap::new();
-    for (bin, _) in orderdock::fulfillment::bin::actor::load_all(&fulfillment)? {
+    for (bin, _) in orderdock::fulfillment::bin::snapshot::load_all(&fulfillment)? {
         let id = bin.id();
         if let Err(err) = bin.check_invariants() {
             out.violations.push(format!("bin {id}: {err}"));

@@ -18,13 +18,12 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::state::{Authorization, CancelOutcome, NewOrder, Order, OrderError, PaymentOp, Transition};
-use crate::actors::persist::Change;
-use crate::actors::{backoff, idle_check_interval, ChildSpec, Children, Live};
+use crate::actors::{aggregate, backoff, idle_check_interval, ChildSpec, Children, Live};
 use crate::ecommerce::payments::PaymentError;
 use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{EventEnvelope, OrderId};
-use crate::persistence::{codec, StoreError, Urgency, WriteOp};
+use crate::persistence::{StoreError, Urgency, WriteOp};
 
 /// Longest an order waits, while it applies `stock_reserved`, for the
 /// capture it then owes, to write both as one change. A slower gateway
@@ -34,20 +33,34 @@ pub const CAPTURE_INLINE_WAIT: std::time::Duration = std::time::Duration::from_m
 /// A payment operation and the gateway's answer to it.
 type PaymentAnswer = (PaymentOp, Result<(), PaymentError>);
 
-/// Record kind of order snapshots.
-pub const ORDER_KIND: &str = "order";
-const ORDER_VERSION: u8 = 1;
+/// Makes the write to commit with a new order from the order as placed (an
+/// HTTP request's idempotency record, its response included): the order and
+/// its answer then take one transaction, one fsync.
+#[derive(Clone)]
+pub struct PlacedRecord(Arc<MakeRecord>);
 
-/// Decodes and checks an order snapshot.
-///
-/// # Errors
-/// [`StoreError::Corrupt`].
-pub fn decode(id: &str, bytes: &[u8]) -> Result<Order, StoreError> {
-    let order: Order = codec::decode(ORDER_VERSION, &format!("order {id}"), bytes)?;
-    order
-        .check_invariants()
-        .map_err(|err| StoreError::Corrupt { what: format!("order {id}"), detail: err.to_string() })?;
-    Ok(order)
+/// The function inside a [`PlacedRecord`].
+type MakeRecord = dyn Fn(&Order) -> Result<WriteOp, StoreError> + Send + Sync;
+
+impl PlacedRecord {
+    /// A record made by `make`.
+    pub fn new(make: impl Fn(&Order) -> Result<WriteOp, StoreError> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(make))
+    }
+
+    /// The write for `order`.
+    ///
+    /// # Errors
+    /// What `make` returns (a record that cannot be encoded).
+    pub fn make(&self, order: &Order) -> Result<WriteOp, StoreError> {
+        (self.0)(order)
+    }
+}
+
+impl std::fmt::Debug for PlacedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlacedRecord")
+    }
 }
 
 /// Messages to an order.
@@ -60,7 +73,7 @@ pub enum OrderMsg {
         /// The payment token to authorize.
         token: String,
         /// Makes the write to commit with the order (the request's idempotency record).
-        record: Option<super::handle::PlacedRecord>,
+        record: Option<PlacedRecord>,
         /// The order once durable, and whether this message placed it (not an earlier one).
         reply: RpcReplyPort<Result<(Order, bool), OrderError>>,
     },
@@ -94,7 +107,7 @@ impl ChildSpec for OrderSpec {
     type Id = OrderId;
     type Actor = OrderActor;
     type Args = Option<Order>;
-    const KIND: &'static str = ORDER_KIND;
+    const KIND: &'static str = super::snapshot::KIND;
 
     fn children(&self) -> &Children<Self> {
         &self.deps.live_orders
@@ -105,7 +118,7 @@ impl ChildSpec for OrderSpec {
     }
 
     fn load(&self, id: &OrderId) -> Result<Option<Option<Order>>, StoreError> {
-        Ok(crate::actors::supervisor::read_snapshot(&self.deps.store, ORDER_KIND, id, decode)?.map(Some))
+        Ok(aggregate::load(&self.deps.store, id)?.map(Some))
     }
 
     fn vacant(&self, _id: &OrderId) -> Option<Order> {
@@ -124,10 +137,10 @@ impl ChildSpec for OrderSpec {
 type State = Live<Order>;
 
 impl OrderActor {
-    /// Writes a transition and waits until it is durable; `urgency` is
-    /// [`Urgency::Now`] when a person waits on the answer, else the change's
-    /// content decides (see [`Change::needs_now`]). An event the transition
-    /// applied is recorded in the order itself (`Order::has_applied`).
+    /// Decides, persists and swaps in a transition, and waits until it is
+    /// durable (an order answers after durable); `urgency` is
+    /// [`Urgency::Now`] when a person waits on the answer. An event the
+    /// transition applied is recorded in the order itself (`Order::has_applied`).
     async fn save(
         &self,
         state: &mut State,
@@ -144,21 +157,9 @@ impl OrderActor {
         extra: Option<WriteOp>,
         urgency: Urgency,
     ) -> Result<(), ActorProcessingErr> {
-        let Transition { next, events, steps } = transition;
-        next.check_invariants()?;
-        let change = Change {
-            kind: ORDER_KIND,
-            id: next.id().to_string(),
-            snapshot: codec::encode(ORDER_VERSION, &next)?,
-            finished: Some(next.is_finished()),
-            was_finished: state.aggregate.as_ref().map(|a| a.is_finished()),
-            order: next.id(),
-            events,
-            steps,
-            extra,
-        };
-        change.commit(&self.deps.store, &self.deps.dispatcher, &self.deps.watch, urgency).await?;
-        state.aggregate = Some(next);
+        let journal = &self.deps.journal;
+        state.decide_with(journal, transition, extra).await?;
+        state.land(journal, urgency).await?;
         Ok(())
     }
 
@@ -167,7 +168,7 @@ impl OrderActor {
         if state.in_flight {
             return;
         }
-        let Some(call) = state.aggregate.as_ref().and_then(|order| self.payment_call(order)) else { return };
+        let Some(call) = state.current().and_then(|order| self.payment_call(order)) else { return };
         state.in_flight = true;
         answer_later(async move { Some(call.await) }, myself);
     }
@@ -204,7 +205,7 @@ impl OrderActor {
         envelope: &EventEnvelope,
         now: crate::events::Timestamp,
     ) -> Result<(), ActorProcessingErr> {
-        let order = self.current(state)?;
+        let order = state.get()?;
         let mut transition = order.apply(envelope, now);
         let owes_capture = transition.next.pending_payments().first() == Some(&PaymentOp::Capture);
         let mut later = None;
@@ -293,7 +294,7 @@ impl Actor for OrderActor {
             let now = self.deps.clock.now();
             match message {
                 OrderMsg::Place { new, token, record, reply } => {
-                    if let Some(order) = state.aggregate.clone() {
+                    if let Some(order) = state.current().cloned() {
                         let _ = reply.send(Ok((order, false)));
                         return Ok(());
                     }
@@ -322,7 +323,7 @@ impl Actor for OrderActor {
                         Ok(transition) => {
                             let record = record.map(|record| record.make(&transition.next)).transpose()?;
                             self.save_with(state, transition, record, Urgency::Now).await?;
-                            let _ = reply.send(Ok((self.current(state)?.clone(), true)));
+                            let _ = reply.send(Ok((state.get()?.clone(), true)));
                         }
                         Err(err) => {
                             let _ = reply.send(Err(err));
@@ -330,7 +331,7 @@ impl Actor for OrderActor {
                     }
                 }
                 OrderMsg::Deliver(envelope, reply) => {
-                    let Some(order) = state.aggregate.as_ref() else {
+                    let Some(order) = state.current() else {
                         let _ = reply.send(Err(DeliveryError::Rejected(format!("no order {}", envelope.order_id))));
                         myself.stop(None);
                         return Ok(());
@@ -344,15 +345,13 @@ impl Actor for OrderActor {
                     self.pay(&myself, state);
                 }
                 OrderMsg::Cancel(reply) => {
-                    let Some(order) = state.aggregate.clone() else {
-                        return Err("order actor without an order".into());
-                    };
+                    let order = state.get()?.clone();
                     match order.request_cancel(now) {
                         Ok((outcome, transition)) => {
                             if transition.next != order {
                                 self.save(state, transition, Urgency::Now).await?;
                             }
-                            let _ = reply.send(Ok((outcome, self.current(state)?.clone())));
+                            let _ = reply.send(Ok((outcome, state.get()?.clone())));
                             self.pay(&myself, state);
                         }
                         Err(err) => {
@@ -361,11 +360,11 @@ impl Actor for OrderActor {
                     }
                 }
                 OrderMsg::Get(reply) => {
-                    let _ = reply.send(state.aggregate.clone());
+                    let _ = reply.send(state.current().cloned());
                 }
                 OrderMsg::PaymentAnswered(op, result) => {
                     state.in_flight = false;
-                    let Some(order) = state.aggregate.clone() else { return Ok(()) };
+                    let Some(order) = state.current().cloned() else { return Ok(()) };
                     if let Err(PaymentError::Unavailable(why)) = &result {
                         tracing::debug!(order = %order.id(), %why, "payment gateway unavailable; retrying");
                         let delay = backoff(state.attempts);
@@ -382,9 +381,8 @@ impl Actor for OrderActor {
                 }
                 OrderMsg::Resume => self.pay(&myself, state),
                 OrderMsg::Idle => {
-                    let busy =
-                        state.in_flight || state.aggregate.as_ref().is_some_and(|o| !o.pending_payments().is_empty());
-                    if state.aggregate.is_none() || (!busy && state.idle_for(self.deps.idle_after)) {
+                    let busy = state.in_flight || state.current().is_some_and(|o| !o.pending_payments().is_empty());
+                    if state.current().is_none() || (!busy && state.idle_for(self.deps.idle_after)) {
                         myself.stop(Some("passivated".to_owned()));
                     }
                 }
@@ -392,11 +390,5 @@ impl Actor for OrderActor {
             Ok(())
         })
         .await
-    }
-}
-
-impl OrderActor {
-    fn current<'a>(&self, state: &'a State) -> Result<&'a Order, ActorProcessingErr> {
-        state.aggregate.as_ref().ok_or_else(|| "order actor without an order".into())
     }
 }

@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use super::actor::{OrderMsg, OrderSpec};
+use super::actor::{OrderMsg, OrderSpec, PlacedRecord};
 use super::state::{CancelOutcome, NewOrder, Order, OrderError, OrderLine, PaymentOp};
 use crate::actors::{call, CallError, CALL_TIMEOUT};
 use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{Address, CustomerId, EventEnvelope, OrderId, Quantity, Sku};
-use crate::persistence::{StoreError, WriteOp};
 
 /// Longest payment token, in bytes.
 pub const PAYMENT_TOKEN_LEN_MAX: usize = 255;
@@ -44,36 +43,6 @@ pub enum PlaceError {
     /// The order actor could not be reached; the outcome is unknown: retry with the same id.
     #[error(transparent)]
     Call(#[from] CallError),
-}
-
-/// Makes the write to commit with a new order from the order as placed (an
-/// HTTP request's idempotency record, its response included): the order and
-/// its answer then take one transaction, one fsync.
-#[derive(Clone)]
-pub struct PlacedRecord(Arc<MakeRecord>);
-
-/// The function inside a [`PlacedRecord`].
-type MakeRecord = dyn Fn(&Order) -> Result<WriteOp, StoreError> + Send + Sync;
-
-impl PlacedRecord {
-    /// A record made by `make`.
-    pub fn new(make: impl Fn(&Order) -> Result<WriteOp, StoreError> + Send + Sync + 'static) -> Self {
-        Self(Arc::new(make))
-    }
-
-    /// The write for `order`.
-    ///
-    /// # Errors
-    /// What `make` returns (a record that cannot be encoded).
-    pub fn make(&self, order: &Order) -> Result<WriteOp, StoreError> {
-        (self.0)(order)
-    }
-}
-
-impl std::fmt::Debug for PlacedRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PlacedRecord")
-    }
 }
 
 /// Most orders one page of [`OrderHandle::list`] returns.
@@ -254,7 +223,7 @@ impl OrderHandle {
         let limit = limit.clamp(1, PAGE_SIZE_MAX);
         let store = self.deps.store.clone();
         let rows = tokio::task::spawn_blocking(move || {
-            store.snapshots_after(super::actor::ORDER_KIND, after.map(|id| id.to_string()).as_deref(), PAGE_SCAN_MAX)
+            store.snapshots_after(super::snapshot::KIND, after.map(|id| id.to_string()).as_deref(), PAGE_SCAN_MAX)
         })
         .await
         .map_err(|err| CallError::Store(err.to_string()))?
@@ -263,7 +232,7 @@ impl OrderHandle {
         let mut orders = Vec::new();
         let mut last = None;
         for (id, bytes) in rows {
-            let order = super::actor::decode(&id, &bytes).map_err(|err| CallError::Store(err.to_string()))?;
+            let order = super::snapshot::decode(&id, &bytes).map_err(|err| CallError::Store(err.to_string()))?;
             last = Some(order.id());
             let matches = filter.customer_id.is_none_or(|c| c == order.customer_id())
                 && filter.status.as_deref().is_none_or(|s| s == order.status().as_str());
@@ -295,11 +264,11 @@ impl OrderHandle {
             let mut after: Option<String> = None;
             loop {
                 let rows = store
-                    .snapshots_after(super::actor::ORDER_KIND, after.as_deref(), PAGE_SCAN_MAX)
+                    .snapshots_after(super::snapshot::KIND, after.as_deref(), PAGE_SCAN_MAX)
                     .map_err(|err| CallError::Store(err.to_string()))?;
                 let full = rows.len() == PAGE_SCAN_MAX;
                 for (id, bytes) in &rows {
-                    let order = super::actor::decode(id, bytes).map_err(|err| CallError::Store(err.to_string()))?;
+                    let order = super::snapshot::decode(id, bytes).map_err(|err| CallError::Store(err.to_string()))?;
                     census.tally(&order, now, stuck_after_ms);
                 }
                 after = rows.last().map(|(id, _)| id.clone());

@@ -259,29 +259,8 @@ pub enum OrderError {
     Invariant(&'static str),
 }
 
-/// The result of a decision: the next state and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
-    /// The order after the decision.
-    pub next: Order,
-    /// Events to write to the outbox with `next`.
-    pub events: Vec<EventEnvelope>,
-    /// Steps to append to the saga log.
-    pub steps: Vec<SagaStep>,
-}
-
-impl Transition {
-    /// This decision followed by the one `then` takes from its result: one
-    /// transition, written as one change, with the events and steps of both in order.
-    #[must_use]
-    pub fn then(self, then: impl FnOnce(&Order) -> Transition) -> Transition {
-        let Transition { next, mut events, mut steps } = self;
-        let after = then(&next);
-        events.extend(after.events);
-        steps.extend(after.steps);
-        Transition { next: after.next, events, steps }
-    }
-}
+/// The result of a decision about an order.
+pub type Transition = crate::actors::aggregate::Transition<Order>;
 
 /// What a cancellation request led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

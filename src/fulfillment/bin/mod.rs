@@ -5,6 +5,7 @@
 
 pub mod actor;
 pub mod handle;
+pub mod snapshot;
 pub mod state;
 
 pub use handle::BinHandle;

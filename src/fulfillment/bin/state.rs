@@ -45,6 +45,21 @@ impl Level {
     pub fn available(&self) -> u32 {
         self.on_hand.saturating_sub(self.reserved).saturating_sub(self.picked)
     }
+
+    /// Checks the counters' own rules (what every write of a hold checks).
+    ///
+    /// # Errors
+    /// [`BinError::Invariant`] naming the broken rule.
+    pub fn check(&self) -> Result<(), BinError> {
+        if u64::from(self.reserved) + u64::from(self.picked) > u64::from(self.on_hand) {
+            return Err(BinError::Invariant("reserved + picked <= on_hand"));
+        }
+        let accounted = i128::from(self.on_hand) + i128::from(self.shipped) + i128::from(self.adjusted_out);
+        if accounted != i128::from(self.received) {
+            return Err(BinError::Invariant("received = on_hand + shipped + adjusted_out"));
+        }
+        Ok(())
+    }
 }
 
 /// A hold on a bin's stock.
@@ -73,6 +88,25 @@ pub struct Bin {
     levels: BTreeMap<Sku, Level>,
     holds: BTreeMap<ReservationId, Hold>,
     expired: u64,
+}
+
+/// What one reservation command changes in a bin: the counters of one SKU,
+/// one hold and the count of expiries. Decided from the bin as it is and
+/// applied once its write is queued ([`Bin::apply`]): a bin keeps every
+/// picked hold until its shipment leaves, so a copy of it per command would
+/// cost as much as the bin is large.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldChange {
+    /// The reservation.
+    pub id: ReservationId,
+    /// The SKU whose counters change.
+    pub sku: Sku,
+    /// Its counters after the change.
+    pub level: Level,
+    /// The hold after the change (`None`: gone).
+    pub hold: Option<Hold>,
+    /// Reservations expired, after the change.
+    pub expired: u64,
 }
 
 /// A rule the bin refused to break.
@@ -253,55 +287,128 @@ impl Bin {
         (next, outcome)
     }
 
-    // The same decisions in place, for the bin's actor: a bin keeps every
-    // picked hold until its shipment leaves, so a copy per command costs as
-    // much as the bin is large. Each checks everything before it changes
-    // anything (an error leaves the bin as it was) and says whether it
-    // changed the bin.
+    // The same decisions as changes, for the bin's actor ([`HoldChange`]).
+    // Each checks everything and changes nothing; `None`: nothing to change.
+
+    /// What [`Self::reserve`] changes.
+    ///
+    /// # Errors
+    /// As [`Self::reserve`].
+    pub fn reserve_change(&self, id: ReservationId, sku: &Sku, units: u32) -> Result<Option<HoldChange>, BinError> {
+        if units == 0 {
+            return Err(BinError::ZeroQuantity);
+        }
+        match self.holds.get(&id) {
+            Some(Hold::Reserved { sku: held_sku, units: held }) if held_sku == sku && *held == units => {
+                return Ok(None)
+            }
+            Some(Hold::Reserved { .. } | Hold::Picked { .. }) => return Err(BinError::ReservationConflict(id)),
+            None => {}
+        }
+        let mut level = self.level(sku);
+        let available = level.available();
+        if available < units {
+            return Err(BinError::InsufficientStock { sku: sku.clone(), available, requested: units });
+        }
+        level.reserved += units;
+        let hold = Some(Hold::Reserved { sku: sku.clone(), units });
+        Ok(Some(HoldChange { id, sku: sku.clone(), level, hold, expired: self.expired }))
+    }
+
+    /// What [`Self::release`] changes.
+    pub fn release_change(&self, id: ReservationId) -> Option<HoldChange> {
+        let Some(Hold::Reserved { sku, units }) = self.holds.get(&id) else { return None };
+        let mut level = self.level(sku);
+        level.reserved = level.reserved.saturating_sub(*units);
+        Some(HoldChange { id, sku: sku.clone(), level, hold: None, expired: self.expired })
+    }
+
+    /// What [`Self::expire`] changes.
+    pub fn expire_change(&self, id: ReservationId) -> Option<HoldChange> {
+        self.release_change(id).map(|change| HoldChange { expired: self.expired + 1, ..change })
+    }
+
+    /// What [`Self::pick`] changes.
+    ///
+    /// # Errors
+    /// As [`Self::pick`].
+    pub fn pick_change(&self, id: ReservationId, picked: u32) -> Result<Option<HoldChange>, BinError> {
+        let Some(Hold::Reserved { sku, units }) = self.holds.get(&id) else { return Ok(None) };
+        let units = *units;
+        if picked > units {
+            return Err(BinError::OverPick { reserved: units, picked });
+        }
+        let mut level = self.level(sku);
+        level.reserved -= units;
+        let missing = units - picked;
+        level.on_hand -= missing;
+        level.adjusted_out += i64::from(missing);
+        level.picked += picked;
+        let hold = (picked > 0).then(|| Hold::Picked { sku: sku.clone(), units: picked });
+        Ok(Some(HoldChange { id, sku: sku.clone(), level, hold, expired: self.expired }))
+    }
+
+    /// What [`Self::restock`] changes.
+    pub fn restock_change(&self, id: ReservationId) -> Option<HoldChange> {
+        match self.holds.get(&id)? {
+            Hold::Picked { sku, units } => {
+                let mut level = self.level(sku);
+                level.picked = level.picked.saturating_sub(*units);
+                Some(HoldChange { id, sku: sku.clone(), level, hold: None, expired: self.expired })
+            }
+            Hold::Reserved { .. } => self.release_change(id),
+        }
+    }
+
+    /// What [`Self::ship`] changes.
+    pub fn ship_change(&self, id: ReservationId) -> Option<HoldChange> {
+        let Some(Hold::Picked { sku, units }) = self.holds.get(&id) else { return None };
+        let mut level = self.level(sku);
+        level.picked = level.picked.saturating_sub(*units);
+        level.on_hand = level.on_hand.saturating_sub(*units);
+        level.shipped += u64::from(*units);
+        Some(HoldChange { id, sku: sku.clone(), level, hold: None, expired: self.expired })
+    }
+
+    /// Applies a change decided from this bin as it is.
+    pub fn apply(&mut self, change: HoldChange) {
+        let HoldChange { id, sku, level, hold, expired } = change;
+        self.levels.insert(sku, level);
+        match hold {
+            Some(hold) => self.holds.insert(id, hold),
+            None => self.holds.remove(&id),
+        };
+        self.expired = expired;
+        self.debug_check();
+    }
+
+    fn apply_if(&mut self, change: Option<HoldChange>) -> bool {
+        let changed = change.is_some();
+        if let Some(change) = change {
+            self.apply(change);
+        }
+        changed
+    }
 
     /// [`Self::reserve`] in place.
     ///
     /// # Errors
     /// As [`Self::reserve`]; the bin is then unchanged.
     pub fn reserve_in_place(&mut self, id: ReservationId, sku: &Sku, units: u32) -> Result<bool, BinError> {
-        if units == 0 {
-            return Err(BinError::ZeroQuantity);
-        }
-        match self.holds.get(&id) {
-            Some(Hold::Reserved { sku: held_sku, units: held }) if held_sku == sku && *held == units => {
-                return Ok(false)
-            }
-            Some(Hold::Reserved { .. } | Hold::Picked { .. }) => return Err(BinError::ReservationConflict(id)),
-            None => {}
-        }
-        let available = self.level(sku).available();
-        if available < units {
-            return Err(BinError::InsufficientStock { sku: sku.clone(), available, requested: units });
-        }
-        self.level_mut(sku)?.reserved += units;
-        self.holds.insert(id, Hold::Reserved { sku: sku.clone(), units });
-        self.debug_check();
-        Ok(true)
+        let change = self.reserve_change(id, sku, units)?;
+        Ok(self.apply_if(change))
     }
 
     /// [`Self::release`] in place.
     pub fn release_in_place(&mut self, id: ReservationId) -> bool {
-        let Some(Hold::Reserved { sku, units }) = self.holds.get(&id).cloned() else { return false };
-        self.holds.remove(&id);
-        if let Some(level) = self.levels.get_mut(&sku) {
-            level.reserved -= units;
-        }
-        self.debug_check();
-        true
+        let change = self.release_change(id);
+        self.apply_if(change)
     }
 
     /// [`Self::expire`] in place.
     pub fn expire_in_place(&mut self, id: ReservationId) -> bool {
-        let released = self.release_in_place(id);
-        if released {
-            self.expired += 1;
-        }
-        released
+        let change = self.expire_change(id);
+        self.apply_if(change)
     }
 
     /// [`Self::pick`] in place.
@@ -309,54 +416,20 @@ impl Bin {
     /// # Errors
     /// As [`Self::pick`]; the bin is then unchanged.
     pub fn pick_in_place(&mut self, id: ReservationId, picked: u32) -> Result<bool, BinError> {
-        let Some(Hold::Reserved { sku, units }) = self.holds.get(&id).cloned() else {
-            return Ok(false);
-        };
-        if picked > units {
-            return Err(BinError::OverPick { reserved: units, picked });
-        }
-        let level = self.level_mut(&sku)?;
-        level.reserved -= units;
-        let missing = units - picked;
-        level.on_hand -= missing;
-        level.adjusted_out += i64::from(missing);
-        level.picked += picked;
-        if picked == 0 {
-            self.holds.remove(&id);
-        } else {
-            self.holds.insert(id, Hold::Picked { sku, units: picked });
-        }
-        self.debug_check();
-        Ok(true)
+        let change = self.pick_change(id, picked)?;
+        Ok(self.apply_if(change))
     }
 
     /// [`Self::restock`] in place.
     pub fn restock_in_place(&mut self, id: ReservationId) -> bool {
-        match self.holds.get(&id).cloned() {
-            Some(Hold::Picked { sku, units }) => {
-                self.holds.remove(&id);
-                if let Some(level) = self.levels.get_mut(&sku) {
-                    level.picked -= units;
-                }
-                self.debug_check();
-                true
-            }
-            Some(Hold::Reserved { .. }) => self.release_in_place(id),
-            None => false,
-        }
+        let change = self.restock_change(id);
+        self.apply_if(change)
     }
 
     /// [`Self::ship`] in place.
     pub fn ship_in_place(&mut self, id: ReservationId) -> bool {
-        let Some(Hold::Picked { sku, units }) = self.holds.get(&id).cloned() else { return false };
-        self.holds.remove(&id);
-        if let Some(level) = self.levels.get_mut(&sku) {
-            level.picked -= units;
-            level.on_hand -= units;
-            level.shipped += u64::from(units);
-        }
-        self.debug_check();
-        true
+        let change = self.ship_change(id);
+        self.apply_if(change)
     }
 
     fn debug_check(&self) {
@@ -401,16 +474,7 @@ impl Bin {
     /// # Errors
     /// [`BinError::Invariant`] naming the broken rule.
     pub fn check_levels(&self) -> Result<(), BinError> {
-        for level in self.levels.values() {
-            if u64::from(level.reserved) + u64::from(level.picked) > u64::from(level.on_hand) {
-                return Err(BinError::Invariant("reserved + picked <= on_hand"));
-            }
-            let accounted = i128::from(level.on_hand) + i128::from(level.shipped) + i128::from(level.adjusted_out);
-            if accounted != i128::from(level.received) {
-                return Err(BinError::Invariant("received = on_hand + shipped + adjusted_out"));
-            }
-        }
-        Ok(())
+        self.levels.values().try_for_each(Level::check)
     }
 }
 

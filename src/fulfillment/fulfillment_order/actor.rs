@@ -18,8 +18,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::state::{
     Action, FulfillmentOrder, FulfillmentOrderError, FulfillmentStatus, NewFulfillmentOrder, Transition,
 };
-use crate::actors::persist::{Change, Staged, Unwritten};
-use crate::actors::{backoff, idle_check_interval, ChildSpec, Children, Live};
+use crate::actors::{aggregate, backoff, idle_check_interval, Answer, ChildSpec, Children, Live};
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{
     Channel, EventEnvelope, EventLine, FulfillmentOrderId, IntegrationEvent, OrderId, Quantity, SkuUnits,
@@ -28,27 +27,12 @@ use crate::fulfillment::bin::BinError;
 use crate::fulfillment::shipment::state::{NewShipment, ShipmentStage};
 use crate::fulfillment::warehouse::{allocate, demand, BinStock};
 use crate::fulfillment::Deps;
-use crate::persistence::{codec, StoreError, Urgency, WriteOp};
+use crate::persistence::{StoreError, Urgency, WriteOp};
 
-/// Record kind of fulfillment order snapshots.
-pub const FULFILLMENT_ORDER_KIND: &str = "fulfillment_order";
-const FULFILLMENT_ORDER_VERSION: u8 = 1;
 /// Plans tried before an order is rejected because others keep taking the
 /// stock first. The first may plan without asking the bins (see
 /// `reserve_stock`); a bin short of it then costs one of these attempts.
 pub const ALLOCATION_ATTEMPTS_MAX: u32 = 4;
-
-/// Decodes and checks a fulfillment order snapshot.
-///
-/// # Errors
-/// [`StoreError::Corrupt`].
-pub fn decode(id: &str, bytes: &[u8]) -> Result<FulfillmentOrder, StoreError> {
-    let order: FulfillmentOrder = codec::decode(FULFILLMENT_ORDER_VERSION, &format!("fulfillment order {id}"), bytes)?;
-    order
-        .check_invariants()
-        .map_err(|err| StoreError::Corrupt { what: format!("fulfillment order {id}"), detail: err.to_string() })?;
-    Ok(order)
-}
 
 /// Messages to a fulfillment order.
 #[derive(Debug)]
@@ -105,7 +89,7 @@ impl ChildSpec for FulfillmentOrderSpec {
     type Id = FulfillmentOrderId;
     type Actor = FulfillmentOrderActor;
     type Args = Option<FulfillmentOrder>;
-    const KIND: &'static str = FULFILLMENT_ORDER_KIND;
+    const KIND: &'static str = super::snapshot::KIND;
 
     fn children(&self) -> &Children<Self> {
         &self.deps.live_orders
@@ -116,7 +100,7 @@ impl ChildSpec for FulfillmentOrderSpec {
     }
 
     fn load(&self, id: &FulfillmentOrderId) -> Result<Option<Option<FulfillmentOrder>>, StoreError> {
-        Ok(crate::actors::supervisor::read_snapshot(&self.deps.store, FULFILLMENT_ORDER_KIND, id, decode)?.map(Some))
+        Ok(aggregate::load(&self.deps.store, id)?.map(Some))
     }
 
     fn vacant(&self, _id: &FulfillmentOrderId) -> Option<FulfillmentOrder> {
@@ -135,115 +119,25 @@ impl ChildSpec for FulfillmentOrderSpec {
 type State = Live<FulfillmentOrder>;
 
 impl FulfillmentOrderActor {
-    /// Records a transition for the handler's next flush (see
-    /// [`Self::save_with`]). Not async: without a further write it always
-    /// joins what is unwritten, so it never waits (and no handler's future
-    /// carries a copy of the transition across an await).
+    /// Decides a transition: the handler persists it, with the decisions
+    /// around it, before it asks another actor to act ([`Self::flush`]) and
+    /// before it answers ([`Live::land`]). An event it applied is recorded
+    /// in the order itself (`FulfillmentOrder::has_applied`).
     fn save(&self, state: &mut State, transition: Transition) -> Result<(), ActorProcessingErr> {
-        self.record(state, transition, None)
+        state.decide(transition)
     }
 
-    /// Checks and swaps in a transition, keeping what it decided (events,
-    /// steps, `extra`) for the handler's next flush. An event it applied is
-    /// recorded in the order itself (`FulfillmentOrder::has_applied`).
-    async fn save_with(
-        &self,
-        state: &mut State,
-        transition: Transition,
-        extra: Option<WriteOp>,
-    ) -> Result<(), ActorProcessingErr> {
-        if state.unwritten.as_ref().is_some_and(|u| !u.can_take(extra.as_ref())) {
-            self.flush(state).await?;
-        }
-        self.record(state, transition, extra)
-    }
-
-    /// [`Self::save_with`] once what is unwritten can take `extra`.
-    fn record(
-        &self,
-        state: &mut State,
-        transition: Transition,
-        extra: Option<WriteOp>,
-    ) -> Result<(), ActorProcessingErr> {
-        let Transition { next, events, steps } = transition;
-        next.check_invariants()?;
-        debug_assert!(state.unwritten.as_ref().is_none_or(|u| u.can_take(extra.as_ref())));
-        // Kept in memory until the order asks another actor to act
-        // ([`Self::flush`]) or answers ([`Self::land`]): one handler's
-        // decisions make one batch, and its events leave once it is durable.
-        let was_finished = state.aggregate.as_ref().map(FulfillmentOrder::is_finished);
-        state.unwritten.get_or_insert_with(|| Box::new(Unwritten::new(was_finished))).take(events, steps, extra);
-        state.aggregate = Some(next);
-        Ok(())
-    }
-
-    /// Hands what was decided so far to the writer, queued lazily, not
-    /// awaited: a bin or shipment asked next queues its own write behind it
-    /// (the plan before the holds), and the handler lands them all, with an
-    /// urgent write if anyone waits, before it answers or returns.
+    /// Persists what was decided so far, queued lazily, not awaited: a bin
+    /// or shipment asked next queues its own write behind it (the plan
+    /// before the holds), and the handler lands them all, with an urgent
+    /// write if anyone waits, before it answers or returns.
     async fn flush(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
-        self.queue(state, Urgency::Lazy).await
+        Ok(state.persist(&self.deps.journal, Urgency::Lazy).await?)
     }
 
-    /// Queues what was decided so far, as `urgency` says.
-    async fn queue(&self, state: &mut State, urgency: Urgency) -> Result<(), ActorProcessingErr> {
-        let Some(unwritten) = state.unwritten.take() else { return Ok(()) };
-        let Unwritten { was_finished, events, steps, extra } = *unwritten;
-        let next = self.current(state)?;
-        let change = Change {
-            kind: FULFILLMENT_ORDER_KIND,
-            id: next.id().to_string(),
-            snapshot: codec::encode(FULFILLMENT_ORDER_VERSION, next)?,
-            finished: Some(next.is_finished()),
-            was_finished,
-            order: next.order_id(),
-            events,
-            steps,
-            extra,
-        };
-        state.staged.push(change.stage(&self.deps.store, urgency).await?);
-        Ok(())
-    }
-
-    /// Waits until every change decided so far is durable, then lets their
-    /// events leave: what a handler does before it answers anyone.
-    ///
-    /// The handler's writes so far were queued lazily; they commit at once
-    /// (with the last of them, or a barrier) when anyone may wait on them:
-    /// a person (`urgency` is then [`Urgency::Now`]), or the receivers of
-    /// an event they let leave.
+    /// Lands every change of the handler (see [`Live::land`]).
     async fn land(&self, state: &mut State, urgency: Urgency) -> Result<(), ActorProcessingErr> {
-        self.send_off(state, urgency).await?;
-        self.wait_landed(state).await
-    }
-
-    /// The first half of [`Self::land`]: queues what is left to write, at
-    /// once when anyone may wait on the changes.
-    async fn send_off(&self, state: &mut State, urgency: Urgency) -> Result<(), ActorProcessingErr> {
-        let wanted = urgency == Urgency::Now
-            || state.unwritten.as_ref().is_some_and(|u| u.needs_now())
-            || state.staged.iter().any(Staged::needs_now);
-        let urgency = if wanted { Urgency::Now } else { Urgency::Lazy };
-        if state.unwritten.is_some() {
-            self.queue(state, urgency).await?;
-        } else if wanted && state.staged.last().is_some_and(|s| s.urgency() == Urgency::Lazy) {
-            // Nothing left to write: an empty urgent batch carries the lazy ones.
-            self.deps.store.settled().await?;
-        }
-        Ok(())
-    }
-
-    /// The second half of [`Self::land`]: waits for the queued changes to be
-    /// durable, then lets their events leave.
-    async fn wait_landed(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
-        for staged in std::mem::take(&mut state.staged) {
-            staged.land(&self.deps.dispatcher, &self.deps.watch).await?;
-        }
-        Ok(())
-    }
-
-    fn current<'a>(&self, state: &'a State) -> Result<&'a FulfillmentOrder, ActorProcessingErr> {
-        state.aggregate.as_ref().ok_or_else(|| "fulfillment order actor without an order".into())
+        Ok(state.land(&self.deps.journal, urgency).await?)
     }
 
     /// Plans and reserves stock until every line is held or the order is rejected.
@@ -255,7 +149,7 @@ impl FulfillmentOrderActor {
     async fn reserve_stock(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
         let bins = self.deps.bin_handle();
         for attempt in 0..ALLOCATION_ATTEMPTS_MAX {
-            let order = self.current(state)?;
+            let order = state.get()?;
             if order.status() != FulfillmentStatus::Received {
                 return Ok(());
             }
@@ -284,7 +178,7 @@ impl FulfillmentOrderActor {
                 }
             }
             let now = self.deps.clock.now();
-            let order = self.current(state)?;
+            let order = state.get()?;
             let plan = match allocate(&lines, &self.deps.directory.ranked(), &stock, |n| order.next_reservation_id(n)) {
                 Ok(plan) => plan,
                 Err(missing) => return self.reject(state, missing),
@@ -292,7 +186,7 @@ impl FulfillmentOrderActor {
             let transition = order.planned(plan, now)?;
             self.save(state, transition)?;
             self.flush(state).await?; // the plan before the holds
-            let plan = self.current(state)?.plan().to_vec();
+            let plan = state.get()?.plan().to_vec();
             let mut short = None;
             for item in &plan {
                 match bins.reserve(&item.bin, item.reservation, &item.sku, item.units).await? {
@@ -308,7 +202,7 @@ impl FulfillmentOrderActor {
                 None => {
                     let now = self.deps.clock.now();
                     let expires_at = now.plus(self.deps.config.reservation_ttl);
-                    let transition = self.current(state)?.reserved(expires_at, now)?;
+                    let transition = state.get()?.reserved(expires_at, now)?;
                     self.save(state, transition)?;
                     return Ok(());
                 }
@@ -321,14 +215,14 @@ impl FulfillmentOrderActor {
 
     fn reject(&self, state: &mut State, missing: Vec<SkuUnits>) -> Result<(), ActorProcessingErr> {
         let now = self.deps.clock.now();
-        let transition = self.current(state)?.rejected(missing, now)?;
+        let transition = state.get()?.rejected(missing, now)?;
         self.save(state, transition)
     }
 
     /// Finds the units of short picks elsewhere: plans them (persisted before
     /// any bin is asked), then reserves each new item; what cannot be held ships short.
     async fn reallocate(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
-        let order = self.current(state)?.clone();
+        let order = state.get()?.clone();
         if !order.unplaced().is_empty() {
             let bins = self.deps.bin_handle();
             let mut stock = Vec::new();
@@ -349,7 +243,7 @@ impl FulfillmentOrderActor {
             let transition = order.reallocated(items, self.deps.clock.now())?;
             self.save(state, transition)?;
         }
-        let order = self.current(state)?.clone();
+        let order = state.get()?.clone();
         for task in order.tasks().iter().filter(|t| !t.held) {
             let Some(item) = order.plan().get(usize::from(task.index)) else { continue };
             self.flush(state).await?;
@@ -358,7 +252,7 @@ impl FulfillmentOrderActor {
                 Err(BinError::InsufficientStock { .. }) => false,
                 Err(err) => return Err(err.into()),
             };
-            let transition = self.current(state)?.hold_result(task.index, held, self.deps.clock.now())?;
+            let transition = state.get()?.hold_result(task.index, held, self.deps.clock.now())?;
             self.save(state, transition)?;
         }
         Ok(())
@@ -370,10 +264,10 @@ impl FulfillmentOrderActor {
         myself: &ActorRef<FulfillmentOrderMsg>,
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
-        if self.current(state)?.pending().is_empty() {
+        if state.get()?.pending().is_empty() {
             return Ok(());
         }
-        let current = self.current(state)?;
+        let current = state.get()?;
         let (id, order_id, pending) = (current.id(), current.order_id(), current.pending().to_vec());
         self.flush(state).await?; // what is owed, before it is done
         let mut done = 0;
@@ -389,7 +283,7 @@ impl FulfillmentOrderActor {
         }
         if done > 0 {
             state.attempts = 0;
-            let next = self.current(state)?.actions_done(done, self.deps.clock.now());
+            let next = state.get()?.actions_done(done, self.deps.clock.now());
             self.save(state, Transition { next, events: vec![], steps: vec![] })?;
         }
         Ok(())
@@ -436,14 +330,14 @@ impl FulfillmentOrderActor {
         myself: &ActorRef<FulfillmentOrderMsg>,
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
-        if state.aggregate.as_ref().is_some_and(|o| o.status() == FulfillmentStatus::Received) {
+        if state.current().is_some_and(|o| o.status() == FulfillmentStatus::Received) {
             self.reserve_stock(state).await?;
         }
         self.run_pending(myself, state).await?;
-        if state.aggregate.as_ref().is_some_and(|o| o.status() == FulfillmentStatus::Picking) {
+        if state.current().is_some_and(|o| o.status() == FulfillmentStatus::Picking) {
             self.reallocate(state).await?;
         }
-        let Some((status, expires_at)) = state.aggregate.as_ref().map(|o| (o.status(), o.expires_at())) else {
+        let Some((status, expires_at)) = state.current().map(|o| (o.status(), o.expires_at())) else {
             return Ok(());
         };
         if !matches!(status, FulfillmentStatus::Reserved) {
@@ -480,7 +374,7 @@ impl FulfillmentOrderActor {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         let now = self.deps.clock.now();
-        let transition = self.current(state)?.pick_all_and_pack(self.deps.config.short_pick, now)?;
+        let transition = state.get()?.pick_all_and_pack(self.deps.config.short_pick, now)?;
         self.save(state, transition)?;
         self.run_pending(myself, state).await
     }
@@ -544,7 +438,7 @@ impl FulfillmentOrderActor {
         let now = self.deps.clock.now();
         match message {
             FulfillmentOrderMsg::Deliver(envelope, reply) => {
-                match state.aggregate.as_ref() {
+                match state.current() {
                     Some(order) if order.has_applied(envelope.event_id) => {
                         let _ = reply.send(Ok(Delivery::Duplicate));
                         return Ok(());
@@ -584,24 +478,24 @@ impl FulfillmentOrderActor {
                 let _ = reply.send(Ok(Delivery::Applied));
             }
             FulfillmentOrderMsg::Create(new, record, reply) => {
-                if let Some(order) = state.aggregate.clone() {
+                if let Some(order) = state.current().cloned() {
                     let _ = reply.send(Ok(order));
                     return Ok(());
                 }
                 let transition = FulfillmentOrder::receive(new, None, now);
-                self.save_with(state, transition, record).await?;
+                state.decide_with(&self.deps.journal, transition, record).await?;
                 self.follow_up(myself, state).await?;
                 self.land(state, urgency).await?;
-                let _ = reply.send(Ok(self.current(state)?.clone()));
+                let _ = reply.send(Ok(state.get()?.clone()));
             }
             FulfillmentOrderMsg::ConfirmPick { index, picked, reply } => {
-                match self.current(state)?.confirm_pick(index, picked, self.deps.config.short_pick, now) {
+                match state.get()?.confirm_pick(index, picked, self.deps.config.short_pick, now) {
                     Ok(transition) => {
                         self.save(state, transition)?;
                         self.run_pending(myself, state).await?;
                         self.reallocate(state).await?;
                         self.land(state, urgency).await?;
-                        let _ = reply.send(Ok(self.current(state)?.clone()));
+                        let _ = reply.send(Ok(state.get()?.clone()));
                     }
                     Err(err) => {
                         let _ = reply.send(Err(err));
@@ -609,13 +503,13 @@ impl FulfillmentOrderActor {
                 }
             }
             FulfillmentOrderMsg::Pack(reply) => {
-                match self.current(state)?.pack(now) {
+                match state.get()?.pack(now) {
                     Ok(transition) => {
                         self.save(state, transition)?;
                         // The shipments exist by the time the packer hears back.
                         self.run_pending(myself, state).await?;
                         self.land(state, urgency).await?;
-                        let _ = reply.send(Ok(self.current(state)?.clone()));
+                        let _ = reply.send(Ok(state.get()?.clone()));
                     }
                     Err(err) => {
                         let _ = reply.send(Err(err));
@@ -623,7 +517,7 @@ impl FulfillmentOrderActor {
                 }
             }
             FulfillmentOrderMsg::ShipmentUpdate { shipment, stage, tracking_number, reply } => {
-                let current = self.current(state)?;
+                let current = state.get()?;
                 let decided = current.shipment_update(shipment, stage, tracking_number, now).map(|transition| {
                     let changed = transition.next != *current;
                     (transition, changed)
@@ -637,9 +531,9 @@ impl FulfillmentOrderActor {
                         // of its own to this store, queued behind this one (see
                         // `Store::enqueue`): it hears back once the change is
                         // queued; the events leave once it is durable.
-                        self.send_off(state, urgency).await?;
+                        state.ready_to_answer(&self.deps.journal, Answer::AfterQueued, urgency).await?;
                         let _ = reply.send(Ok(()));
-                        self.wait_landed(state).await?;
+                        state.wait_landed(&self.deps.journal).await?;
                         self.run_pending(myself, state).await?;
                     }
                     Err(err) => {
@@ -648,10 +542,10 @@ impl FulfillmentOrderActor {
                 }
             }
             FulfillmentOrderMsg::Get(reply) => {
-                let _ = reply.send(state.aggregate.clone());
+                let _ = reply.send(state.current().cloned());
             }
             FulfillmentOrderMsg::Expire => {
-                let Some(order) = state.aggregate.clone() else { return Ok(()) };
+                let Some(order) = state.current().cloned() else { return Ok(()) };
                 match order.expire(now) {
                     Ok(transition) => {
                         self.save(state, transition)?;
@@ -668,16 +562,16 @@ impl FulfillmentOrderActor {
                 }
             }
             FulfillmentOrderMsg::Resume => {
-                if state.aggregate.is_some() {
+                if state.current().is_some() {
                     self.follow_up(myself, state).await?;
                 }
             }
             FulfillmentOrderMsg::Idle => {
-                let busy = state.aggregate.as_ref().is_some_and(|o| {
+                let busy = state.current().is_some_and(|o| {
                     !o.pending().is_empty()
                         || matches!(o.status(), FulfillmentStatus::Received | FulfillmentStatus::Reserved)
                 });
-                if state.aggregate.is_none() || (!busy && state.idle_for(self.deps.config.idle_after)) {
+                if state.current().is_none() || (!busy && state.idle_for(self.deps.config.idle_after)) {
                     myself.stop(Some("passivated".to_owned()));
                 }
             }

@@ -247,16 +247,8 @@ pub enum FulfillmentOrderError {
     Invariant(&'static str),
 }
 
-/// The result of a decision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
-    /// The fulfillment order after the decision.
-    pub next: FulfillmentOrder,
-    /// Events to write to the outbox with `next`.
-    pub events: Vec<EventEnvelope>,
-    /// Steps to append to the saga log.
-    pub steps: Vec<SagaStep>,
-}
+/// The result of a decision about a fulfillment order.
+pub type Transition = crate::actors::aggregate::Transition<FulfillmentOrder>;
 
 fn add_units(list: &mut Vec<SkuUnits>, sku: &crate::events::Sku, units: u32) {
     match list.iter_mut().find(|entry| &entry.sku == sku) {

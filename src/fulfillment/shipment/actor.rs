@@ -14,23 +14,10 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::state::{NewShipment, Shipment, ShipmentError, ShipmentStage};
-use crate::actors::persist::{Change, Staged};
-use crate::actors::{backoff, idle_check_interval, ChildSpec, Children, Live};
+use crate::actors::{aggregate, backoff, idle_check_interval, Answer, ChildSpec, Children, Live, Transition};
 use crate::events::{SagaStep, ShipmentId};
 use crate::fulfillment::{Deps, FulfillmentError};
-use crate::persistence::{codec, StoreError, Urgency};
-
-/// Record kind of shipment snapshots.
-pub const SHIPMENT_KIND: &str = "shipment";
-const SHIPMENT_VERSION: u8 = 1;
-
-/// Decodes a shipment snapshot.
-///
-/// # Errors
-/// [`StoreError::Corrupt`].
-pub fn decode(id: &str, bytes: &[u8]) -> Result<Shipment, StoreError> {
-    codec::decode(SHIPMENT_VERSION, &format!("shipment {id}"), bytes)
-}
+use crate::persistence::{StoreError, Urgency};
 
 /// Messages to a shipment.
 #[derive(Debug)]
@@ -88,7 +75,7 @@ impl ChildSpec for ShipmentSpec {
     type Id = ShipmentId;
     type Actor = ShipmentActor;
     type Args = Option<Shipment>;
-    const KIND: &'static str = SHIPMENT_KIND;
+    const KIND: &'static str = super::snapshot::KIND;
 
     fn children(&self) -> &Children<Self> {
         &self.deps.live_shipments
@@ -99,7 +86,7 @@ impl ChildSpec for ShipmentSpec {
     }
 
     fn load(&self, id: &ShipmentId) -> Result<Option<Option<Shipment>>, StoreError> {
-        Ok(crate::actors::supervisor::read_snapshot(&self.deps.store, SHIPMENT_KIND, id, decode)?.map(Some))
+        Ok(aggregate::load(&self.deps.store, id)?.map(Some))
     }
 
     fn vacant(&self, _id: &ShipmentId) -> Option<Shipment> {
@@ -118,37 +105,23 @@ impl ChildSpec for ShipmentSpec {
 type State = Live<Shipment>;
 
 impl ShipmentActor {
-    async fn save(&self, state: &mut State, next: Shipment, urgency: Urgency) -> Result<(), ActorProcessingErr> {
-        self.stage(state, next, Vec::new(), urgency).await?.land(&self.deps.dispatcher, &self.deps.watch).await?;
-        Ok(())
-    }
-
-    /// Queues the write of `next` with `steps`, its saga steps, and swaps it
-    /// in; it is durable, and its steps published, once the returned
-    /// [`Staged`] lands. The shipment's own progress (created, labelled,
-    /// each carrier stage) is [`Urgency::Lazy`]: the fulfillment order's
-    /// write that tells anyone of it is urgent, and carries it.
-    async fn stage(
+    /// Decides, persists and swaps in `next` with `steps`, its saga steps,
+    /// and waits until it is durable, as `answer` says: after queued, the
+    /// handler lands it later ([`Live::land`]). The shipment's own progress
+    /// (created, labelled, each carrier stage) is [`Urgency::Lazy`] unless a
+    /// carrier waits: the fulfillment order's write that tells anyone of it
+    /// is urgent, and carries it.
+    async fn save(
         &self,
         state: &mut State,
         next: Shipment,
         steps: Vec<SagaStep>,
+        answer: Answer,
         urgency: Urgency,
-    ) -> Result<Staged, ActorProcessingErr> {
-        let change = Change {
-            kind: SHIPMENT_KIND,
-            id: next.id().to_string(),
-            snapshot: codec::encode(SHIPMENT_VERSION, &next)?,
-            finished: Some(next.is_finished()),
-            was_finished: state.aggregate.as_ref().map(Shipment::is_finished),
-            order: next.order_id(),
-            events: Vec::new(),
-            steps,
-            extra: None,
-        };
-        let staged = change.stage(&self.deps.store, urgency).await?;
-        state.aggregate = Some(next);
-        Ok(staged)
+    ) -> Result<(), ActorProcessingErr> {
+        state.decide(Transition { next, events: Vec::new(), steps })?;
+        state.ready_to_answer(&self.deps.journal, answer, urgency).await?;
+        Ok(())
     }
 
     /// Asks the fulfillment order to agree to `stage`, from a task.
@@ -197,7 +170,7 @@ impl ShipmentActor {
         detail: String,
         urgency: Urgency,
     ) -> Result<Result<bool, ShipmentError>, ActorProcessingErr> {
-        let Some(shipment) = state.aggregate.as_ref() else { return Err("shipment actor without a shipment".into()) };
+        let shipment = state.get()?;
         if !stage.concerns_order(shipment.stage()) {
             return self.record_alone(state, stage, &detail, None, urgency).await;
         }
@@ -222,19 +195,19 @@ impl ShipmentActor {
         tracking_number: Option<String>,
         urgency: Urgency,
     ) -> Result<Result<bool, ShipmentError>, ActorProcessingErr> {
-        let Some(shipment) = state.aggregate.as_ref() else { return Err("shipment actor without a shipment".into()) };
+        let shipment = state.get()?;
         let (next, step) = match shipment.advance_alone(stage, detail, tracking_number, self.deps.clock.now()) {
             Ok(Some(change)) => change,
             Ok(None) => return Ok(Ok(false)),
             Err(err) => return Ok(Err(err)),
         };
-        self.stage(state, next, vec![step], urgency).await?.land(&self.deps.dispatcher, &self.deps.watch).await?;
+        self.save(state, next, vec![step], Answer::AfterDurable, urgency).await?;
         Ok(Ok(true))
     }
 
     /// What happens next on its own: the label, and on autopilot the simulated carrier.
     async fn follow_up(&self, myself: &ActorRef<ShipmentMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
-        let Some(shipment) = state.aggregate.as_ref() else { return Ok(()) };
+        let Some(shipment) = state.current() else { return Ok(()) };
         if state.in_flight {
             return Ok(());
         }
@@ -258,7 +231,7 @@ impl ShipmentActor {
                 }
             }
         }
-        let Some(stage) = state.aggregate.as_ref().map(Shipment::stage) else { return Ok(()) };
+        let Some(stage) = state.current().map(Shipment::stage) else { return Ok(()) };
         if self.deps.config.carrier_on_autopilot() {
             if let Some((stage, detail)) = self.deps.carrier.next_tracking_event(stage) {
                 let delay = self.deps.config.carrier_step_delay;
@@ -300,23 +273,23 @@ impl Actor for ShipmentActor {
             let now = self.deps.clock.now();
             match message {
                 ShipmentMsg::Create(new, reply) => {
-                    if let Some(existing) = state.aggregate.clone() {
+                    if let Some(existing) = state.current().cloned() {
                         let _ = reply.send(existing);
                         return Ok(());
                     }
                     let shipment = Shipment::create(new, now);
-                    // The fulfillment order asking acts on the answer only through a
-                    // write of its own, queued after this one (see `Store::enqueue`):
-                    // it hears back at once, and the label waits until this is durable.
-                    let staged = self.stage(state, shipment.clone(), Vec::new(), Urgency::Lazy).await?;
+                    // Answered after queued: the fulfillment order asking acts on
+                    // the answer only through a write of its own, queued after
+                    // this one. The label waits until this is durable.
+                    self.save(state, shipment.clone(), Vec::new(), Answer::AfterQueued, Urgency::Lazy).await?;
                     let _ = reply.send(shipment);
-                    staged.land(&self.deps.dispatcher, &self.deps.watch).await?;
+                    state.land(&self.deps.journal, Urgency::Lazy).await?;
                     self.follow_up(&myself, state).await?;
                 }
                 ShipmentMsg::Track { stage, detail, reply } => {
                     // The carrier waits for the answer: a stage recorded alone commits at once.
                     let answer = self.track(&myself, state, stage, detail, Urgency::Now).await?;
-                    let current = state.aggregate.clone().ok_or("shipment actor without a shipment")?;
+                    let current = state.get()?.clone();
                     let recorded = answer == Ok(true);
                     let _ = reply.send(answer.map(|_| current));
                     if recorded {
@@ -332,15 +305,15 @@ impl Actor for ShipmentActor {
                 }
                 ShipmentMsg::Confirmed { stage, detail, tracking_number } => {
                     state.in_flight = false;
-                    let Some(shipment) = state.aggregate.as_ref() else { return Ok(()) };
+                    let Some(shipment) = state.current() else { return Ok(()) };
                     match shipment.advance(stage, &detail, tracking_number, now) {
                         Ok(next) => {
                             if next != *shipment {
                                 // The fulfillment order's write of this stage came
                                 // first; this one repeats it in the shipment's own
                                 // row, and the next stage's writes queue behind it.
-                                // Nothing waits for it but passivation.
-                                state.unlanded = Some(self.stage(state, next, Vec::new(), Urgency::Lazy).await?);
+                                // Nothing waits for it but the next landing or passivation.
+                                self.save(state, next, Vec::new(), Answer::AfterQueued, Urgency::Lazy).await?;
                             }
                         }
                         Err(err) => tracing::warn!(shipment = %shipment.id(), cause = %err, "stage no longer applies"),
@@ -348,13 +321,11 @@ impl Actor for ShipmentActor {
                     self.follow_up(&myself, state).await?;
                 }
                 ShipmentMsg::Cancel(reply) => {
-                    let Some(shipment) = state.aggregate.clone() else {
-                        return Err("shipment actor without a shipment".into());
-                    };
+                    let shipment = state.get()?.clone();
                     match shipment.advance(ShipmentStage::Cancelled, "order cancelled", None, now) {
                         Ok(next) => {
                             if next != shipment {
-                                self.save(state, next.clone(), Urgency::Now).await?;
+                                self.save(state, next.clone(), Vec::new(), Answer::AfterDurable, Urgency::Now).await?;
                             }
                             let _ = reply.send(Ok(next));
                         }
@@ -364,7 +335,7 @@ impl Actor for ShipmentActor {
                     }
                 }
                 ShipmentMsg::Get(reply) => {
-                    let _ = reply.send(state.aggregate.clone());
+                    let _ = reply.send(state.current().cloned());
                 }
                 ShipmentMsg::Resume => {
                     state.in_flight = false;
@@ -373,11 +344,10 @@ impl Actor for ShipmentActor {
                 ShipmentMsg::Idle => {
                     let waiting = state.in_flight
                         || (self.deps.config.carrier_on_autopilot()
-                            && state.aggregate.as_ref().is_some_and(|s| !s.is_finished()));
-                    if state.aggregate.is_none() || (!waiting && state.idle_for(self.deps.config.idle_after)) {
-                        if let Some(write) = state.unlanded.take() {
-                            write.land(&self.deps.dispatcher, &self.deps.watch).await?;
-                        }
+                            && state.current().is_some_and(|s| !s.is_finished()));
+                    if state.current().is_none() || (!waiting && state.idle_for(self.deps.config.idle_after)) {
+                        // Its successor must not load an older snapshot than a write still queued.
+                        state.land(&self.deps.journal, Urgency::Lazy).await?;
                         myself.stop(Some("passivated".to_owned()));
                     }
                 }

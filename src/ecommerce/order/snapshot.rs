@@ -1,0 +1,54 @@
+//! How an order is stored: one snapshot row, a version byte then postcard.
+//! Used by the order actor, the engine's views and audit, and `inspect`.
+
+use super::state::Order;
+use crate::actors::Aggregate;
+use crate::events::OrderId;
+use crate::persistence::{codec, StoreError, WriteOp};
+
+/// Record kind of order snapshots.
+pub const KIND: &str = "order";
+/// Version byte of an order's snapshot row.
+pub const VERSION: u8 = 1;
+
+/// Decodes and checks an order snapshot.
+///
+/// # Errors
+/// [`StoreError::Corrupt`].
+pub fn decode(id: &str, bytes: &[u8]) -> Result<Order, StoreError> {
+    let order: Order = codec::decode(VERSION, &format!("order {id}"), bytes)?;
+    order
+        .check_invariants()
+        .map_err(|err| StoreError::Corrupt { what: format!("order {id}"), detail: err.to_string() })?;
+    Ok(order)
+}
+
+impl Aggregate for Order {
+    const KIND: &'static str = KIND;
+    const VERSION: u8 = VERSION;
+
+    fn key(&self) -> String {
+        self.id().to_string()
+    }
+
+    fn encode(&self, rows: &mut Vec<WriteOp>) -> Result<(), StoreError> {
+        rows.push(WriteOp::PutSnapshot { kind: KIND, id: self.key(), bytes: codec::encode(VERSION, self)? });
+        Ok(())
+    }
+
+    fn decode(key: &str, bytes: &[u8]) -> Result<Self, StoreError> {
+        decode(key, bytes)
+    }
+
+    fn check_invariants(&self) -> Result<(), String> {
+        Order::check_invariants(self).map_err(|err| err.to_string())
+    }
+
+    fn is_finished(&self) -> bool {
+        Order::is_finished(self)
+    }
+
+    fn order_id(&self) -> Option<OrderId> {
+        Some(self.id())
+    }
+}

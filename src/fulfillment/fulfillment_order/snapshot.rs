@@ -1,0 +1,53 @@
+//! How a fulfillment order is stored: one snapshot row, a version byte then
+//! postcard. Used by the fulfillment order actor, the engine's views and `inspect`.
+
+use super::state::FulfillmentOrder;
+use crate::actors::Aggregate;
+use crate::events::OrderId;
+use crate::persistence::{codec, StoreError, WriteOp};
+
+/// Record kind of fulfillment order snapshots.
+pub const KIND: &str = "fulfillment_order";
+/// Version byte of a fulfillment order's snapshot row.
+pub const VERSION: u8 = 1;
+
+/// Decodes and checks a fulfillment order snapshot.
+///
+/// # Errors
+/// [`StoreError::Corrupt`].
+pub fn decode(id: &str, bytes: &[u8]) -> Result<FulfillmentOrder, StoreError> {
+    let what = format!("fulfillment order {id}");
+    let order: FulfillmentOrder = codec::decode(VERSION, &what, bytes)?;
+    order.check_invariants().map_err(|err| StoreError::Corrupt { what, detail: err.to_string() })?;
+    Ok(order)
+}
+
+impl Aggregate for FulfillmentOrder {
+    const KIND: &'static str = KIND;
+    const VERSION: u8 = VERSION;
+
+    fn key(&self) -> String {
+        self.id().to_string()
+    }
+
+    fn encode(&self, rows: &mut Vec<WriteOp>) -> Result<(), StoreError> {
+        rows.push(WriteOp::PutSnapshot { kind: KIND, id: self.key(), bytes: codec::encode(VERSION, self)? });
+        Ok(())
+    }
+
+    fn decode(key: &str, bytes: &[u8]) -> Result<Self, StoreError> {
+        decode(key, bytes)
+    }
+
+    fn check_invariants(&self) -> Result<(), String> {
+        FulfillmentOrder::check_invariants(self).map_err(|err| err.to_string())
+    }
+
+    fn is_finished(&self) -> bool {
+        FulfillmentOrder::is_finished(self)
+    }
+
+    fn order_id(&self) -> Option<OrderId> {
+        Some(FulfillmentOrder::order_id(self))
+    }
+}
