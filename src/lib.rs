@@ -12,12 +12,14 @@
 //! # Layout
 //! - [`events`]: ids, values, integration events, the bus traits.
 //! - [`persistence`]: the redb store, its group-commit writer (the only module naming redb).
-//! - [`actors`]: supervision, typed calls, the outbox dispatcher, the clock.
+//! - [`actors`]: the aggregate runtime, supervision, typed calls, the saga log, the outbox dispatcher, the clock.
 //! - [`ecommerce`]: `order/` (state, actor, handle), catalog, payments.
 //! - [`fulfillment`]: `bin/`, `fulfillment_order/`, `shipment/`, `warehouse/`, carriers.
 //! - [`engine`]: the embedded engine joining both contexts.
 //! - [`http`]: the axum API at the edge; [`web`]: the storefront and operations console pages;
 //!   [`config`]: the `serve` configuration file; [`demo`]: the stocked demo shop.
+//! - [`client`]: an HTTP client of an Orderdock server's API; [`process`]: figures about this process.
+//! - [`load`]: the load generator behind `orderdock load` (nothing in production imports it).
 //!
 //! # Example
 //! ```no_run
@@ -32,6 +34,7 @@
 
 pub mod actors;
 pub mod broker;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod ecommerce;
@@ -42,6 +45,7 @@ pub mod http;
 pub mod load;
 pub mod node;
 pub mod persistence;
+pub mod process;
 pub mod web;
 
 pub use engine::{Adapters, Audit, Config, Engine, FulfillmentView, OrderView, StartError};

@@ -64,7 +64,7 @@ impl FulfillmentApi {
 
     /// `GET path` with the key, within `timeout`: the status and body, or why not.
     async fn get(&self, path: &str, timeout: Duration) -> Result<(u16, axum::body::Bytes), String> {
-        let mut connection = crate::load::remote::Connection::new(self.authority());
+        let mut connection = crate::client::Connection::new(self.authority());
         let call = connection.call(axum::http::Method::GET, path, &self.key, &[], None);
         match tokio::time::timeout(timeout, call).await {
             Ok(Ok((status, body))) => Ok((status.as_u16(), body)),

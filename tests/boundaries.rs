@@ -57,3 +57,24 @@ fn events_and_persistence_know_no_context() {
         assert!(bad.is_empty(), "{bad:#?}");
     }
 }
+
+#[test]
+fn production_never_imports_the_load_tool() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    let mut bad = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(env!("CARGO_MANIFEST_DIR")).expect("under the manifest").to_owned();
+        // The load tool itself, and the binary's `load` and `bench` commands.
+        if relative.starts_with("src/load") || relative == Path::new("src/main.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("utf-8 source");
+        for (n, line) in text.lines().enumerate() {
+            if (line.contains("crate::load") || line.contains("super::load")) && !line.trim_start().starts_with("//") {
+                bad.push(format!("{}:{}: {}", relative.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}

@@ -43,7 +43,7 @@ fn bin_codes_schema() -> utoipa::openapi::schema::Array {
 /// The schema of a stock adjustment: a non-zero count within a bin's capacity.
 fn delta_schema() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
-    let limit = i64::from(crate::http::inventory::RECEIPT_UNITS_MAX);
+    let limit = i64::from(crate::fulfillment::bin::RECEIPT_UNITS_MAX);
     let side = |low: i64, high: i64| {
         ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(low)).maximum(Some(high)).build()
     };

@@ -14,9 +14,7 @@ use super::idempotency::Admission;
 use super::{body, json, parse, ApiError, AppState};
 use crate::ecommerce::accounts::Role;
 use crate::events::{BinCode, BinId, Sku, WarehouseId};
-
-/// Most units one receipt may bring in.
-pub const RECEIPT_UNITS_MAX: u32 = 1_000_000;
+use crate::fulfillment::bin::RECEIPT_UNITS_MAX;
 
 /// The routes.
 pub fn router() -> Router<AppState> {

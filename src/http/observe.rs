@@ -70,7 +70,7 @@ pub async fn audit(State(state): State<AppState>, caller: Caller) -> Result<Resp
         stock_violations: audit.stock_violations,
         payment_violations: audit.payment_violations,
         outbox_pending: ecommerce + fulfillment,
-        rss_peak_bytes: crate::load::rss_peak_bytes(),
+        rss_peak_bytes: crate::process::rss_peak_bytes(),
     };
     Ok(respond(json(StatusCode::OK, &response)?))
 }

@@ -10,7 +10,7 @@ use axum::Router;
 use maud::html;
 
 use super::{page, Area};
-use crate::http::AppState;
+use crate::http::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/console", get(console))

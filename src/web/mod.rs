@@ -20,7 +20,7 @@ use axum::routing::get;
 use axum::Router;
 use maud::{html, Markup, DOCTYPE};
 
-use crate::http::AppState;
+use crate::http::state::AppState;
 
 const SITE_CSS: &str = include_str!("assets/site.css");
 const COMMON_JS: &str = include_str!("assets/common.js");

@@ -12,7 +12,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{money, page, Area};
-use crate::http::AppState;
+use crate::http::state::AppState;
 
 /// Longest search query the storefront takes, in characters.
 pub const SEARCH_QUERY_LEN_MAX: usize = 200;

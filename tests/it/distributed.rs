@@ -10,8 +10,8 @@ use std::process::{Child as ProcessChild, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
+use orderdock::client::Connection;
 use orderdock::load::bench::{spawn_server, spawn_server_on, Child};
-use orderdock::load::remote::Connection;
 use serde_json::{json, Value};
 
 use crate::helpers::TestResult;

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
+use orderdock::client::Connection;
 use orderdock::ecommerce::order::{Order, OrderStatus, PaymentStatus};
 use orderdock::ecommerce::payments::SimulatedGateway;
 use orderdock::load::bench::{spawn_server, Child};
-use orderdock::load::remote::Connection;
 use orderdock::persistence::Store;
 use serde_json::{json, Value};
 

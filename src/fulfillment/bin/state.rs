@@ -22,6 +22,9 @@ use crate::events::{BinId, ReservationId, Sku};
 pub const BIN_SKUS_MAX: usize = 1_000;
 /// Most units of one SKU in one bin.
 pub const BIN_UNITS_MAX: u32 = 1_000_000_000;
+/// Most units one receipt or adjustment may move (checked where a person's
+/// request comes in).
+pub const RECEIPT_UNITS_MAX: u32 = 1_000_000;
 
 /// Counters of one SKU in one bin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
