@@ -15,23 +15,20 @@ use orderdock::persistence::{codec, Store, WriteBatch, WriteOp};
 const NOW: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 
 fn new_order(n: u128) -> NewOrder {
-    NewOrder {
-        id: OrderId::from_raw(n),
-        customer_id: CustomerId::from_raw(1),
-        lines: vec![OrderLine {
-            sku: Sku::parse("SKU-1").unwrap(),
-            quantity: Quantity::new(1).unwrap(),
-            unit_price: Money::new(1000, Currency::EUR).unwrap(),
-        }],
-        ship_to: Address::new("Ada", "1 Main St", "London", "N1", "GB").unwrap(),
-    }
+    let line = OrderLine {
+        sku: Sku::parse("SKU-1").unwrap(),
+        quantity: Quantity::new(1).unwrap(),
+        unit_price: Money::new(1000, Currency::EUR).unwrap(),
+    };
+    let ship_to = Address::new("Ada", "1 Main St", "London", "N1", "GB").unwrap();
+    NewOrder::priced(OrderId::from_raw(n), CustomerId::from_raw(1), vec![line], ship_to).unwrap()
 }
 
 fn transitions(c: &mut Criterion) {
     let mut group = c.benchmark_group("transitions");
     group.bench_function("order_place_cancel_void", |b| {
         b.iter(|| {
-            let placed = Order::place(new_order(7), Authorization::Approved("auth".into()), NOW).unwrap().next;
+            let placed = Order::place(new_order(7), Authorization::Approved("auth".into()), NOW).next;
             let mut confirmed = placed.request_cancel(NOW).unwrap().1.next;
             confirmed = confirmed.payment_result(&PaymentOp::Void, Ok(()), NOW).next;
             std::hint::black_box(confirmed)
@@ -49,7 +46,7 @@ fn transitions(c: &mut Criterion) {
 }
 
 fn snapshots(c: &mut Criterion) {
-    let order = Order::place(new_order(7), Authorization::Approved("auth".into()), NOW).unwrap().next;
+    let order = Order::place(new_order(7), Authorization::Approved("auth".into()), NOW).next;
     let bytes = codec::encode(1, &order).unwrap();
     let mut group = c.benchmark_group("snapshot");
     group.throughput(Throughput::Bytes(bytes.len() as u64));

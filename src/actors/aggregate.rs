@@ -303,9 +303,11 @@ struct Decided<A> {
 
 /// An aggregate actor's state: the aggregate (`None` while vacant), what it
 /// decided and has not yet persisted, its changes queued and not yet known
-/// durable, and the actor's own bookkeeping. Nothing else lives here.
+/// durable, the actor's own bookkeeping, and `T`: what the actor holds for
+/// a moment and never stores (an order's placement while its payment is
+/// authorized). Nothing else lives here.
 #[derive(Debug)]
-pub struct Live<A> {
+pub struct Live<A, T = ()> {
     persisted: Option<A>,
     decided: Option<Box<Decided<A>>>,
     /// Changes queued and not yet known durable, oldest first.
@@ -320,9 +322,11 @@ pub struct Live<A> {
     /// one is armed or the actor stops: a stopped actor leaves no sleeping
     /// task behind holding its mailbox.
     timer: Option<tokio::task::AbortHandle>,
+    /// What the actor holds for a moment and never stores.
+    pub transient: T,
 }
 
-impl<A> Drop for Live<A> {
+impl<A, T> Drop for Live<A, T> {
     fn drop(&mut self) {
         if let Some(timer) = self.timer.take() {
             timer.abort();
@@ -330,10 +334,11 @@ impl<A> Drop for Live<A> {
     }
 }
 
-impl<A> Live<A> {
+impl<A, T: Default> Live<A, T> {
     /// A live actor state around `aggregate`, as loaded.
     pub fn new(aggregate: Option<A>) -> Self {
         Self {
+            transient: T::default(),
             persisted: aggregate,
             decided: None,
             queued: Vec::new(),
@@ -343,7 +348,9 @@ impl<A> Live<A> {
             timer: None,
         }
     }
+}
 
+impl<A, T> Live<A, T> {
     /// The aggregate as last decided: what the handler's next decision builds on.
     pub fn current(&self) -> Option<&A> {
         self.decided.as_ref().map(|decided| &decided.next).or(self.persisted.as_ref())
@@ -395,7 +402,7 @@ impl<A> Live<A> {
     }
 }
 
-impl<A: Aggregate> Live<A> {
+impl<A: Aggregate, T> Live<A, T> {
     /// Decide: checks `transition`'s next state and keeps it, with its
     /// events and steps, for the next [`Self::persist`].
     ///

@@ -389,13 +389,9 @@ fn placed_order() -> Order {
         quantity: Quantity::new(2).unwrap(),
         unit_price: Money::new(1000, Currency::EUR).unwrap(),
     };
-    let new = NewOrder {
-        id: OrderId::from_raw(77),
-        customer_id: CustomerId::from_raw(1),
-        lines: vec![line],
-        ship_to: Address::new("Ada", "1 Main St", "Paris", "75001", "FR").unwrap(),
-    };
-    Order::place(new, Authorization::Approved("auth".into()), NOW).unwrap().next
+    let ship_to = Address::new("Ada", "1 Main St", "Paris", "75001", "FR").unwrap();
+    let new = NewOrder::priced(OrderId::from_raw(77), CustomerId::from_raw(1), vec![line], ship_to).unwrap();
+    Order::place(new, Authorization::Approved("auth".into()), NOW).next
 }
 
 /// Runs one command sequence; returns the first broken rule.

@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::state::{Authorization, CancelOutcome, NewOrder, Order, OrderError, PaymentOp, Transition};
+use super::state::{Authorized, CancelOutcome, NewOrder, Order, OrderError, PaymentOp, Placement, Transition};
 use crate::actors::{aggregate, backoff, idle_check_interval, ChildSpec, Children, Live};
-use crate::ecommerce::payments::PaymentError;
+use crate::ecommerce::payments::{AuthorizationId, PaymentError};
 use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{EventEnvelope, OrderId};
@@ -83,6 +83,10 @@ pub enum OrderMsg {
     Cancel(RpcReplyPort<Result<(CancelOutcome, Order), OrderError>>),
     /// The order as it is.
     Get(RpcReplyPort<Option<Order>>),
+    /// Ask the gateway to authorize the placement's payment (again).
+    Authorize,
+    /// The gateway answered the placement's authorization.
+    Authorized(Result<AuthorizationId, PaymentError>),
     /// The gateway answered a payment operation.
     PaymentAnswered(PaymentOp, Result<(), PaymentError>),
     /// Carry on with whatever is owed.
@@ -134,7 +138,18 @@ impl ChildSpec for OrderSpec {
     }
 }
 
-type State = Live<Order>;
+/// An order's placement while its payment is authorized: the askers wait,
+/// and messages for the order that arrive meanwhile are handled once it is placed.
+#[derive(Debug)]
+pub struct Placing {
+    placement: Placement,
+    token: String,
+    record: Option<PlacedRecord>,
+    replies: Vec<RpcReplyPort<Result<(Order, bool), OrderError>>>,
+    deferred: Vec<OrderMsg>,
+}
+
+type State = Live<Order, Option<Box<Placing>>>;
 
 impl OrderActor {
     /// Decides, persists and swaps in a transition, and waits until it is
@@ -286,7 +301,7 @@ impl Actor for OrderActor {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         // Boxed: an idle actor's task then holds a pointer, not the
-        // largest state of this future (see BENCHMARKS.md, memory).
+        // largest state of this future.
         crate::actors::boxed(async move {
             if !matches!(message, OrderMsg::Idle) {
                 state.touched = std::time::Instant::now();
@@ -294,94 +309,28 @@ impl Actor for OrderActor {
             let now = self.deps.clock.now();
             match message {
                 OrderMsg::Place { new, token, record, reply } => {
-                    if let Some(order) = state.current().cloned() {
-                        let _ = reply.send(Ok((order, false)));
-                        return Ok(());
-                    }
-                    let total = match Order::total_of(&new.lines) {
-                        Ok(total) => total,
-                        Err(err) => {
-                            let _ = reply.send(Err(err));
-                            myself.stop(None);
-                            return Ok(());
-                        }
-                    };
-                    let key = format!("auth:{}", new.id);
-                    let mut attempt = 0;
-                    let authorization = loop {
-                        match self.deps.gateway.authorize(key.clone(), token.clone(), total).await {
-                            Ok(id) => break Authorization::Approved(id),
-                            Err(PaymentError::Unavailable(why)) if attempt < 3 => {
-                                tracing::debug!(%why, "authorization retry");
-                                tokio::time::sleep(backoff(attempt)).await;
-                                attempt += 1;
-                            }
-                            Err(err) => break Authorization::Declined(err.to_string()),
-                        }
-                    };
-                    match Order::place(new, authorization, now) {
-                        Ok(transition) => {
-                            let record = record.map(|record| record.make(&transition.next)).transpose()?;
-                            self.save_with(state, transition, record, Urgency::Now).await?;
-                            let _ = reply.send(Ok((state.get()?.clone(), true)));
-                        }
-                        Err(err) => {
-                            let _ = reply.send(Err(err));
-                        }
+                    self.place(&myself, state, new, token, record, reply).await?;
+                }
+                OrderMsg::Authorize => self.authorize(&myself, state, now).await?,
+                OrderMsg::Authorized(result) => self.authorized(&myself, state, result, now).await?,
+                message @ (OrderMsg::Deliver(..) | OrderMsg::Cancel(_) | OrderMsg::Get(_))
+                    if state.transient.is_some() =>
+                {
+                    if let Some(placing) = state.transient.as_mut() {
+                        placing.deferred.push(message);
                     }
                 }
-                OrderMsg::Deliver(envelope, reply) => {
-                    let Some(order) = state.current() else {
-                        let _ = reply.send(Err(DeliveryError::Rejected(format!("no order {}", envelope.order_id))));
-                        myself.stop(None);
-                        return Ok(());
-                    };
-                    if order.has_applied(envelope.event_id) {
-                        let _ = reply.send(Ok(Delivery::Duplicate));
-                        return Ok(());
-                    }
-                    self.apply_event(&myself, state, &envelope, now).await?;
-                    let _ = reply.send(Ok(Delivery::Applied));
-                    self.pay(&myself, state);
-                }
-                OrderMsg::Cancel(reply) => {
-                    let order = state.get()?.clone();
-                    match order.request_cancel(now) {
-                        Ok((outcome, transition)) => {
-                            if transition.next != order {
-                                self.save(state, transition, Urgency::Now).await?;
-                            }
-                            let _ = reply.send(Ok((outcome, state.get()?.clone())));
-                            self.pay(&myself, state);
-                        }
-                        Err(err) => {
-                            let _ = reply.send(Err(err));
-                        }
-                    }
-                }
+                OrderMsg::Deliver(envelope, reply) => self.deliver(&myself, state, envelope, reply, now).await?,
+                OrderMsg::Cancel(reply) => self.cancel(&myself, state, reply, now).await?,
                 OrderMsg::Get(reply) => {
                     let _ = reply.send(state.current().cloned());
                 }
-                OrderMsg::PaymentAnswered(op, result) => {
-                    state.in_flight = false;
-                    let Some(order) = state.current().cloned() else { return Ok(()) };
-                    if let Err(PaymentError::Unavailable(why)) = &result {
-                        tracing::debug!(order = %order.id(), %why, "payment gateway unavailable; retrying");
-                        let delay = backoff(state.attempts);
-                        state.attempts = state.attempts.saturating_add(1);
-                        myself.send_after(delay, || OrderMsg::Resume);
-                        return Ok(());
-                    }
-                    state.attempts = 0;
-                    let transition = order.payment_result(&op, result, now);
-                    if transition.next != order {
-                        self.save(state, transition, Urgency::Lazy).await?;
-                    }
-                    self.pay(&myself, state);
-                }
+                OrderMsg::PaymentAnswered(op, result) => self.payment_answered(&myself, state, op, result, now).await?,
                 OrderMsg::Resume => self.pay(&myself, state),
                 OrderMsg::Idle => {
-                    let busy = state.in_flight || state.current().is_some_and(|o| !o.pending_payments().is_empty());
+                    let busy = state.in_flight
+                        || state.transient.is_some()
+                        || state.current().is_some_and(|o| !o.pending_payments().is_empty());
                     if state.current().is_none() || (!busy && state.idle_for(self.deps.idle_after)) {
                         myself.stop(Some("passivated".to_owned()));
                     }
@@ -390,5 +339,164 @@ impl Actor for OrderActor {
             Ok(())
         })
         .await
+    }
+}
+
+impl OrderActor {
+    /// Starts placing `new`: its payment is authorized first; a repeat
+    /// while it is under way waits for the same outcome.
+    async fn place(
+        &self,
+        myself: &ActorRef<OrderMsg>,
+        state: &mut State,
+        new: NewOrder,
+        token: String,
+        record: Option<PlacedRecord>,
+        reply: RpcReplyPort<Result<(Order, bool), OrderError>>,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(order) = state.current() {
+            let _ = reply.send(Ok((order.clone(), false)));
+            return Ok(());
+        }
+        if let Some(placing) = state.transient.as_mut() {
+            placing.replies.push(reply);
+            return Ok(());
+        }
+        let placement = Placement::new(new);
+        state.transient =
+            Some(Box::new(Placing { placement, token, record, replies: vec![reply], deferred: Vec::new() }));
+        self.authorize(myself, state, self.deps.clock.now()).await
+    }
+
+    /// Asks the gateway to authorize the placement's payment. A gateway
+    /// that answers at once (the simulated one) is answered here; any other
+    /// runs in a task and its answer comes back as [`OrderMsg::Authorized`],
+    /// so no handler waits for the gateway.
+    async fn authorize(
+        &self,
+        myself: &ActorRef<OrderMsg>,
+        state: &mut State,
+        now: crate::events::Timestamp,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(placing) = state.transient.as_ref() else { return Ok(()) };
+        let gateway = self.deps.gateway.clone();
+        let (key, token) = (placing.placement.gateway_key(), placing.token.clone());
+        let total = placing.placement.order().total();
+        let mut call = Box::pin(async move { gateway.authorize(key, token, total).await });
+        if let Some(result) = futures_util::FutureExt::now_or_never(&mut call) {
+            return self.authorized(myself, state, result, now).await;
+        }
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let result = call.await;
+            let _ = myself.cast(OrderMsg::Authorized(result));
+        });
+        Ok(())
+    }
+
+    /// The gateway answered the authorization: ask again after a backoff
+    /// (unavailable), or place the order, answer everyone who asked for it
+    /// and handle what waited for it.
+    async fn authorized(
+        &self,
+        myself: &ActorRef<OrderMsg>,
+        state: &mut State,
+        result: Result<AuthorizationId, PaymentError>,
+        now: crate::events::Timestamp,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(placing) = state.transient.as_mut() else { return Ok(()) };
+        let authorization = match placing.placement.answered(result) {
+            Authorized::Retry { attempt } => {
+                tracing::debug!(order = %placing.placement.order().id(), attempt, "authorization retry");
+                myself.send_after(backoff(attempt), || OrderMsg::Authorize);
+                return Ok(());
+            }
+            Authorized::Decided(authorization) => authorization,
+        };
+        let Some(placing) = state.transient.take() else { return Ok(()) };
+        let Placing { placement, record, replies, deferred, .. } = *placing;
+        let transition = placement.place(authorization, now);
+        let record = record.map(|record| record.make(&transition.next)).transpose()?;
+        self.save_with(state, transition, record, Urgency::Now).await?;
+        let order = state.get()?;
+        for (n, reply) in replies.into_iter().enumerate() {
+            let _ = reply.send(Ok((order.clone(), n == 0)));
+        }
+        for message in deferred {
+            myself.cast(message)?;
+        }
+        Ok(())
+    }
+
+    async fn deliver(
+        &self,
+        myself: &ActorRef<OrderMsg>,
+        state: &mut State,
+        envelope: EventEnvelope,
+        reply: RpcReplyPort<Result<Delivery, DeliveryError>>,
+        now: crate::events::Timestamp,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(order) = state.current() else {
+            let _ = reply.send(Err(DeliveryError::Rejected(format!("no order {}", envelope.order_id))));
+            myself.stop(None);
+            return Ok(());
+        };
+        if order.has_applied(envelope.event_id) {
+            let _ = reply.send(Ok(Delivery::Duplicate));
+            return Ok(());
+        }
+        self.apply_event(myself, state, &envelope, now).await?;
+        let _ = reply.send(Ok(Delivery::Applied));
+        self.pay(myself, state);
+        Ok(())
+    }
+
+    async fn cancel(
+        &self,
+        myself: &ActorRef<OrderMsg>,
+        state: &mut State,
+        reply: RpcReplyPort<Result<(CancelOutcome, Order), OrderError>>,
+        now: crate::events::Timestamp,
+    ) -> Result<(), ActorProcessingErr> {
+        let order = state.get()?.clone();
+        match order.request_cancel(now) {
+            Ok((outcome, transition)) => {
+                if transition.next != order {
+                    self.save(state, transition, Urgency::Now).await?;
+                }
+                let _ = reply.send(Ok((outcome, state.get()?.clone())));
+                self.pay(myself, state);
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+        Ok(())
+    }
+
+    async fn payment_answered(
+        &self,
+        myself: &ActorRef<OrderMsg>,
+        state: &mut State,
+        op: PaymentOp,
+        result: Result<(), PaymentError>,
+        now: crate::events::Timestamp,
+    ) -> Result<(), ActorProcessingErr> {
+        state.in_flight = false;
+        let Some(order) = state.current().cloned() else { return Ok(()) };
+        if let Err(PaymentError::Unavailable(why)) = &result {
+            tracing::debug!(order = %order.id(), %why, "payment gateway unavailable; retrying");
+            let delay = backoff(state.attempts);
+            state.attempts = state.attempts.saturating_add(1);
+            myself.send_after(delay, || OrderMsg::Resume);
+            return Ok(());
+        }
+        state.attempts = 0;
+        let transition = order.payment_result(&op, result, now);
+        if transition.next != order {
+            self.save(state, transition, Urgency::Lazy).await?;
+        }
+        self.pay(myself, state);
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::actor::{OrderMsg, OrderSpec, PlacedRecord};
-use super::state::{CancelOutcome, NewOrder, Order, OrderError, OrderLine, PaymentOp};
+use super::state::{CancelOutcome, NewOrder, Order, OrderError, PaymentOp};
 use crate::actors::{call, CallError, CALL_TIMEOUT};
 use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
@@ -178,14 +178,10 @@ impl OrderHandle {
         if token.is_empty() || token.len() > PAYMENT_TOKEN_LEN_MAX || token.chars().any(char::is_control) {
             return Err(PlaceError::PaymentToken);
         }
-        Order::check_lines(request.lines.iter().map(|(sku, _)| sku))?;
-        let mut lines = Vec::with_capacity(request.lines.len());
-        for (sku, quantity) in &request.lines {
-            let product = self.deps.catalog.get(sku).ok_or_else(|| PlaceError::UnknownSku(sku.clone()))?;
-            lines.push(OrderLine { sku: sku.clone(), quantity: *quantity, unit_price: product.price });
-        }
-        Order::total_of(&lines)?;
-        let new = NewOrder { id: request.id, customer_id: request.customer_id, lines, ship_to: request.ship_to };
+        let catalog = &self.deps.catalog;
+        let new = NewOrder::price(request.id, request.customer_id, &request.lines, request.ship_to, |sku| {
+            catalog.get(sku).map(|product| product.price).ok_or_else(|| PlaceError::UnknownSku(sku.clone()))
+        })?;
         let token = token.to_owned();
         Ok(self
             .ask(request.id, true, |reply| OrderMsg::Place {
@@ -310,21 +306,22 @@ impl OrderHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ecommerce::order::state::Authorization;
+    use crate::ecommerce::order::state::{Authorization, OrderLine};
     use crate::events::{Currency, Money, Timestamp};
 
     fn order(id: u128, at: u64, authorization: Authorization) -> Order {
-        let new = NewOrder {
-            id: OrderId::from_raw(id),
-            customer_id: CustomerId::from_raw(1),
-            lines: vec![OrderLine {
+        let new = NewOrder::priced(
+            OrderId::from_raw(id),
+            CustomerId::from_raw(1),
+            vec![OrderLine {
                 sku: Sku::parse("MUG").unwrap(),
                 quantity: Quantity::new(1).unwrap(),
                 unit_price: Money::new(1000, Currency::EUR).unwrap(),
             }],
-            ship_to: Address::new("Ada", "1 Main St", "Paris", "75001", "FR").unwrap(),
-        };
-        Order::place(new, authorization, Timestamp::from_millis(at)).unwrap().next
+            Address::new("Ada", "1 Main St", "Paris", "75001", "FR").unwrap(),
+        )
+        .unwrap();
+        Order::place(new, authorization, Timestamp::from_millis(at)).next
     }
 
     #[test]

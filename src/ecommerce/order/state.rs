@@ -190,17 +190,138 @@ pub struct FulfillmentLink {
     pub shipments_delivered: u16,
 }
 
-/// What the caller asked to create.
+/// What the caller asked to create: its lines checked and priced, and its
+/// total taken, once ([`NewOrder::price`], [`NewOrder::priced`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {
-    /// The order's id (chosen by the caller, so a retry names the same order).
-    pub id: OrderId,
-    /// Who orders.
-    pub customer_id: CustomerId,
-    /// Priced lines.
-    pub lines: Vec<OrderLine>,
-    /// Where to ship.
-    pub ship_to: Address,
+    id: OrderId,
+    customer_id: CustomerId,
+    lines: Vec<OrderLine>,
+    ship_to: Address,
+    total: Money,
+}
+
+impl NewOrder {
+    /// Prices `requested` with `price_of` (the catalog) after checking the
+    /// line rules, then totals it. `id` is chosen by the caller, so that a
+    /// retry names the same order.
+    ///
+    /// # Errors
+    /// The line rules ([`Order::check_lines`]), a bad total
+    /// ([`OrderError::Amount`]), or what `price_of` says of a SKU.
+    pub fn price<E: From<OrderError>>(
+        id: OrderId,
+        customer_id: CustomerId,
+        requested: &[(Sku, Quantity)],
+        ship_to: Address,
+        price_of: impl Fn(&Sku) -> Result<Money, E>,
+    ) -> Result<NewOrder, E> {
+        Order::check_lines(requested.iter().map(|(sku, _)| sku))?;
+        let mut lines = Vec::with_capacity(requested.len());
+        for (sku, quantity) in requested {
+            lines.push(OrderLine { sku: sku.clone(), quantity: *quantity, unit_price: price_of(sku)? });
+        }
+        Ok(Self::totalled(id, customer_id, lines, ship_to)?)
+    }
+
+    /// An order of lines priced already, after checking the line rules.
+    ///
+    /// # Errors
+    /// The line rules ([`Order::check_lines`]) or a bad total ([`OrderError::Amount`]).
+    pub fn priced(
+        id: OrderId,
+        customer_id: CustomerId,
+        lines: Vec<OrderLine>,
+        ship_to: Address,
+    ) -> Result<NewOrder, OrderError> {
+        Order::check_lines(lines.iter().map(|line| &line.sku))?;
+        Self::totalled(id, customer_id, lines, ship_to)
+    }
+
+    fn totalled(
+        id: OrderId,
+        customer_id: CustomerId,
+        lines: Vec<OrderLine>,
+        ship_to: Address,
+    ) -> Result<NewOrder, OrderError> {
+        let currency = lines.first().map(|line| line.unit_price.currency()).ok_or(OrderError::NoLines)?;
+        let mut total = Money::zero(currency);
+        for line in &lines {
+            total = total.checked_add(line.unit_price.times(line.quantity.get())?)?;
+        }
+        Ok(NewOrder { id, customer_id, lines, ship_to, total })
+    }
+
+    /// The order's id.
+    pub fn id(&self) -> OrderId {
+        self.id
+    }
+
+    /// The sum of its lines.
+    pub fn total(&self) -> Money {
+        self.total
+    }
+}
+
+/// Most calls to an unavailable gateway for one authorization before the
+/// order is placed as declined.
+pub const AUTHORIZATION_ATTEMPTS_MAX: u32 = 4;
+
+/// An order being placed while its payment is authorized: what its actor
+/// keeps until the gateway's answer (nothing of it is stored).
+#[derive(Debug)]
+pub struct Placement {
+    new: NewOrder,
+    attempts: u32,
+}
+
+/// What the gateway's answer to an authorization leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorized {
+    /// Unavailable: ask again after retry number `attempt` (0-based) of the backoff.
+    Retry {
+        /// Retries so far, before this one.
+        attempt: u32,
+    },
+    /// Answered: place the order with it.
+    Decided(Authorization),
+}
+
+impl Placement {
+    /// A placement of `new`, its authorization not yet asked.
+    pub fn new(new: NewOrder) -> Self {
+        Self { new, attempts: 0 }
+    }
+
+    /// The order being placed.
+    pub fn order(&self) -> &NewOrder {
+        &self.new
+    }
+
+    /// The idempotency key of its authorization at the gateway: every
+    /// attempt is the same authorization.
+    pub fn gateway_key(&self) -> String {
+        format!("auth:{}", self.new.id)
+    }
+
+    /// Takes the gateway's answer to one attempt: an unavailable gateway is
+    /// asked again, up to [`AUTHORIZATION_ATTEMPTS_MAX`] calls in all, then
+    /// the order is declined.
+    pub fn answered(&mut self, result: Result<AuthorizationId, PaymentError>) -> Authorized {
+        self.attempts += 1;
+        match result {
+            Ok(id) => Authorized::Decided(Authorization::Approved(id)),
+            Err(PaymentError::Unavailable(_)) if self.attempts < AUTHORIZATION_ATTEMPTS_MAX => {
+                Authorized::Retry { attempt: self.attempts - 1 }
+            }
+            Err(err) => Authorized::Decided(Authorization::Declined(err.to_string())),
+        }
+    }
+
+    /// Places the order with the authorization's outcome.
+    pub fn place(self, authorization: Authorization, now: Timestamp) -> Transition {
+        Order::place(self.new, authorization, now)
+    }
 }
 
 /// The gateway's answer to the authorization made before placement.
@@ -277,11 +398,8 @@ fn step(now: Timestamp, name: &str, detail: String, compensation: bool) -> SagaS
 
 impl Order {
     /// Places an order whose payment authorization has been answered.
-    ///
-    /// # Errors
-    /// [`OrderError`] for no lines, too many, duplicate SKUs or a bad total.
-    pub fn place(new: NewOrder, authorization: Authorization, now: Timestamp) -> Result<Transition, OrderError> {
-        let total = Self::total_of(&new.lines)?;
+    pub fn place(new: NewOrder, authorization: Authorization, now: Timestamp) -> Transition {
+        let total = new.total;
         let currency = total.currency();
         let (status, payment_status, authorization_id, detail) = match authorization {
             Authorization::Approved(id) => {
@@ -328,8 +446,8 @@ impl Order {
                 },
             ));
         }
-        order.check_invariants()?;
-        Ok(Transition { next: order, events, steps: vec![step(now, name, detail, false)] })
+        debug_assert!(order.check_invariants().is_ok());
+        Transition { next: order, events, steps: vec![step(now, name, detail, false)] }
     }
 
     /// Checks the shape of an order's lines: at least one, at most
@@ -350,20 +468,6 @@ impl Order {
             }
         }
         Ok(())
-    }
-
-    /// The sum of the lines, checking the line rules.
-    ///
-    /// # Errors
-    /// As [`Order::check_lines`], and [`OrderError::Amount`].
-    pub fn total_of(lines: &[OrderLine]) -> Result<Money, OrderError> {
-        Self::check_lines(lines.iter().map(|l| &l.sku))?;
-        let currency = lines.first().map(|l| l.unit_price.currency()).ok_or(OrderError::NoLines)?;
-        let mut total = Money::zero(currency);
-        for line in lines {
-            total = total.checked_add(line.unit_price.times(line.quantity.get())?)?;
-        }
-        Ok(total)
     }
 
     fn emit(&mut self, now: Timestamp, event: IntegrationEvent) -> EventEnvelope {
@@ -743,12 +847,12 @@ mod tests {
     }
 
     fn new_order(lines: Vec<OrderLine>) -> NewOrder {
-        NewOrder {
-            id: OrderId::from_raw(7),
-            customer_id: CustomerId::from_raw(9),
-            lines,
-            ship_to: Address::new("Ada", "1 Main St", "Paris", "75001", "FR").unwrap(),
-        }
+        try_new_order(lines).unwrap()
+    }
+
+    fn try_new_order(lines: Vec<OrderLine>) -> Result<NewOrder, OrderError> {
+        let ship_to = Address::new("Ada", "1 Main St", "Paris", "75001", "FR").unwrap();
+        NewOrder::priced(OrderId::from_raw(7), CustomerId::from_raw(9), lines, ship_to)
     }
 
     fn placed() -> Order {
@@ -757,7 +861,6 @@ mod tests {
             Authorization::Approved("auth_1".into()),
             NOW,
         )
-        .unwrap()
         .next
     }
 
@@ -969,8 +1072,7 @@ mod tests {
             new_order(vec![line("A", 2, 1000), line("B", 1, 500)]),
             Authorization::Approved("a".into()),
             NOW,
-        )
-        .unwrap();
+        );
         assert_eq!(transition.next.total().amount(), 2500);
         assert_eq!(transition.next.status(), OrderStatus::Placed);
         assert!(matches!(transition.events[0].event, IntegrationEvent::OrderPlaced { .. }));
@@ -979,8 +1081,7 @@ mod tests {
 
     #[test]
     fn a_declined_authorization_cancels_without_events() {
-        let transition =
-            Order::place(new_order(vec![line("A", 1, 100)]), Authorization::Declined("no".into()), NOW).unwrap();
+        let transition = Order::place(new_order(vec![line("A", 1, 100)]), Authorization::Declined("no".into()), NOW);
         assert_eq!(transition.next.status(), OrderStatus::Cancelled { reason: CancelReason::PaymentDeclined });
         assert!(transition.events.is_empty());
         assert!(transition.next.is_finished());
@@ -988,14 +1089,25 @@ mod tests {
 
     #[test]
     fn placing_refuses_bad_line_sets() {
-        let approved = || Authorization::Approved("a".into());
-        assert_eq!(Order::place(new_order(vec![]), approved(), NOW).unwrap_err(), OrderError::NoLines);
-        assert!(matches!(
-            Order::place(new_order(vec![line("A", 1, 1), line("A", 2, 1)]), approved(), NOW),
-            Err(OrderError::DuplicateSku(_))
-        ));
+        // The line rules are checked once, when the order is priced, before anything is authorized.
+        assert_eq!(try_new_order(vec![]).unwrap_err(), OrderError::NoLines);
+        assert!(matches!(try_new_order(vec![line("A", 1, 1), line("A", 2, 1)]), Err(OrderError::DuplicateSku(_))));
         let many = (0..=ORDER_LINES_MAX).map(|i| line(&format!("S{i}"), 1, 1)).collect();
-        assert_eq!(Order::place(new_order(many), approved(), NOW).unwrap_err(), OrderError::TooManyLines);
+        assert_eq!(try_new_order(many).unwrap_err(), OrderError::TooManyLines);
+    }
+
+    #[test]
+    fn an_unavailable_gateway_is_asked_again_then_the_order_is_declined() {
+        let mut placement = Placement::new(new_order(vec![line("A", 1, 100)]));
+        let unavailable = || Err(PaymentError::Unavailable("down".into()));
+        for attempt in 0..AUTHORIZATION_ATTEMPTS_MAX - 1 {
+            assert_eq!(placement.answered(unavailable()), Authorized::Retry { attempt });
+        }
+        assert!(matches!(placement.answered(unavailable()), Authorized::Decided(Authorization::Declined(_))));
+        let mut placement = Placement::new(new_order(vec![line("A", 1, 100)]));
+        assert_eq!(placement.answered(unavailable()), Authorized::Retry { attempt: 0 });
+        assert_eq!(placement.answered(Ok("a".into())), Authorized::Decided(Authorization::Approved("a".into())));
+        assert_eq!(placement.gateway_key(), format!("auth:{}", OrderId::from_raw(7)));
     }
 
     #[test]
