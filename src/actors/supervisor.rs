@@ -96,8 +96,8 @@ pub trait ChildSpec: Send + Sync + 'static {
 /// Each entry also keeps when a caller last found the child here: the
 /// supervisor's idle sweep asks only the children nobody called for a whole
 /// sweep period, instead of sending every live child a message at once (a
-/// burst of work that grows with the live children and stalled every other
-/// task: BENCHMARKS.md, step 44). An ordered map, not a hash map: it grows a
+/// burst of work that grows with the live children and stalls every other
+/// task). An ordered map, not a hash map: it grows a
 /// node at a time, where a hash map doubles and rehashes every entry under
 /// the write lock that every caller's lookup waits behind.
 pub struct Children<S: ChildSpec> {

@@ -104,9 +104,8 @@ pub struct LedgerEntry {
 }
 
 /// Ordered maps, not hash maps: they grow a node at a time. A hash map
-/// doubles and rehashes every key at once, under the gateway's one lock; at
-/// ~57,000 orders that stalled every payment, and so every saga, for tens of
-/// milliseconds (BENCHMARKS.md, step 44).
+/// doubles and rehashes every key at once, under the gateway's one lock,
+/// stalling every payment (and so every saga) while it does.
 #[derive(Debug, Default)]
 struct Ledger {
     entries: BTreeMap<AuthorizationId, LedgerEntry>,

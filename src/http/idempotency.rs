@@ -194,9 +194,8 @@ impl InFlight {
 }
 
 /// The record stored under `key`. Read inline, not on a blocking thread:
-/// one key is a short MVCC read that never waits for the writer, and the
-/// hop to a blocking thread and back cost each request more than the read
-/// (BENCHMARKS.md, step 29).
+/// one key is a short MVCC read that never waits for the writer, cheaper
+/// than the hop to a blocking thread and back.
 fn read_record(store: &Store, key: &str) -> Result<Option<Record>, ApiError> {
     let found = store.idempotency(key).map_err(|err| ApiError::Internal(err.to_string()))?;
     found

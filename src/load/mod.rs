@@ -678,9 +678,8 @@ async fn watch_for_stall(flow: Arc<Flow>, started: Instant, after: Duration, sig
 /// Hands out order numbers `0..orders` with their due times (`started + n /
 /// rate`, until `deadline`), each at that time, from a thread of its own that sleeps on the
 /// operating system's fine timer. The runtime's timer rounds every sleep up
-/// to its next millisecond tick, and an open loop paced by it counted that
-/// lateness of its own sending as the server's latency (BENCHMARKS.md, step
-/// 44).
+/// to its next millisecond tick, and an open loop paced by it would count
+/// that lateness of its own sending as the server's latency.
 fn pace(
     rate: f64,
     orders: u64,

@@ -26,10 +26,8 @@ use tokio::sync::oneshot;
 pub use writer::{WriterStats, LAZY_AWAITED_DELAY, LAZY_WRITE_DELAY};
 
 /// Bytes of page cache redb may use per store. The stores are written far
-/// more than read (a snapshot is read when its actor respawns): 16 MiB
-/// measured the same throughput as 64 MiB at saga-3 concurrency 1 and 256,
-/// and about 650 bytes less per live actor at 100,000 open orders
-/// (BENCHMARKS.md).
+/// more than read (a snapshot is read when its actor respawns), so a small
+/// cache costs no throughput and saves memory.
 pub const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 pub(crate) mod tables {
@@ -37,8 +35,7 @@ pub(crate) mod tables {
 
     /// Every record of a store, each kind under its own key prefix ([`super::keys`]).
     /// One table, so that a commit rewrites one B-tree's path and not one per
-    /// kind of record: each further table a commit touches costs it about
-    /// 30 µs of page writes on the benchmark machine (BENCHMARKS.md).
+    /// kind of record it touches.
     pub(crate) const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records_v2");
 
     /// Tables of the first layout (one per kind of record); a store that has

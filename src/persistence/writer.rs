@@ -51,9 +51,7 @@ pub const WRITE_QUEUE_MAX: usize = 65_536;
 pub const LAZY_WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 /// Longest a lazy write that someone in the engine awaits ([`super::Urgency::Lazy`])
 /// waits for an urgent one: short, since a chain of such writes (a shipment's
-/// stages on the simulated carrier) waits this long at each step. Measured:
-/// placement → delivered at concurrency 256 ran at ~1,500 orders/s with
-/// 50 ms, ~2,700 with 2 ms, ~3,100–3,250 with 0.5 ms (as with no lazy writes).
+/// stages on the simulated carrier) waits this long at each step.
 pub const LAZY_AWAITED_DELAY: std::time::Duration = std::time::Duration::from_micros(500);
 /// Urgent batches in a group that mark the writer as busy: the next group then
 /// gathers company for [`GATHER_DELAY`] before it commits. At concurrency 1 a
@@ -61,9 +59,7 @@ pub const LAZY_AWAITED_DELAY: std::time::Duration = std::time::Duration::from_mi
 pub const GATHER_SIBLINGS: usize = 3;
 /// How long a busy writer's group waits for more batches (see
 /// [`GATHER_SIBLINGS`]): fewer, larger commits, each paying redb's fixed
-/// price (about eight pages and an fsync) once. Measured in BENCHMARKS.md,
-/// step 27: a lower intake p99 at 2,000–3,000 requests/s, a third fewer
-/// commits at concurrency 256, concurrency 1 unchanged.
+/// price (a few pages and an fsync) once.
 pub const GATHER_DELAY: std::time::Duration = std::time::Duration::from_micros(250);
 
 /// Where a batch's outcome goes (none for fire-and-forget writes).

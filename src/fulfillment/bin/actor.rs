@@ -217,7 +217,7 @@ impl Actor for BinActor {
         state: &mut Live<Bin>,
     ) -> Result<(), ActorProcessingErr> {
         // Boxed: an idle actor's task then holds a pointer, not the
-        // largest state of this future (see BENCHMARKS.md, memory).
+        // largest state of this future.
         crate::actors::boxed(async move {
             if !matches!(message, BinMsg::Idle) {
                 state.touched = std::time::Instant::now();

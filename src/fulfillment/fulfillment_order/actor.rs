@@ -16,23 +16,16 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::state::{
-    Action, FulfillmentOrder, FulfillmentOrderError, FulfillmentStatus, NewFulfillmentOrder, Transition,
+    Action, BinOp, FulfillmentOrder, FulfillmentOrderError, FulfillmentStatus, NewFulfillmentOrder, Transition,
 };
 use crate::actors::{aggregate, backoff, idle_check_interval, Answer, ChildSpec, Children, Live};
 use crate::events::bus::{Delivery, DeliveryError};
-use crate::events::{
-    Channel, EventEnvelope, EventLine, FulfillmentOrderId, IntegrationEvent, OrderId, Quantity, SkuUnits,
-};
-use crate::fulfillment::bin::BinError;
+use crate::events::{BinId, Channel, EventEnvelope, FulfillmentOrderId, IntegrationEvent, OrderId, Sku, SkuUnits};
+use crate::fulfillment::bin::{BinError, BinHandle};
 use crate::fulfillment::shipment::state::{NewShipment, ShipmentStage};
-use crate::fulfillment::warehouse::{allocate, demand, BinStock};
+use crate::fulfillment::warehouse::{BinStock, PlannedItem};
 use crate::fulfillment::Deps;
 use crate::persistence::{StoreError, Urgency, WriteOp};
-
-/// Plans tried before an order is rejected because others keep taking the
-/// stock first. The first may plan without asking the bins (see
-/// `reserve_stock`); a bin short of it then costs one of these attempts.
-pub const ALLOCATION_ATTEMPTS_MAX: u32 = 4;
 
 /// Messages to a fulfillment order.
 #[derive(Debug)]
@@ -140,119 +133,87 @@ impl FulfillmentOrderActor {
         Ok(state.land(&self.deps.journal, urgency).await?)
     }
 
-    /// Plans and reserves stock until every line is held or the order is rejected.
-    ///
-    /// On the first attempt, a SKU that one bin alone stocks is planned
-    /// there without asking the bin what it has: its reservation is the
-    /// check. A bin that is short answers so, and the next attempt asks every
-    /// bin first, as every attempt does for SKUs that several bins stock.
+    /// Plans and reserves stock as the order's state says
+    /// ([`FulfillmentOrder::stock_query`],
+    /// [`FulfillmentOrder::reservations_answered`]) until every line is held
+    /// or the order is rejected.
     async fn reserve_stock(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
         let bins = self.deps.bin_handle();
-        for attempt in 0..ALLOCATION_ATTEMPTS_MAX {
-            let order = state.get()?;
-            if order.status() != FulfillmentStatus::Received {
-                return Ok(());
-            }
-            let (id, lines, held) = (order.id(), order.lines().to_vec(), order.plan().to_vec());
-            // Whatever an earlier attempt (or a run before a crash) may hold goes back first.
-            if !held.is_empty() {
+        let directory = &self.deps.directory;
+        while let Some(query) = state.get()?.stock_query(|sku| directory.bins_for(sku)) {
+            if !query.release.is_empty() {
                 self.flush(state).await?;
             }
-            for item in &held {
-                bins.resolve(&item.bin, item.reservation, super::state::BinOp::Release).await??;
+            for item in &query.release {
+                bins.resolve(&item.bin, item.reservation, BinOp::Release).await??;
             }
-            let mut stock = Vec::new();
-            for (sku, wanted) in demand(&lines) {
-                let candidates = self.deps.directory.bins_for(sku);
-                if let [bin] = candidates.as_slice() {
-                    if attempt == 0 {
-                        let available = u32::try_from(wanted).unwrap_or(u32::MAX);
-                        stock.push(BinStock { bin: bin.clone(), sku: sku.clone(), available });
-                        continue;
-                    }
-                }
-                for bin in candidates {
-                    if let Some(available) = bins.available(&bin, sku).await? {
-                        stock.push(BinStock { bin, sku: sku.clone(), available });
-                    }
-                }
-            }
-            let now = self.deps.clock.now();
-            let order = state.get()?;
-            let plan = match allocate(&lines, &self.deps.directory.ranked(), &stock, |n| order.next_reservation_id(n)) {
-                Ok(plan) => plan,
-                Err(missing) => return self.reject(state, missing),
-            };
-            let transition = order.planned(plan, now)?;
+            let mut stock = query.assumed;
+            stock.extend(self.ask(&bins, query.ask).await?);
+            let transition = state.get()?.plan_from(&stock, &directory.ranked(), self.deps.clock.now())?;
             self.save(state, transition)?;
-            self.flush(state).await?; // the plan before the holds
-            let plan = state.get()?.plan().to_vec();
-            let mut short = None;
-            for item in &plan {
-                match bins.reserve(&item.bin, item.reservation, &item.sku, item.units).await? {
-                    Ok(()) => {}
-                    Err(BinError::InsufficientStock { sku, available, requested }) => {
-                        short = Some(SkuUnits { sku, units: requested - available });
-                        break;
-                    }
-                    Err(err) => return Err(err.into()),
-                }
+            if state.get()?.status() != FulfillmentStatus::Received {
+                return Ok(()); // rejected
             }
-            match short {
-                None => {
-                    let now = self.deps.clock.now();
-                    let expires_at = now.plus(self.deps.config.reservation_ttl);
-                    let transition = state.get()?.reserved(expires_at, now)?;
-                    self.save(state, transition)?;
-                    return Ok(());
-                }
-                Some(missing) if attempt + 1 == ALLOCATION_ATTEMPTS_MAX => return self.reject(state, vec![missing]),
-                Some(_) => tracing::debug!(order = %id, attempt, "stock short while reserving; planning again"),
+            self.flush(state).await?; // the plan before the holds
+            let short = self.reserve_all(&bins, state.get()?.plan()).await?;
+            let now = self.deps.clock.now();
+            let expires_at = now.plus(self.deps.config.reservation_ttl);
+            match state.get()?.reservations_answered(short, expires_at, now)? {
+                Some(transition) => self.save(state, transition)?,
+                None => tracing::debug!(order = %state.get()?.id(), "stock short while reserving; planning again"),
             }
         }
         Ok(())
     }
 
-    fn reject(&self, state: &mut State, missing: Vec<SkuUnits>) -> Result<(), ActorProcessingErr> {
-        let now = self.deps.clock.now();
-        let transition = state.get()?.rejected(missing, now)?;
-        self.save(state, transition)
+    /// The free units of each SKU at each bin asked.
+    async fn ask(&self, bins: &BinHandle, ask: Vec<(BinId, Sku)>) -> Result<Vec<BinStock>, ActorProcessingErr> {
+        let mut stock = Vec::with_capacity(ask.len());
+        for (bin, sku) in ask {
+            if let Some(available) = bins.available(&bin, &sku).await? {
+                stock.push(BinStock { bin, sku, available });
+            }
+        }
+        Ok(stock)
     }
 
-    /// Finds the units of short picks elsewhere: plans them (persisted before
-    /// any bin is asked), then reserves each new item; what cannot be held ships short.
-    async fn reallocate(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
-        let order = state.get()?.clone();
-        if !order.unplaced().is_empty() {
-            let bins = self.deps.bin_handle();
-            let mut stock = Vec::new();
-            for missing in order.unplaced() {
-                for bin in self.deps.directory.bins_for(&missing.sku) {
-                    if let Some(available) = bins.available(&bin, &missing.sku).await? {
-                        stock.push(BinStock { bin, sku: missing.sku.clone(), available });
-                    }
+    /// Reserves every item of `plan` in turn; the first a bin is short of stops it.
+    async fn reserve_all(
+        &self,
+        bins: &BinHandle,
+        plan: &[PlannedItem],
+    ) -> Result<Option<SkuUnits>, ActorProcessingErr> {
+        for item in plan {
+            match bins.reserve(&item.bin, item.reservation, &item.sku, item.units).await? {
+                Ok(()) => {}
+                Err(BinError::InsufficientStock { sku, available, requested }) => {
+                    return Ok(Some(SkuUnits { sku, units: requested - available }));
                 }
+                Err(err) => return Err(err.into()),
             }
-            let lines: Vec<EventLine> = order
-                .unplaced()
-                .iter()
-                .filter_map(|m| Quantity::new(m.units).ok().map(|quantity| EventLine { sku: m.sku.clone(), quantity }))
-                .collect();
-            let items = allocate(&lines, &self.deps.directory.ranked(), &stock, |n| order.reallocation_id(n))
-                .unwrap_or_default();
-            let transition = order.reallocated(items, self.deps.clock.now())?;
+        }
+        Ok(None)
+    }
+
+    /// Finds the units of short picks elsewhere, as the order's state says:
+    /// plans them (persisted before any bin is asked), then reserves each
+    /// new item; what cannot be held ships short.
+    async fn reallocate(&self, state: &mut State) -> Result<(), ActorProcessingErr> {
+        let bins = self.deps.bin_handle();
+        let directory = &self.deps.directory;
+        if let Some(ask) = state.get()?.reallocation_query(|sku| directory.bins_for(sku)) {
+            let stock = self.ask(&bins, ask).await?;
+            let transition = state.get()?.reallocate_from(&stock, &directory.ranked(), self.deps.clock.now())?;
             self.save(state, transition)?;
         }
-        let order = state.get()?.clone();
-        for task in order.tasks().iter().filter(|t| !t.held) {
-            let Some(item) = order.plan().get(usize::from(task.index)) else { continue };
+        for (index, item) in state.get()?.holds_owed() {
             self.flush(state).await?;
-            let held = match self.deps.bin_handle().reserve(&item.bin, item.reservation, &item.sku, item.units).await? {
+            let held = match bins.reserve(&item.bin, item.reservation, &item.sku, item.units).await? {
                 Ok(()) => true,
                 Err(BinError::InsufficientStock { .. }) => false,
                 Err(err) => return Err(err.into()),
             };
-            let transition = state.get()?.hold_result(task.index, held, self.deps.clock.now())?;
+            let transition = state.get()?.hold_result(index, held, self.deps.clock.now())?;
             self.save(state, transition)?;
         }
         Ok(())
@@ -403,7 +364,7 @@ impl Actor for FulfillmentOrderActor {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         // Boxed: an idle actor's task then holds a pointer, not the
-        // largest state of this future (see BENCHMARKS.md, memory).
+        // largest state of this future.
         crate::actors::boxed(async move {
             // A person or client waits on these: nothing they decide is held back.
             let urgency = match message {
@@ -423,8 +384,8 @@ impl Actor for FulfillmentOrderActor {
 }
 
 impl FulfillmentOrderActor {
-    /// Handles one message; the changes it stages land, as `urgency` says,
-    /// before it answers and when it returns ([`Self::land`]).
+    /// Handles one message; the changes it decides land, as `urgency` says,
+    /// before it answers and when it returns ([`Live::land`]).
     async fn on(
         &self,
         myself: &ActorRef<FulfillmentOrderMsg>,
@@ -438,48 +399,11 @@ impl FulfillmentOrderActor {
         let now = self.deps.clock.now();
         match message {
             FulfillmentOrderMsg::Deliver(envelope, reply) => {
-                match state.current() {
-                    Some(order) if order.has_applied(envelope.event_id) => {
-                        let _ = reply.send(Ok(Delivery::Duplicate));
-                        return Ok(());
-                    }
-                    Some(order) => {
-                        let transition = if self.deps.config.autopilot {
-                            order.apply_on_autopilot(&envelope, self.deps.config.short_pick, now)
-                        } else {
-                            order.apply(&envelope, now)
-                        };
-                        self.save(state, transition)?;
-                    }
-                    None => match &envelope.event {
-                        IntegrationEvent::OrderPlaced { lines, ship_to, .. } => {
-                            let new = NewFulfillmentOrder {
-                                id: FulfillmentOrderId::for_order(envelope.order_id),
-                                order_id: envelope.order_id,
-                                channel: Channel::Web,
-                                lines: lines.clone(),
-                                ship_to: ship_to.clone(),
-                            };
-                            let transition = FulfillmentOrder::receive(new, Some(envelope.event_id), now);
-                            self.save(state, transition)?;
-                        }
-                        other => {
-                            let _ = reply
-                                .send(Err(DeliveryError::NotReady(format!("{} before order_placed", other.kind()))));
-                            myself.stop(None);
-                            return Ok(());
-                        }
-                    },
-                }
-                // Reserving follows at once; the sender hears back when all of
-                // it is durable (one fsync for receipt, plan, holds and reserved).
-                self.follow_up(myself, state).await?;
-                self.land(state, urgency).await?;
-                let _ = reply.send(Ok(Delivery::Applied));
+                self.deliver(myself, state, envelope, reply, urgency, now).await?;
             }
             FulfillmentOrderMsg::Create(new, record, reply) => {
-                if let Some(order) = state.current().cloned() {
-                    let _ = reply.send(Ok(order));
+                if let Some(order) = state.current() {
+                    let _ = reply.send(Ok(order.clone()));
                     return Ok(());
                 }
                 let transition = FulfillmentOrder::receive(new, None, now);
@@ -502,65 +426,25 @@ impl FulfillmentOrderActor {
                     }
                 }
             }
-            FulfillmentOrderMsg::Pack(reply) => {
-                match state.get()?.pack(now) {
-                    Ok(transition) => {
-                        self.save(state, transition)?;
-                        // The shipments exist by the time the packer hears back.
-                        self.run_pending(myself, state).await?;
-                        self.land(state, urgency).await?;
-                        let _ = reply.send(Ok(state.get()?.clone()));
-                    }
-                    Err(err) => {
-                        let _ = reply.send(Err(err));
-                    }
+            FulfillmentOrderMsg::Pack(reply) => match state.get()?.pack(now) {
+                Ok(transition) => {
+                    self.save(state, transition)?;
+                    // The shipments exist by the time the packer hears back.
+                    self.run_pending(myself, state).await?;
+                    self.land(state, urgency).await?;
+                    let _ = reply.send(Ok(state.get()?.clone()));
                 }
-            }
+                Err(err) => {
+                    let _ = reply.send(Err(err));
+                }
+            },
             FulfillmentOrderMsg::ShipmentUpdate { shipment, stage, tracking_number, reply } => {
-                let current = state.get()?;
-                let decided = current.shipment_update(shipment, stage, tracking_number, now).map(|transition| {
-                    let changed = transition.next != *current;
-                    (transition, changed)
-                });
-                match decided {
-                    Ok((transition, changed)) => {
-                        if changed {
-                            self.save(state, transition)?;
-                        }
-                        // The shipment acts on the answer only through writes
-                        // of its own to this store, queued behind this one (see
-                        // `Store::enqueue`): it hears back once the change is
-                        // queued; the events leave once it is durable.
-                        state.ready_to_answer(&self.deps.journal, Answer::AfterQueued, urgency).await?;
-                        let _ = reply.send(Ok(()));
-                        state.wait_landed(&self.deps.journal).await?;
-                        self.run_pending(myself, state).await?;
-                    }
-                    Err(err) => {
-                        let _ = reply.send(Err(err));
-                    }
-                }
+                self.shipment_update(myself, state, (shipment, stage, tracking_number), reply, urgency, now).await?;
             }
             FulfillmentOrderMsg::Get(reply) => {
                 let _ = reply.send(state.current().cloned());
             }
-            FulfillmentOrderMsg::Expire => {
-                let Some(order) = state.current().cloned() else { return Ok(()) };
-                match order.expire(now) {
-                    Ok(transition) => {
-                        self.save(state, transition)?;
-                        self.run_pending(myself, state).await?;
-                    }
-                    Err(_) if order.status() == FulfillmentStatus::Reserved => {
-                        // Early (clock skew): try again when due.
-                        if let Some(at) = order.expires_at() {
-                            let timer = myself.send_after(at.since(now), || FulfillmentOrderMsg::Expire);
-                            state.arm(&timer);
-                        }
-                    }
-                    Err(_) => {}
-                }
-            }
+            FulfillmentOrderMsg::Expire => self.expire(myself, state, now).await?,
             FulfillmentOrderMsg::Resume => {
                 if state.current().is_some() {
                     self.follow_up(myself, state).await?;
@@ -575,6 +459,107 @@ impl FulfillmentOrderActor {
                     myself.stop(Some("passivated".to_owned()));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// An event from e-commerce: applied (an `order_placed` creates the
+    /// order), then reserving follows at once; the sender hears back when
+    /// all of it is durable (one fsync for receipt, plan, holds and reserved).
+    async fn deliver(
+        &self,
+        myself: &ActorRef<FulfillmentOrderMsg>,
+        state: &mut State,
+        envelope: EventEnvelope,
+        reply: RpcReplyPort<Result<Delivery, DeliveryError>>,
+        urgency: Urgency,
+        now: crate::events::Timestamp,
+    ) -> Result<(), ActorProcessingErr> {
+        let transition = match state.current() {
+            Some(order) if order.has_applied(envelope.event_id) => {
+                let _ = reply.send(Ok(Delivery::Duplicate));
+                return Ok(());
+            }
+            Some(order) if self.deps.config.autopilot => {
+                order.apply_on_autopilot(&envelope, self.deps.config.short_pick, now)
+            }
+            Some(order) => order.apply(&envelope, now),
+            None => match &envelope.event {
+                IntegrationEvent::OrderPlaced { lines, ship_to, .. } => {
+                    let new = NewFulfillmentOrder {
+                        id: FulfillmentOrderId::for_order(envelope.order_id),
+                        order_id: envelope.order_id,
+                        channel: Channel::Web,
+                        lines: lines.clone(),
+                        ship_to: ship_to.clone(),
+                    };
+                    FulfillmentOrder::receive(new, Some(envelope.event_id), now)
+                }
+                other => {
+                    let _ = reply.send(Err(DeliveryError::NotReady(format!("{} before order_placed", other.kind()))));
+                    myself.stop(None);
+                    return Ok(());
+                }
+            },
+        };
+        self.save(state, transition)?;
+        self.follow_up(myself, state).await?;
+        self.land(state, urgency).await?;
+        let _ = reply.send(Ok(Delivery::Applied));
+        Ok(())
+    }
+
+    /// A shipment reports a stage; it hears back after queued (see below).
+    async fn shipment_update(
+        &self,
+        myself: &ActorRef<FulfillmentOrderMsg>,
+        state: &mut State,
+        (shipment, stage, tracking_number): (crate::events::ShipmentId, ShipmentStage, Option<String>),
+        reply: RpcReplyPort<Result<(), FulfillmentOrderError>>,
+        urgency: Urgency,
+        now: crate::events::Timestamp,
+    ) -> Result<(), ActorProcessingErr> {
+        let current = state.get()?;
+        match current.shipment_update(shipment, stage, tracking_number, now) {
+            Ok(transition) => {
+                if transition.next != *current {
+                    self.save(state, transition)?;
+                }
+                // Answered after queued: the shipment acts on the answer only
+                // through writes of its own to this store, queued behind this
+                // one. The events leave once it is durable.
+                state.ready_to_answer(&self.deps.journal, Answer::AfterQueued, urgency).await?;
+                let _ = reply.send(Ok(()));
+                state.wait_landed(&self.deps.journal).await?;
+                self.run_pending(myself, state).await?;
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+        Ok(())
+    }
+
+    /// The reservation's time ran out: release it (or, early by clock skew, wait again).
+    async fn expire(
+        &self,
+        myself: &ActorRef<FulfillmentOrderMsg>,
+        state: &mut State,
+        now: crate::events::Timestamp,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(order) = state.current() else { return Ok(()) };
+        match order.expire(now) {
+            Ok(transition) => {
+                self.save(state, transition)?;
+                self.run_pending(myself, state).await?;
+            }
+            Err(_) if order.status() == FulfillmentStatus::Reserved => {
+                if let Some(at) = order.expires_at() {
+                    let timer = myself.send_after(at.since(now), || FulfillmentOrderMsg::Expire);
+                    state.arm(&timer);
+                }
+            }
+            Err(_) => {}
         }
         Ok(())
     }

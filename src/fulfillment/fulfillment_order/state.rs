@@ -28,6 +28,9 @@ use crate::events::{
 use crate::fulfillment::shipment::state::{update_step, ShipmentStage};
 use crate::fulfillment::warehouse::state::PlannedItem;
 
+mod allocation;
+pub use allocation::{StockQuery, ALLOCATION_ATTEMPTS_MAX};
+
 /// What to do when a picker finds fewer units than reserved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -315,64 +318,6 @@ impl FulfillmentOrder {
         FulfillmentOrderError::WrongStatus { action, status: self.status.as_str() }
     }
 
-    /// The reservation id of item `n` of the next plan.
-    pub fn next_reservation_id(&self, n: u16) -> ReservationId {
-        ReservationId::derived(self.id.as_raw(), (u32::from(self.attempt.wrapping_add(1)) << 16) | u32::from(n))
-    }
-
-    /// Records a new plan, before any of it is reserved.
-    ///
-    /// # Errors
-    /// [`FulfillmentOrderError::WrongStatus`] unless `Received`.
-    pub fn planned(&self, plan: Vec<PlannedItem>, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
-        if self.status != FulfillmentStatus::Received {
-            return Err(self.wrong("plan"));
-        }
-        let mut next = self.changed(now);
-        next.attempt = next.attempt.wrapping_add(1);
-        let detail =
-            plan.iter().map(|p| format!("{}×{} from {}", p.units, p.sku, p.bin)).collect::<Vec<_>>().join(", ");
-        next.plan = plan;
-        Ok(Transition { next, events: Vec::new(), steps: vec![step(now, "allocated", detail, false)] })
-    }
-
-    /// Every planned reservation is held: tell e-commerce, start the clock.
-    ///
-    /// # Errors
-    /// [`FulfillmentOrderError::WrongStatus`] unless `Received` with a plan.
-    pub fn reserved(&self, expires_at: Timestamp, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
-        if self.status != FulfillmentStatus::Received || self.plan.is_empty() {
-            return Err(self.wrong("confirm reservation"));
-        }
-        let mut next = self.changed(now);
-        next.status = FulfillmentStatus::Reserved;
-        next.expires_at = Some(expires_at);
-        let warehouses: std::collections::BTreeSet<&WarehouseId> = next.plan.iter().map(|p| &p.bin.warehouse).collect();
-        let shipments_planned = u16::try_from(warehouses.len()).unwrap_or(u16::MAX);
-        let events = next
-            .emit(now, IntegrationEvent::StockReserved { fulfillment_order_id: next.id, expires_at, shipments_planned })
-            .into_iter()
-            .collect();
-        let detail = format!("{} reservations until {}", next.plan.len(), expires_at.as_millis());
-        Ok(Transition { next, events, steps: vec![step(now, "stock_reserved", detail, false)] })
-    }
-
-    /// The stock cannot be had: reject (terminal).
-    ///
-    /// # Errors
-    /// [`FulfillmentOrderError::WrongStatus`] unless `Received`.
-    pub fn rejected(&self, missing: Vec<SkuUnits>, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
-        if self.status != FulfillmentStatus::Received {
-            return Err(self.wrong("reject"));
-        }
-        let mut next = self.changed(now);
-        next.status = FulfillmentStatus::Rejected;
-        next.release_plan(BinOp::Release);
-        let detail = missing.iter().map(|m| format!("{} short by {}", m.sku, m.units)).collect::<Vec<_>>().join(", ");
-        let events = next.emit(now, IntegrationEvent::StockRejected { missing }).into_iter().collect();
-        Ok(Transition { next, events, steps: vec![step(now, "stock_rejected", detail, true)] })
-    }
-
     /// Queues `op` for every planned reservation that was not picked, and restock for picked ones.
     fn release_plan(&mut self, op: BinOp) {
         let picked: BTreeMap<u16, u32> = self.tasks.iter().filter_map(|t| t.picked.map(|p| (t.index, p))).collect();
@@ -627,78 +572,6 @@ impl FulfillmentOrder {
         }
         debug_assert!(next.check_invariants().is_ok());
         Ok(Transition { next, events, steps })
-    }
-
-    /// Units from short picks waiting to be re-allocated.
-    pub fn unplaced(&self) -> &[SkuUnits] {
-        &self.unplaced
-    }
-
-    /// The reservation id of re-allocated item `n` (after the current plan).
-    pub fn reallocation_id(&self, n: u16) -> ReservationId {
-        let offset = u16::try_from(self.plan.len()).unwrap_or(u16::MAX).saturating_add(n);
-        ReservationId::derived(self.id.as_raw(), (u32::from(self.attempt.wrapping_add(1)) << 16) | u32::from(offset))
-    }
-
-    /// Re-allocates the short-picked units to `items` (planned elsewhere):
-    /// each becomes a pick task that waits for its reservation. With no
-    /// items, the units cannot be found anywhere and will ship short.
-    ///
-    /// # Errors
-    /// [`FulfillmentOrderError::WrongStatus`] unless picking with units to re-allocate.
-    pub fn reallocated(&self, items: Vec<PlannedItem>, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
-        if self.status != FulfillmentStatus::Picking || self.unplaced.is_empty() {
-            return Err(self.wrong("re-allocate"));
-        }
-        let mut next = self.changed(now);
-        next.attempt = next.attempt.wrapping_add(1);
-        let mut steps = Vec::new();
-        if items.is_empty() {
-            for missing in std::mem::take(&mut next.unplaced) {
-                steps.push(step(
-                    now,
-                    "reallocation_failed",
-                    format!("{} {} not found elsewhere", missing.units, missing.sku),
-                    true,
-                ));
-                add_units(&mut next.short, &missing.sku, missing.units);
-            }
-        } else {
-            next.unplaced.clear();
-            for item in items {
-                let index = u16::try_from(next.plan.len()).unwrap_or(u16::MAX);
-                steps.push(step(now, "reallocated", format!("{}×{} from {}", item.units, item.sku, item.bin), true));
-                next.tasks.push(PickTask { index, picked: None, held: false });
-                next.plan.push(item);
-            }
-        }
-        debug_assert!(next.check_invariants().is_ok());
-        Ok(Transition { next, events: Vec::new(), steps })
-    }
-
-    /// The reservation of re-allocated task `index` was (`held`) or was not
-    /// obtained; a task that could not be held ships short.
-    ///
-    /// # Errors
-    /// [`FulfillmentOrderError::UnknownTask`].
-    pub fn hold_result(&self, index: u16, held: bool, now: Timestamp) -> Result<Transition, FulfillmentOrderError> {
-        let item = self.plan.get(usize::from(index)).ok_or(FulfillmentOrderError::UnknownTask(index))?.clone();
-        let mut next = self.changed(now);
-        let mut steps = Vec::new();
-        if let Some(task) = next.tasks.get_mut(usize::from(index)).filter(|t| !t.held) {
-            task.held = true;
-            if !held {
-                task.picked = Some(0);
-                add_units(&mut next.short, &item.sku, item.units);
-                steps.push(step(
-                    now,
-                    "reallocation_failed",
-                    format!("{}×{} taken in {}", item.units, item.sku, item.bin),
-                    true,
-                ));
-            }
-        }
-        Ok(Transition { next, events: Vec::new(), steps })
     }
 
     /// Packs every picked unit into one shipment per warehouse. Packing again changes nothing.

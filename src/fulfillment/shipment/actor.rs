@@ -265,27 +265,14 @@ impl Actor for ShipmentActor {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         // Boxed: an idle actor's task then holds a pointer, not the
-        // largest state of this future (see BENCHMARKS.md, memory).
+        // largest state of this future.
         crate::actors::boxed(async move {
             if !matches!(message, ShipmentMsg::Idle) {
                 state.touched = std::time::Instant::now();
             }
             let now = self.deps.clock.now();
             match message {
-                ShipmentMsg::Create(new, reply) => {
-                    if let Some(existing) = state.current().cloned() {
-                        let _ = reply.send(existing);
-                        return Ok(());
-                    }
-                    let shipment = Shipment::create(new, now);
-                    // Answered after queued: the fulfillment order asking acts on
-                    // the answer only through a write of its own, queued after
-                    // this one. The label waits until this is durable.
-                    self.save(state, shipment.clone(), Vec::new(), Answer::AfterQueued, Urgency::Lazy).await?;
-                    let _ = reply.send(shipment);
-                    state.land(&self.deps.journal, Urgency::Lazy).await?;
-                    self.follow_up(&myself, state).await?;
-                }
+                ShipmentMsg::Create(new, reply) => self.create(&myself, state, new, reply, now).await?,
                 ShipmentMsg::Track { stage, detail, reply } => {
                     // The carrier waits for the answer: a stage recorded alone commits at once.
                     let answer = self.track(&myself, state, stage, detail, Urgency::Now).await?;
@@ -304,36 +291,9 @@ impl Actor for ShipmentActor {
                     }
                 }
                 ShipmentMsg::Confirmed { stage, detail, tracking_number } => {
-                    state.in_flight = false;
-                    let Some(shipment) = state.current() else { return Ok(()) };
-                    match shipment.advance(stage, &detail, tracking_number, now) {
-                        Ok(next) => {
-                            if next != *shipment {
-                                // The fulfillment order's write of this stage came
-                                // first; this one repeats it in the shipment's own
-                                // row, and the next stage's writes queue behind it.
-                                // Nothing waits for it but the next landing or passivation.
-                                self.save(state, next, Vec::new(), Answer::AfterQueued, Urgency::Lazy).await?;
-                            }
-                        }
-                        Err(err) => tracing::warn!(shipment = %shipment.id(), cause = %err, "stage no longer applies"),
-                    }
-                    self.follow_up(&myself, state).await?;
+                    self.confirmed(&myself, state, (stage, detail, tracking_number), now).await?;
                 }
-                ShipmentMsg::Cancel(reply) => {
-                    let shipment = state.get()?.clone();
-                    match shipment.advance(ShipmentStage::Cancelled, "order cancelled", None, now) {
-                        Ok(next) => {
-                            if next != shipment {
-                                self.save(state, next.clone(), Vec::new(), Answer::AfterDurable, Urgency::Now).await?;
-                            }
-                            let _ = reply.send(Ok(next));
-                        }
-                        Err(err) => {
-                            let _ = reply.send(Err(err));
-                        }
-                    }
-                }
+                ShipmentMsg::Cancel(reply) => self.cancel(state, reply, now).await?,
                 ShipmentMsg::Get(reply) => {
                     let _ = reply.send(state.current().cloned());
                 }
@@ -355,5 +315,75 @@ impl Actor for ShipmentActor {
             Ok(())
         })
         .await
+    }
+}
+
+impl ShipmentActor {
+    async fn create(
+        &self,
+        myself: &ActorRef<ShipmentMsg>,
+        state: &mut State,
+        new: NewShipment,
+        reply: RpcReplyPort<Shipment>,
+        now: crate::events::Timestamp,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(existing) = state.current().cloned() {
+            let _ = reply.send(existing);
+            return Ok(());
+        }
+        let shipment = Shipment::create(new, now);
+        // Answered after queued: the fulfillment order asking acts on the
+        // answer only through a write of its own, queued after this one.
+        // The label waits until this is durable.
+        self.save(state, shipment.clone(), Vec::new(), Answer::AfterQueued, Urgency::Lazy).await?;
+        let _ = reply.send(shipment);
+        state.land(&self.deps.journal, Urgency::Lazy).await?;
+        self.follow_up(myself, state).await
+    }
+
+    /// The fulfillment order agreed to a stage: record it.
+    async fn confirmed(
+        &self,
+        myself: &ActorRef<ShipmentMsg>,
+        state: &mut State,
+        (stage, detail, tracking_number): (ShipmentStage, String, Option<String>),
+        now: crate::events::Timestamp,
+    ) -> Result<(), ActorProcessingErr> {
+        state.in_flight = false;
+        let Some(shipment) = state.current() else { return Ok(()) };
+        match shipment.advance(stage, &detail, tracking_number, now) {
+            Ok(next) => {
+                if next != *shipment {
+                    // The fulfillment order's write of this stage came first;
+                    // this one repeats it in the shipment's own row, and the
+                    // next stage's writes queue behind it. Nothing waits for
+                    // it but the next landing or passivation.
+                    self.save(state, next, Vec::new(), Answer::AfterQueued, Urgency::Lazy).await?;
+                }
+            }
+            Err(err) => tracing::warn!(shipment = %shipment.id(), cause = %err, "stage no longer applies"),
+        }
+        self.follow_up(myself, state).await
+    }
+
+    async fn cancel(
+        &self,
+        state: &mut State,
+        reply: RpcReplyPort<Result<Shipment, ShipmentError>>,
+        now: crate::events::Timestamp,
+    ) -> Result<(), ActorProcessingErr> {
+        let shipment = state.get()?.clone();
+        match shipment.advance(ShipmentStage::Cancelled, "order cancelled", None, now) {
+            Ok(next) => {
+                if next != shipment {
+                    self.save(state, next.clone(), Vec::new(), Answer::AfterDurable, Urgency::Now).await?;
+                }
+                let _ = reply.send(Ok(next));
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+        Ok(())
     }
 }
