@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Orders through HTTP, so idempotency records are written too: two served, one out of stock.
     let state = AppState::new(engine.clone(), HttpConfig::default());
-    let (admin, _) = engine.ecommerce().accounts().issue_key(orderdock::ecommerce::accounts::Role::Admin, None).await?;
+    let (admin, _) = engine.ecommerce().accounts().keys().issue_key(orderdock::access::Role::Admin, None).await?;
     let (customer, key) =
         engine.ecommerce().accounts().create_customer("Ada", "ada@example.com", engine.adapters().clock.now()).await?;
     drop(key);

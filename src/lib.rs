@@ -12,6 +12,7 @@
 //! # Layout
 //! - [`events`]: ids, values, integration events, the bus traits.
 //! - [`persistence`]: the redb store, its group-commit writer (the only module naming redb).
+//! - [`access`]: API keys and roles, for both contexts' edges.
 //! - [`actors`]: the aggregate runtime, supervision, typed calls, the saga log, the outbox dispatcher, the clock.
 //! - [`ecommerce`]: `order/` (state, actor, handle), catalog, payments.
 //! - [`fulfillment`]: `bin/`, `fulfillment_order/`, `shipment/`, `warehouse/`, carriers.
@@ -32,6 +33,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod actors;
 pub mod broker;
 pub mod client;

@@ -8,24 +8,22 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use orderdock::access::Role;
 use orderdock::config::FileConfig;
-use orderdock::ecommerce::accounts::Role;
 use orderdock::http::{AppState, HttpConfig};
 use orderdock::node::{Node, Role as NodeRole};
 use orderdock::persistence::Store;
 use orderdock::{Config, Engine};
 
 /// The allocator: mimalloc, for the many short-lived allocations of message
-/// passing (measured in BENCHMARKS.md against the system allocator).
+/// passing.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Asks Linux not to back this process's memory with transparent huge
 /// pages. mimalloc asks for them on its arenas; every first touch of a
 /// 2 MiB page then zeroes all of it, and the live actors of a busy engine
-/// touch new memory all the time. Measured (BENCHMARKS.md, step 22): about
-/// 10 % less CPU per order at concurrency 256, and a smaller peak RSS.
-/// Best effort: a kernel without the setting changes nothing.
+/// touch new memory all the time. Best effort: a kernel without the setting changes nothing.
 fn without_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl(PR_SET_THP_DISABLE) takes integers only and changes
@@ -272,7 +270,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Node::start_fulfillment(config.clone(), adapters, &broker).await.context("starting the fulfillment role")?
         }
     };
-    let accounts = node.accounts();
+    let accounts = node.keys();
     let admin_key_path = args.data_dir.join("admin.key");
     if !accounts.has_admin() {
         let (secret, _) = accounts.issue_key(Role::Admin, None).await?;

@@ -14,9 +14,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::access::ApiKeys;
 use crate::actors::dispatcher::{self, DispatcherHandle};
 use crate::broker::{Broker, BrokerConfig, Consumer};
-use crate::ecommerce::accounts::Accounts;
 use crate::ecommerce::{Ecommerce, StartFailure};
 use crate::engine::{Adapters, Audit, Config, Contexts, StartError};
 use crate::events::{ContextName, OrderId, SagaStep, Sku};
@@ -88,7 +88,7 @@ pub struct EcommerceNode {
 #[derive(Debug)]
 pub struct FulfillmentNode {
     fulfillment: Fulfillment,
-    accounts: Accounts,
+    keys: ApiKeys,
     adapters: Adapters,
     watch: crate::actors::saga_log::Watch,
     consumer: Consumer,
@@ -184,7 +184,7 @@ impl Node {
     ) -> Result<Node, StartError> {
         let linked = link(&config, "fulfillment.redb", broker).await?;
         let loader = linked.store.clone();
-        let accounts = tokio::task::spawn_blocking(move || Accounts::load(loader))
+        let keys = tokio::task::spawn_blocking(move || ApiKeys::load(loader))
             .await
             .map_err(|err| StartError::Context(err.to_string()))??;
         let fulfillment = Fulfillment::start(
@@ -199,7 +199,7 @@ impl Node {
         .map_err(|err: FulfillmentError| StartError::Context(err.to_string()))?;
         let consumer = linked.consume(ContextName::Fulfillment, fulfillment.inbox(), broker).await?;
         let watch = linked.watch;
-        Ok(Node::Fulfillment(FulfillmentNode { fulfillment, accounts, adapters, watch, consumer }))
+        Ok(Node::Fulfillment(FulfillmentNode { fulfillment, keys, adapters, watch, consumer }))
     }
 
     /// The role it plays.
@@ -238,11 +238,11 @@ impl Node {
     }
 
     /// The API keys this process accepts.
-    pub fn accounts(&self) -> &Accounts {
+    pub fn keys(&self) -> &ApiKeys {
         match self {
-            Node::Embedded(engine) => engine.ecommerce().accounts(),
-            Node::Ecommerce(node) => node.ecommerce.accounts(),
-            Node::Fulfillment(node) => &node.accounts,
+            Node::Embedded(engine) => engine.ecommerce().accounts().keys(),
+            Node::Ecommerce(node) => node.ecommerce.accounts().keys(),
+            Node::Fulfillment(node) => &node.keys,
         }
     }
 

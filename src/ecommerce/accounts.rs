@@ -1,50 +1,20 @@
-//! Customer accounts and API keys.
-//!
-//! A key is `odk_` plus 32 random hex digits, shown once when issued. Only
-//! its SHA-256 is stored (a high-entropy secret needs no slow hash), in the
-//! e-commerce store, and looked up from an in-memory index.
+//! Customer accounts. Each customer gets a customer key
+//! ([`crate::access::ApiKeys`]) when the account is created.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::access::{ApiKeys, Role};
 use crate::events::{CustomerId, Timestamp};
 use crate::persistence::{codec, Store, StoreError, WriteBatch, WriteOp};
 
-/// Record kind of API keys.
-pub const KEY_KIND: &str = "api_key";
 /// Record kind of customers.
 pub const CUSTOMER_KIND: &str = "customer";
 const VERSION: u8 = 1;
 /// Longest customer name or e-mail, in characters.
 pub const CUSTOMER_FIELD_LEN_MAX: usize = 200;
-
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Everything.
-    Admin,
-    /// Warehouse work and stock.
-    Operator,
-    /// Fulfillment intake from other channels.
-    Channel,
-    /// Its own orders only.
-    Customer,
-}
-
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Principal {
-    /// A short, non-secret id of the key (`key_` + 12 hex digits of its hash).
-    pub key_id: String,
-    /// What it may do.
-    pub role: Role,
-    /// The customer, for customer keys.
-    pub customer_id: Option<CustomerId>,
-}
 
 /// A customer account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,15 +41,11 @@ pub enum AccountError {
     Store(#[from] StoreError),
 }
 
-fn hash_hex(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Accounts and keys. Cheap to clone.
+/// Customer accounts, with the API keys of the e-commerce store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Accounts {
     store: Store,
-    keys: Arc<RwLock<HashMap<String, Principal>>>,
+    keys: ApiKeys,
     customers: Arc<RwLock<HashMap<CustomerId, Customer>>>,
 }
 
@@ -89,57 +55,18 @@ impl Accounts {
     /// # Errors
     /// [`StoreError`].
     pub fn load(store: Store) -> Result<Accounts, StoreError> {
-        let mut keys = HashMap::new();
-        for (hash, bytes) in store.snapshots(KEY_KIND)? {
-            let principal: Principal = codec::decode(VERSION, "api key", &bytes)?;
-            keys.insert(hash, principal);
-        }
+        let keys = ApiKeys::load(store.clone())?;
         let mut customers = HashMap::new();
         for (id, bytes) in store.snapshots(CUSTOMER_KIND)? {
             let customer: Customer = codec::decode(VERSION, &format!("customer {id}"), &bytes)?;
             customers.insert(customer.id, customer);
         }
-        Ok(Accounts { store, keys: Arc::new(RwLock::new(keys)), customers: Arc::new(RwLock::new(customers)) })
+        Ok(Accounts { store, keys, customers: Arc::new(RwLock::new(customers)) })
     }
 
-    /// Issues a key; returns the secret (shown once) and its principal.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn issue_key(
-        &self,
-        role: Role,
-        customer_id: Option<CustomerId>,
-    ) -> Result<(String, Principal), StoreError> {
-        let random = crate::events::ids::random_secret()
-            .map_err(|err| StoreError::Io(format!("no randomness for a key: {err}")))?;
-        let secret = format!("odk_{random:032x}");
-        let hash = hash_hex(&secret);
-        let principal = Principal { key_id: format!("key_{}", &hash[..12]), role, customer_id };
-        let mut batch = WriteBatch::new();
-        batch.push(WriteOp::PutSnapshot {
-            kind: KEY_KIND,
-            id: hash.clone(),
-            bytes: codec::encode(VERSION, &principal)?,
-        });
-        self.store.commit(batch).await?;
-        if let Ok(mut keys) = self.keys.write() {
-            keys.insert(hash, principal.clone());
-        }
-        Ok((secret, principal))
-    }
-
-    /// The principal of `secret`, if it is a known key.
-    pub fn authenticate(&self, secret: &str) -> Option<Principal> {
-        if !secret.starts_with("odk_") || secret.len() != 36 {
-            return None;
-        }
-        self.keys.read().ok().and_then(|keys| keys.get(&hash_hex(secret)).cloned())
-    }
-
-    /// Whether any admin key exists.
-    pub fn has_admin(&self) -> bool {
-        self.keys.read().is_ok_and(|keys| keys.values().any(|p| p.role == Role::Admin))
+    /// The API keys of the e-commerce store.
+    pub fn keys(&self) -> &ApiKeys {
+        &self.keys
     }
 
     /// Creates a customer and its key; returns both (the secret is shown once).
@@ -180,7 +107,7 @@ impl Accounts {
         if let Ok(mut customers) = self.customers.write() {
             customers.insert(customer.id, customer.clone());
         }
-        let (secret, _) = self.issue_key(Role::Customer, Some(customer.id)).await?;
+        let (secret, _) = self.keys.issue_key(Role::Customer, Some(customer.id)).await?;
         Ok((customer, secret))
     }
 
@@ -195,29 +122,6 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn keys_authenticate_by_hash_and_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("e.redb");
-        let secret = {
-            let store = Store::open(&path).unwrap();
-            let accounts = Accounts::load(store.clone()).unwrap();
-            assert!(!accounts.has_admin());
-            let (secret, principal) = accounts.issue_key(Role::Admin, None).await.unwrap();
-            assert_eq!(accounts.authenticate(&secret), Some(principal));
-            assert_eq!(accounts.authenticate("odk_00000000000000000000000000000000"), None);
-            store.close();
-            secret
-        };
-        let store = Store::open(&path).unwrap();
-        let accounts = Accounts::load(store.clone()).unwrap();
-        assert!(accounts.has_admin());
-        assert_eq!(accounts.authenticate(&secret).map(|p| p.role), Some(Role::Admin));
-        let raw = store.snapshots(KEY_KIND).unwrap();
-        assert!(raw.iter().all(|(hash, _)| !hash.contains(&secret[4..])), "only hashes are stored");
-        store.close();
-    }
-
-    #[tokio::test]
     async fn customers_need_a_name_and_an_email() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("e.redb")).unwrap();
@@ -226,7 +130,7 @@ mod tests {
         assert_eq!(accounts.create_customer("", "a@b", now).await.unwrap_err(), AccountError::Field("name"));
         assert_eq!(accounts.create_customer("Ada", "nope", now).await.unwrap_err(), AccountError::Field("email"));
         let (customer, secret) = accounts.create_customer("Ada", "ada@example.com", now).await.unwrap();
-        let principal = accounts.authenticate(&secret).unwrap();
+        let principal = accounts.keys().authenticate(&secret).unwrap();
         assert_eq!((principal.role, principal.customer_id), (Role::Customer, Some(customer.id)));
         store.close();
     }

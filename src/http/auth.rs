@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
-use crate::ecommerce::accounts::{Principal, Role};
+use crate::access::{Principal, Role};
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ impl FromRequestParts<AppState> for Caller {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or(ApiError::Unauthorized)?;
         let value = header.to_str().map_err(|_| ApiError::Unauthorized)?;
         let secret = value.strip_prefix("Bearer ").ok_or(ApiError::Unauthorized)?.trim();
-        let principal = state.node.accounts().authenticate(secret).ok_or(ApiError::Unauthorized)?;
+        let principal = state.node.keys().authenticate(secret).ok_or(ApiError::Unauthorized)?;
         if !state.limiter.allow(&principal.key_id) {
             return Err(ApiError::RateLimited);
         }

@@ -24,8 +24,8 @@ use super::auth::Caller;
 use super::dto::ProblemResponse;
 use super::observe::StreamedStep;
 use super::{json, respond, ApiError, AppState};
+use crate::access::Role;
 use crate::actors::saga_log::Progress;
-use crate::ecommerce::accounts::Role;
 use crate::events::ContextName;
 
 /// Width of one throughput bucket (10 s).

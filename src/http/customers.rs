@@ -11,7 +11,8 @@ use axum::Router;
 use super::auth::Caller;
 use super::dto::{CustomerCreated, CustomerRequest, ProblemResponse};
 use super::{body, json, parse, respond, ApiError, AppState};
-use crate::ecommerce::accounts::{AccountError, Role};
+use crate::access::Role;
+use crate::ecommerce::accounts::AccountError;
 
 /// The routes.
 pub fn router() -> Router<AppState> {

@@ -14,7 +14,7 @@ use super::dto::{self, ChannelOrderRequest, ConfirmPickRequest, FulfillmentOrder
 use super::error::missing;
 use super::idempotency::Admission;
 use super::{body, json, parse, respond, ApiError, AppState};
-use crate::ecommerce::accounts::Role;
+use crate::access::Role;
 use crate::events::{Address, Channel, EventLine, FulfillmentOrderId, OrderId, PickTaskId, Quantity, Sku};
 use crate::fulfillment::fulfillment_order::state::NewFulfillmentOrder;
 use crate::fulfillment::FulfillmentOrder;

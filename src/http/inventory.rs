@@ -12,7 +12,7 @@ use super::auth::Caller;
 use super::dto::{AdjustmentRequest, InventoryResponse, LocationLevel, ProblemResponse, ReceiptRequest};
 use super::idempotency::Admission;
 use super::{body, json, parse, ApiError, AppState};
-use crate::ecommerce::accounts::Role;
+use crate::access::Role;
 use crate::events::{BinCode, BinId, Sku, WarehouseId};
 use crate::fulfillment::bin::RECEIPT_UNITS_MAX;
 

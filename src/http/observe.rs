@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::dto::ProblemResponse;
 use super::{json, respond, ApiError, AppState};
-use crate::ecommerce::accounts::Role;
+use crate::access::Role;
 
 /// Step names one stream filter may list.
 pub const STREAM_FILTER_MAX: usize = 64;

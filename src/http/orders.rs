@@ -16,7 +16,7 @@ use super::auth::Caller;
 use super::dto::{self, CancelResponse, OrderList, OrderResponse, PlaceOrderRequest, ProblemResponse};
 use super::idempotency::Admission;
 use super::{body, json, parse, respond, ApiError, AppState};
-use crate::ecommerce::accounts::{Principal, Role};
+use crate::access::{Principal, Role};
 use crate::ecommerce::order::{
     CancelOutcome, Order, OrderFilter, OrderStatus, PlaceOrder, PlacedRecord, PAGE_SIZE_MAX,
 };

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::dto::{AvailabilityResponse, ProblemResponse, ProductList, ProductRequest, ProductResponse};
 use super::{body, json, parse, respond, ApiError, AppState};
-use crate::ecommerce::accounts::Role;
+use crate::access::Role;
 use crate::ecommerce::catalog::Product;
 use crate::events::{Currency, Money, Sku};
 

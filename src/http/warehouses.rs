@@ -16,7 +16,7 @@ use super::dto::{
     PackQueue, PackQueueItem, PickTaskList, PickTaskResponse, ProblemResponse, WarehouseRequest, WarehouseResponse,
 };
 use super::{body, json, parse, respond, ApiError, AppState};
-use crate::ecommerce::accounts::Role;
+use crate::access::Role;
 use crate::events::{BinCode, PickTaskId, WarehouseId};
 use crate::fulfillment::warehouse::Warehouse;
 

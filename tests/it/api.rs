@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use orderdock::ecommerce::accounts::Role;
+use orderdock::access::Role;
 use orderdock::http::{carriers, AppState, HttpConfig};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -32,7 +32,7 @@ impl Api {
         let dir = tempfile::tempdir()?;
         let config = crate::helpers::config(dir.path(), autopilot);
         let engine = Arc::new(orderdock::Engine::start(config).await?);
-        let accounts = engine.ecommerce().accounts().clone();
+        let accounts = engine.ecommerce().accounts().keys().clone();
         let (admin, _) = accounts.issue_key(Role::Admin, None).await?;
         let (operator, _) = accounts.issue_key(Role::Operator, None).await?;
         let (channel, _) = accounts.issue_key(Role::Channel, None).await?;
@@ -177,7 +177,7 @@ async fn the_idempotency_key_contract_holds() -> TestResult {
     assert_eq!(bos.status, StatusCode::CREATED);
     assert_ne!(bos.body["id"], first.body["id"]);
     // Same key while the first request is running → 409 (the first holds the claim).
-    let principal = api.engine().ecommerce().accounts().authenticate(&customer).expect("customer key");
+    let principal = api.engine().ecommerce().accounts().keys().authenticate(&customer).expect("customer key");
     let store = api.engine().ecommerce().store().clone();
     let held = api.state.in_flight.admit(
         &store,
