@@ -48,7 +48,7 @@
 //! leave, or a client whose idempotency record it carries.
 
 use crate::events::{EventEnvelope, OrderId, SagaStep};
-use crate::persistence::{Pending, Store, StoreError, Urgency, WriteBatch, WriteOp};
+use crate::persistence::{codec, Pending, Store, StoreError, Urgency, WriteBatch, WriteOp};
 
 use super::dispatcher::{outbox_ops, DispatcherHandle};
 use super::saga_log::{self, Progress, Watch};
@@ -279,6 +279,26 @@ pub fn open_mark(kind: &'static str, key: &str, was_finished: Option<bool>, fini
     } else {
         WriteOp::MarkOpen { kind, id: key.to_owned() }
     })
+}
+
+/// The one row of an aggregate stored whole: its snapshot behind `A::VERSION`
+/// (the usual body of [`Aggregate::encode`]).
+///
+/// # Errors
+/// [`StoreError::Encode`].
+pub fn snapshot_row<A: Aggregate + serde::Serialize>(aggregate: &A) -> Result<WriteOp, StoreError> {
+    Ok(WriteOp::PutSnapshot { kind: A::KIND, id: aggregate.key(), bytes: codec::encode(A::VERSION, aggregate)? })
+}
+
+/// Decodes a snapshot row written by [`snapshot_row`] and checks the
+/// aggregate's invariants; `what` names it for the error.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] for bad bytes or a broken invariant.
+pub fn decode_row<A: Aggregate + serde::de::DeserializeOwned>(what: String, bytes: &[u8]) -> Result<A, StoreError> {
+    let aggregate: A = codec::decode(A::VERSION, &what, bytes)?;
+    aggregate.check_invariants().map_err(|detail| StoreError::Corrupt { what, detail })?;
+    Ok(aggregate)
 }
 
 /// Reads the snapshot of `A` with key `id` from `store` (the usual body of

@@ -2,9 +2,10 @@
 //! Used by the order actor, the engine's views and audit, and `inspect`.
 
 use super::state::Order;
+use crate::actors::aggregate::{decode_row, snapshot_row};
 use crate::actors::Aggregate;
 use crate::events::OrderId;
-use crate::persistence::{codec, StoreError, WriteOp};
+use crate::persistence::{StoreError, WriteOp};
 
 /// Record kind of order snapshots.
 pub const KIND: &str = "order";
@@ -16,11 +17,7 @@ pub const VERSION: u8 = 1;
 /// # Errors
 /// [`StoreError::Corrupt`].
 pub fn decode(id: &str, bytes: &[u8]) -> Result<Order, StoreError> {
-    let order: Order = codec::decode(VERSION, &format!("order {id}"), bytes)?;
-    order
-        .check_invariants()
-        .map_err(|err| StoreError::Corrupt { what: format!("order {id}"), detail: err.to_string() })?;
-    Ok(order)
+    decode_row(format!("order {id}"), bytes)
 }
 
 impl Aggregate for Order {
@@ -32,7 +29,7 @@ impl Aggregate for Order {
     }
 
     fn encode(&self, rows: &mut Vec<WriteOp>) -> Result<(), StoreError> {
-        rows.push(WriteOp::PutSnapshot { kind: KIND, id: self.key(), bytes: codec::encode(VERSION, self)? });
+        rows.push(snapshot_row(self)?);
         Ok(())
     }
 

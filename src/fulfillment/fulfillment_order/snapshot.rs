@@ -2,9 +2,10 @@
 //! postcard. Used by the fulfillment order actor, the engine's views and `inspect`.
 
 use super::state::FulfillmentOrder;
+use crate::actors::aggregate::{decode_row, snapshot_row};
 use crate::actors::Aggregate;
 use crate::events::OrderId;
-use crate::persistence::{codec, StoreError, WriteOp};
+use crate::persistence::{StoreError, WriteOp};
 
 /// Record kind of fulfillment order snapshots.
 pub const KIND: &str = "fulfillment_order";
@@ -16,10 +17,7 @@ pub const VERSION: u8 = 1;
 /// # Errors
 /// [`StoreError::Corrupt`].
 pub fn decode(id: &str, bytes: &[u8]) -> Result<FulfillmentOrder, StoreError> {
-    let what = format!("fulfillment order {id}");
-    let order: FulfillmentOrder = codec::decode(VERSION, &what, bytes)?;
-    order.check_invariants().map_err(|err| StoreError::Corrupt { what, detail: err.to_string() })?;
-    Ok(order)
+    decode_row(format!("fulfillment order {id}"), bytes)
 }
 
 impl Aggregate for FulfillmentOrder {
@@ -31,7 +29,7 @@ impl Aggregate for FulfillmentOrder {
     }
 
     fn encode(&self, rows: &mut Vec<WriteOp>) -> Result<(), StoreError> {
-        rows.push(WriteOp::PutSnapshot { kind: KIND, id: self.key(), bytes: codec::encode(VERSION, self)? });
+        rows.push(snapshot_row(self)?);
         Ok(())
     }
 

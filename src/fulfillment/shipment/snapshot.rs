@@ -2,9 +2,10 @@
 //! Used by the shipment actor, the engine's views and `inspect`.
 
 use super::state::Shipment;
+use crate::actors::aggregate::{decode_row, snapshot_row};
 use crate::actors::Aggregate;
 use crate::events::OrderId;
-use crate::persistence::{codec, StoreError, WriteOp};
+use crate::persistence::{StoreError, WriteOp};
 
 /// Record kind of shipment snapshots.
 pub const KIND: &str = "shipment";
@@ -16,7 +17,7 @@ pub const VERSION: u8 = 1;
 /// # Errors
 /// [`StoreError::Corrupt`].
 pub fn decode(id: &str, bytes: &[u8]) -> Result<Shipment, StoreError> {
-    codec::decode(VERSION, &format!("shipment {id}"), bytes)
+    decode_row(format!("shipment {id}"), bytes)
 }
 
 impl Aggregate for Shipment {
@@ -28,7 +29,7 @@ impl Aggregate for Shipment {
     }
 
     fn encode(&self, rows: &mut Vec<WriteOp>) -> Result<(), StoreError> {
-        rows.push(WriteOp::PutSnapshot { kind: KIND, id: self.key(), bytes: codec::encode(VERSION, self)? });
+        rows.push(snapshot_row(self)?);
         Ok(())
     }
 
