@@ -78,3 +78,17 @@ fn production_never_imports_the_load_tool() {
     }
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+#[test]
+fn no_source_file_is_over_700_lines() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(file).expect("utf-8 source").lines().count();
+            (lines > 700).then(|| format!("{}: {lines} lines", file.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "{long:#?}");
+}

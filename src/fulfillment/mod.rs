@@ -6,6 +6,7 @@
 //! through [`FulfillmentInbox`] (an [`EventSink`]) and sends its own through
 //! its store's outbox and the dispatcher. It never uses the e-commerce context's code.
 
+pub mod autopilot;
 pub mod bin;
 pub mod carriers;
 pub mod fulfillment_order;

@@ -16,10 +16,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::ecommerce::payments::{AuthorizationId, PaymentError};
 use crate::events::{
-    Address, CancelReason, ContextName, CustomerId, EventEnvelope, EventId, EventLine, FulfillmentOrderId,
-    FulfillmentStage, IntegrationEvent, Money, OrderId, Quantity, SagaStep, Sku, SkuUnits, Timestamp, ValueError,
-    EVENT_SCHEMA_VERSION,
+    Address, CancelReason, ContextName, CustomerId, EventEnvelope, EventId, FulfillmentOrderId, FulfillmentStage,
+    IntegrationEvent, Money, OrderId, Quantity, SagaStep, Sku, SkuUnits, Timestamp, ValueError, EVENT_SCHEMA_VERSION,
 };
+
+mod placement;
+pub use placement::{Authorization, Authorized, NewOrder, Placement, AUTHORIZATION_ATTEMPTS_MAX};
 
 /// Most lines in one order.
 pub const ORDER_LINES_MAX: usize = 100;
@@ -190,149 +192,6 @@ pub struct FulfillmentLink {
     pub shipments_delivered: u16,
 }
 
-/// What the caller asked to create: its lines checked and priced, and its
-/// total taken, once ([`NewOrder::price`], [`NewOrder::priced`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewOrder {
-    id: OrderId,
-    customer_id: CustomerId,
-    lines: Vec<OrderLine>,
-    ship_to: Address,
-    total: Money,
-}
-
-impl NewOrder {
-    /// Prices `requested` with `price_of` (the catalog) after checking the
-    /// line rules, then totals it. `id` is chosen by the caller, so that a
-    /// retry names the same order.
-    ///
-    /// # Errors
-    /// The line rules ([`Order::check_lines`]), a bad total
-    /// ([`OrderError::Amount`]), or what `price_of` says of a SKU.
-    pub fn price<E: From<OrderError>>(
-        id: OrderId,
-        customer_id: CustomerId,
-        requested: &[(Sku, Quantity)],
-        ship_to: Address,
-        price_of: impl Fn(&Sku) -> Result<Money, E>,
-    ) -> Result<NewOrder, E> {
-        Order::check_lines(requested.iter().map(|(sku, _)| sku))?;
-        let mut lines = Vec::with_capacity(requested.len());
-        for (sku, quantity) in requested {
-            lines.push(OrderLine { sku: sku.clone(), quantity: *quantity, unit_price: price_of(sku)? });
-        }
-        Ok(Self::totalled(id, customer_id, lines, ship_to)?)
-    }
-
-    /// An order of lines priced already, after checking the line rules.
-    ///
-    /// # Errors
-    /// The line rules ([`Order::check_lines`]) or a bad total ([`OrderError::Amount`]).
-    pub fn priced(
-        id: OrderId,
-        customer_id: CustomerId,
-        lines: Vec<OrderLine>,
-        ship_to: Address,
-    ) -> Result<NewOrder, OrderError> {
-        Order::check_lines(lines.iter().map(|line| &line.sku))?;
-        Self::totalled(id, customer_id, lines, ship_to)
-    }
-
-    fn totalled(
-        id: OrderId,
-        customer_id: CustomerId,
-        lines: Vec<OrderLine>,
-        ship_to: Address,
-    ) -> Result<NewOrder, OrderError> {
-        let currency = lines.first().map(|line| line.unit_price.currency()).ok_or(OrderError::NoLines)?;
-        let mut total = Money::zero(currency);
-        for line in &lines {
-            total = total.checked_add(line.unit_price.times(line.quantity.get())?)?;
-        }
-        Ok(NewOrder { id, customer_id, lines, ship_to, total })
-    }
-
-    /// The order's id.
-    pub fn id(&self) -> OrderId {
-        self.id
-    }
-
-    /// The sum of its lines.
-    pub fn total(&self) -> Money {
-        self.total
-    }
-}
-
-/// Most calls to an unavailable gateway for one authorization before the
-/// order is placed as declined.
-pub const AUTHORIZATION_ATTEMPTS_MAX: u32 = 4;
-
-/// An order being placed while its payment is authorized: what its actor
-/// keeps until the gateway's answer (nothing of it is stored).
-#[derive(Debug)]
-pub struct Placement {
-    new: NewOrder,
-    attempts: u32,
-}
-
-/// What the gateway's answer to an authorization leads to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Authorized {
-    /// Unavailable: ask again after retry number `attempt` (0-based) of the backoff.
-    Retry {
-        /// Retries so far, before this one.
-        attempt: u32,
-    },
-    /// Answered: place the order with it.
-    Decided(Authorization),
-}
-
-impl Placement {
-    /// A placement of `new`, its authorization not yet asked.
-    pub fn new(new: NewOrder) -> Self {
-        Self { new, attempts: 0 }
-    }
-
-    /// The order being placed.
-    pub fn order(&self) -> &NewOrder {
-        &self.new
-    }
-
-    /// The idempotency key of its authorization at the gateway: every
-    /// attempt is the same authorization.
-    pub fn gateway_key(&self) -> String {
-        format!("auth:{}", self.new.id)
-    }
-
-    /// Takes the gateway's answer to one attempt: an unavailable gateway is
-    /// asked again, up to [`AUTHORIZATION_ATTEMPTS_MAX`] calls in all, then
-    /// the order is declined.
-    pub fn answered(&mut self, result: Result<AuthorizationId, PaymentError>) -> Authorized {
-        self.attempts += 1;
-        match result {
-            Ok(id) => Authorized::Decided(Authorization::Approved(id)),
-            Err(PaymentError::Unavailable(_)) if self.attempts < AUTHORIZATION_ATTEMPTS_MAX => {
-                Authorized::Retry { attempt: self.attempts - 1 }
-            }
-            Err(err) => Authorized::Decided(Authorization::Declined(err.to_string())),
-        }
-    }
-
-    /// Places the order with the authorization's outcome.
-    pub fn place(self, authorization: Authorization, now: Timestamp) -> Transition {
-        Order::place(self.new, authorization, now)
-    }
-}
-
-/// The gateway's answer to the authorization made before placement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Authorization {
-    /// Held.
-    Approved(AuthorizationId),
-    /// Refused.
-    Declined(String),
-}
-
 /// A customer's order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
@@ -397,59 +256,6 @@ fn step(now: Timestamp, name: &str, detail: String, compensation: bool) -> SagaS
 }
 
 impl Order {
-    /// Places an order whose payment authorization has been answered.
-    pub fn place(new: NewOrder, authorization: Authorization, now: Timestamp) -> Transition {
-        let total = new.total;
-        let currency = total.currency();
-        let (status, payment_status, authorization_id, detail) = match authorization {
-            Authorization::Approved(id) => {
-                (OrderStatus::Placed, PaymentStatus::Authorized, Some(id), format!("total {total}, payment authorized"))
-            }
-            Authorization::Declined(why) => (
-                OrderStatus::Cancelled { reason: CancelReason::PaymentDeclined },
-                PaymentStatus::Declined,
-                None,
-                format!("payment declined: {why}"),
-            ),
-        };
-        let mut order = Order {
-            id: new.id,
-            customer_id: new.customer_id,
-            lines: new.lines,
-            total,
-            ship_to: new.ship_to,
-            status,
-            payment: Payment {
-                authorization: authorization_id,
-                status: payment_status,
-                captured: Money::zero(currency),
-                refunded: Money::zero(currency),
-            },
-            pending_payments: Vec::new(),
-            fulfillment: None,
-            cancel_requested: false,
-            refunds_issued: 0,
-            applied: Vec::new(),
-            sequence: 0,
-            placed_at: now,
-            updated_at: now,
-        };
-        let name = if status == OrderStatus::Placed { "order_placed" } else { "payment_declined" };
-        let mut events = Vec::new();
-        if status == OrderStatus::Placed {
-            events.push(order.emit(
-                now,
-                IntegrationEvent::OrderPlaced {
-                    customer_id: order.customer_id,
-                    lines: order.lines.iter().map(|l| EventLine { sku: l.sku.clone(), quantity: l.quantity }).collect(),
-                    ship_to: order.ship_to.clone(),
-                },
-            ));
-        }
-        debug_assert!(order.check_invariants().is_ok());
-        Transition { next: order, events, steps: vec![step(now, name, detail, false)] }
-    }
-
     /// Checks the shape of an order's lines: at least one, at most
     /// [`ORDER_LINES_MAX`], each SKU once.
     ///
@@ -527,25 +333,7 @@ impl Order {
             (
                 IntegrationEvent::FulfillmentProgressed { stage, short },
                 OrderStatus::Paid | OrderStatus::InFulfillment,
-            ) => {
-                next.status = OrderStatus::InFulfillment;
-                let name = match stage {
-                    FulfillmentStage::Released => "released_to_warehouse",
-                    FulfillmentStage::Picking => "picking",
-                    FulfillmentStage::Packed => "packed",
-                };
-                steps.push(step(now, name, String::new(), false));
-                if let Some(amount) = next.short_amount(short) {
-                    next.refunds_issued += 1;
-                    next.pending_payments.push(PaymentOp::Refund { number: next.refunds_issued, amount });
-                    steps.push(step(now, "partial_refund_requested", format!("{amount} for units not picked"), true));
-                    if next.fulfillment.as_ref().is_some_and(|f| f.shipments_total == 0)
-                        && *stage == FulfillmentStage::Packed
-                    {
-                        next.status = OrderStatus::Refunded { reason: CancelReason::OutOfStock };
-                    }
-                }
-            }
+            ) => next.progressed(*stage, short, now, &mut steps),
             (
                 IntegrationEvent::ShipmentDispatched {
                     shipment_id,
@@ -556,22 +344,9 @@ impl Order {
                 },
                 OrderStatus::Paid | OrderStatus::InFulfillment | OrderStatus::PartiallyShipped,
             ) => {
-                if let Some(link) = next.fulfillment.as_mut() {
-                    link.shipments_total = *shipments_total;
-                    link.shipments_dispatched = *shipments_dispatched;
-                }
-                next.status = if shipments_dispatched >= shipments_total {
-                    OrderStatus::Shipped
-                } else {
-                    OrderStatus::PartiallyShipped
-                };
-                next.cancel_requested = false;
-                steps.push(step(
-                    now,
-                    "shipment_dispatched",
-                    format!("{shipment_id} tracking {tracking_number}"),
-                    false,
-                ));
+                next.dispatched(*shipments_total, *shipments_dispatched);
+                let detail = format!("{shipment_id} tracking {tracking_number}");
+                steps.push(step(now, "shipment_dispatched", detail, false));
             }
             (
                 IntegrationEvent::ShipmentDelivered { shipment_id, shipments_total, shipments_delivered },
@@ -587,15 +362,8 @@ impl Order {
                 steps.push(step(now, "shipment_delivered", shipment_id.to_string(), false));
             }
             (IntegrationEvent::CancellationConfirmed { stock }, OrderStatus::Paid | OrderStatus::InFulfillment) => {
-                let refund = next.payment.captured.checked_sub(next.payment.refunded).ok().filter(|m| m.amount() > 0);
-                next.status = OrderStatus::Refunded { reason: CancelReason::CustomerRequest };
-                next.cancel_requested = false;
                 steps.push(step(now, "cancellation_confirmed", format!("stock {stock:?}"), true));
-                if let Some(amount) = refund {
-                    next.refunds_issued += 1;
-                    next.pending_payments.push(PaymentOp::Refund { number: next.refunds_issued, amount });
-                    steps.push(step(now, "refund_requested", amount.to_string(), true));
-                }
+                next.cancellation_confirmed(now, &mut steps);
             }
             (IntegrationEvent::CancellationRejected, _) => {
                 next.cancel_requested = false;
@@ -610,6 +378,47 @@ impl Order {
         }
         debug_assert!(next.check_invariants().is_ok());
         Transition { next, events, steps }
+    }
+
+    /// Fulfillment reached `stage`; units it could not pick (`short`) are refunded.
+    fn progressed(&mut self, stage: FulfillmentStage, short: &[SkuUnits], now: Timestamp, steps: &mut Vec<SagaStep>) {
+        self.status = OrderStatus::InFulfillment;
+        let name = match stage {
+            FulfillmentStage::Released => "released_to_warehouse",
+            FulfillmentStage::Picking => "picking",
+            FulfillmentStage::Packed => "packed",
+        };
+        steps.push(step(now, name, String::new(), false));
+        if let Some(amount) = self.short_amount(short) {
+            self.refunds_issued += 1;
+            self.pending_payments.push(PaymentOp::Refund { number: self.refunds_issued, amount });
+            steps.push(step(now, "partial_refund_requested", format!("{amount} for units not picked"), true));
+            if self.fulfillment.as_ref().is_some_and(|f| f.shipments_total == 0) && stage == FulfillmentStage::Packed {
+                self.status = OrderStatus::Refunded { reason: CancelReason::OutOfStock };
+            }
+        }
+    }
+
+    /// A shipment left: `dispatched` of `total`.
+    fn dispatched(&mut self, total: u16, dispatched: u16) {
+        if let Some(link) = self.fulfillment.as_mut() {
+            link.shipments_total = total;
+            link.shipments_dispatched = dispatched;
+        }
+        self.status = if dispatched >= total { OrderStatus::Shipped } else { OrderStatus::PartiallyShipped };
+        self.cancel_requested = false;
+    }
+
+    /// Fulfillment confirmed the customer's cancellation: what was captured is refunded.
+    fn cancellation_confirmed(&mut self, now: Timestamp, steps: &mut Vec<SagaStep>) {
+        let refund = self.payment.captured.checked_sub(self.payment.refunded).ok().filter(|m| m.amount() > 0);
+        self.status = OrderStatus::Refunded { reason: CancelReason::CustomerRequest };
+        self.cancel_requested = false;
+        if let Some(amount) = refund {
+            self.refunds_issued += 1;
+            self.pending_payments.push(PaymentOp::Refund { number: self.refunds_issued, amount });
+            steps.push(step(now, "refund_requested", amount.to_string(), true));
+        }
     }
 
     /// Moves to `Cancelled{reason}` and settles the payment: a hold is voided.
@@ -684,28 +493,13 @@ impl Order {
             None => return Transition { next: self.clone(), events, steps },
         }
         match (op, result) {
-            (PaymentOp::Capture, Ok(())) => {
-                next.payment.status = PaymentStatus::Captured;
-                next.payment.captured = next.total;
-                if next.status == OrderStatus::StockConfirmed {
-                    next.status = OrderStatus::Paid;
-                    events.push(next.emit(now, IntegrationEvent::PaymentCaptured { amount: next.total }));
-                    steps.push(step(now, "payment_captured", next.total.to_string(), false));
-                } else {
-                    // Captured after the order was cancelled (a capture that raced a cancel): give it back.
-                    next.pending_payments.retain(|pending| *pending != PaymentOp::Void);
-                    next.refunds_issued += 1;
-                    next.pending_payments.push(PaymentOp::Refund { number: next.refunds_issued, amount: next.total });
-                    steps.push(step(now, "late_capture_refund_requested", next.total.to_string(), true));
-                }
-            }
+            (PaymentOp::Capture, Ok(())) => next.captured(now, &mut events, &mut steps),
             (PaymentOp::Capture, Err(err)) => {
                 next.payment.status = PaymentStatus::Declined;
                 if next.status == OrderStatus::StockConfirmed {
                     next.status = OrderStatus::Cancelled { reason: CancelReason::PaymentDeclined };
-                    events.push(
-                        next.emit(now, IntegrationEvent::OrderCancelled { reason: CancelReason::PaymentDeclined }),
-                    );
+                    let event = IntegrationEvent::OrderCancelled { reason: CancelReason::PaymentDeclined };
+                    events.push(next.emit(now, event));
                 }
                 next.pending_payments.push(PaymentOp::Void);
                 steps.push(step(now, "capture_declined", err.to_string(), true));
@@ -747,6 +541,23 @@ impl Order {
         }
         debug_assert!(next.check_invariants().is_ok());
         Transition { next, events, steps }
+    }
+
+    /// The capture took the money: the order is paid, or (a capture that
+    /// raced a cancel) the money is given back.
+    fn captured(&mut self, now: Timestamp, events: &mut Vec<EventEnvelope>, steps: &mut Vec<SagaStep>) {
+        self.payment.status = PaymentStatus::Captured;
+        self.payment.captured = self.total;
+        if self.status == OrderStatus::StockConfirmed {
+            self.status = OrderStatus::Paid;
+            events.push(self.emit(now, IntegrationEvent::PaymentCaptured { amount: self.total }));
+            steps.push(step(now, "payment_captured", self.total.to_string(), false));
+        } else {
+            self.pending_payments.retain(|pending| *pending != PaymentOp::Void);
+            self.refunds_issued += 1;
+            self.pending_payments.push(PaymentOp::Refund { number: self.refunds_issued, amount: self.total });
+            steps.push(step(now, "late_capture_refund_requested", self.total.to_string(), true));
+        }
     }
 
     /// Checks the order's invariants (before a write and after a read).
@@ -832,483 +643,4 @@ impl Order {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::events::{Currency, ShipmentId, StockOutcome, WarehouseId};
-
-    const NOW: Timestamp = Timestamp::from_millis(1_000);
-
-    fn line(sku: &str, quantity: u32, cents: i64) -> OrderLine {
-        OrderLine {
-            sku: Sku::parse(sku).unwrap(),
-            quantity: Quantity::new(quantity).unwrap(),
-            unit_price: Money::new(cents, Currency::EUR).unwrap(),
-        }
-    }
-
-    fn new_order(lines: Vec<OrderLine>) -> NewOrder {
-        try_new_order(lines).unwrap()
-    }
-
-    fn try_new_order(lines: Vec<OrderLine>) -> Result<NewOrder, OrderError> {
-        let ship_to = Address::new("Ada", "1 Main St", "Paris", "75001", "FR").unwrap();
-        NewOrder::priced(OrderId::from_raw(7), CustomerId::from_raw(9), lines, ship_to)
-    }
-
-    fn placed() -> Order {
-        Order::place(
-            new_order(vec![line("A", 2, 1000), line("B", 1, 500)]),
-            Authorization::Approved("auth_1".into()),
-            NOW,
-        )
-        .next
-    }
-
-    fn from_fulfillment(order: &Order, n: u32, event: IntegrationEvent) -> EventEnvelope {
-        EventEnvelope {
-            event_id: EventId::from_raw(1000 + u128::from(n)),
-            order_id: order.id(),
-            sequence: n,
-            occurred_at: NOW,
-            source: ContextName::Fulfillment,
-            schema_version: EVENT_SCHEMA_VERSION,
-            event,
-        }
-    }
-
-    fn reserved(order: &Order) -> Order {
-        order
-            .apply(
-                &from_fulfillment(
-                    order,
-                    1,
-                    IntegrationEvent::StockReserved {
-                        fulfillment_order_id: FulfillmentOrderId::from_raw(7),
-                        expires_at: NOW,
-                        shipments_planned: 1,
-                    },
-                ),
-                NOW,
-            )
-            .next
-    }
-
-    fn paid() -> Order {
-        let order = reserved(&placed());
-        order.payment_result(&PaymentOp::Capture, Ok(()), NOW).next
-    }
-
-    #[test]
-    fn a_receipt_and_the_capture_it_owes_make_one_transition() {
-        let order = placed();
-        let event = from_fulfillment(
-            &order,
-            1,
-            IntegrationEvent::StockReserved {
-                fulfillment_order_id: FulfillmentOrderId::from_raw(7),
-                expires_at: NOW,
-                shipments_planned: 1,
-            },
-        );
-        let receipt = order.apply(&event, NOW);
-        assert_eq!(receipt.next.pending_payments(), &[PaymentOp::Capture]);
-        let both = receipt.clone().then(|next| next.payment_result(&PaymentOp::Capture, Ok(()), NOW));
-        let captured = receipt.next.payment_result(&PaymentOp::Capture, Ok(()), NOW);
-        assert_eq!(both.next, captured.next, "the same order as the two decisions one after the other");
-        assert_eq!(both.next, paid());
-        assert!(both.next.pending_payments().is_empty());
-        let expected: Vec<_> = receipt.events.iter().chain(&captured.events).cloned().collect();
-        assert_eq!(both.events, expected, "every event of both, in order");
-        assert!(!both.events.is_empty());
-        let steps: Vec<_> = receipt.steps.iter().chain(&captured.steps).cloned().collect();
-        assert_eq!(both.steps, steps, "every step of both, in order");
-        assert!(both.next.has_applied(event.event_id));
-    }
-
-    fn dispatched(order: &Order) -> Order {
-        order
-            .apply(
-                &from_fulfillment(
-                    order,
-                    3,
-                    IntegrationEvent::ShipmentDispatched {
-                        shipment_id: ShipmentId::from_raw(1),
-                        warehouse_id: WarehouseId::parse("wh").unwrap(),
-                        tracking_number: "T1".into(),
-                        shipments_total: 1,
-                        shipments_dispatched: 1,
-                    },
-                ),
-                NOW,
-            )
-            .next
-    }
-
-    fn every_status() -> Vec<Order> {
-        let paid = paid();
-        let in_fulfillment = paid
-            .apply(
-                &from_fulfillment(
-                    &paid,
-                    2,
-                    IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Released, short: vec![] },
-                ),
-                NOW,
-            )
-            .next;
-        let shipped = dispatched(&in_fulfillment);
-        let delivered = shipped
-            .apply(
-                &from_fulfillment(
-                    &shipped,
-                    4,
-                    IntegrationEvent::ShipmentDelivered {
-                        shipment_id: ShipmentId::from_raw(1),
-                        shipments_total: 1,
-                        shipments_delivered: 1,
-                    },
-                ),
-                NOW,
-            )
-            .next;
-        let mut partially = paid.clone();
-        partially.status = OrderStatus::PartiallyShipped;
-        let refunded = {
-            let requested = paid.request_cancel(NOW).unwrap().1.next;
-            requested
-                .apply(
-                    &from_fulfillment(
-                        &paid,
-                        5,
-                        IntegrationEvent::CancellationConfirmed { stock: StockOutcome::Released },
-                    ),
-                    NOW,
-                )
-                .next
-        };
-        vec![
-            placed(),
-            reserved(&placed()),
-            paid,
-            in_fulfillment,
-            partially,
-            shipped,
-            delivered,
-            placed().request_cancel(NOW).unwrap().1.next,
-            refunded,
-        ]
-    }
-
-    // Goal: every (status, event or command) pair has the outcome the state
-    // machine promises. Events that do not apply only mark themselves applied.
-    #[test]
-    fn every_event_and_command_in_every_status() {
-        let events = [
-            IntegrationEvent::StockReserved {
-                fulfillment_order_id: FulfillmentOrderId::from_raw(7),
-                expires_at: NOW,
-                shipments_planned: 1,
-            },
-            IntegrationEvent::StockRejected { missing: vec![] },
-            IntegrationEvent::ReservationExpired,
-            IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Packed, short: vec![] },
-            IntegrationEvent::ShipmentDispatched {
-                shipment_id: ShipmentId::from_raw(1),
-                warehouse_id: WarehouseId::parse("wh").unwrap(),
-                tracking_number: "T".into(),
-                shipments_total: 1,
-                shipments_dispatched: 1,
-            },
-            IntegrationEvent::ShipmentDelivered {
-                shipment_id: ShipmentId::from_raw(1),
-                shipments_total: 1,
-                shipments_delivered: 1,
-            },
-            IntegrationEvent::CancellationConfirmed { stock: StockOutcome::Released },
-            IntegrationEvent::CancellationRejected,
-        ];
-        let statuses: Vec<&str> = every_status().iter().map(|o| o.status().as_str()).collect();
-        assert_eq!(statuses, OrderStatus::CODES, "one status of each code, in lifecycle order");
-        for order in every_status() {
-            let status = order.status().as_str();
-            for (n, event) in events.iter().enumerate() {
-                let envelope = from_fulfillment(&order, 20 + n as u32, event.clone());
-                let next = order.apply(&envelope, NOW).next;
-                assert!(next.has_applied(envelope.event_id));
-                assert!(next.check_invariants().is_ok());
-                let expected = match (event.kind(), status) {
-                    ("stock_reserved", "placed") => "stock_confirmed",
-                    ("stock_rejected", "placed") => "cancelled",
-                    ("reservation_expired", "placed" | "stock_confirmed") => "cancelled",
-                    ("fulfillment_progressed", "paid" | "in_fulfillment") => "in_fulfillment",
-                    ("shipment_dispatched", "paid" | "in_fulfillment" | "partially_shipped") => "shipped",
-                    ("shipment_delivered", "shipped") => "delivered",
-                    ("shipment_delivered", "partially_shipped") => "partially_shipped",
-                    ("cancellation_confirmed", "paid" | "in_fulfillment") => "refunded",
-                    (_, unchanged) => unchanged,
-                };
-                assert_eq!(next.status().as_str(), expected, "{} while {status}", event.kind());
-                if order.status().is_terminal() {
-                    assert_eq!(next.status(), order.status(), "terminal states absorb {}", event.kind());
-                }
-            }
-            let cancel = order.request_cancel(NOW);
-            match status {
-                "placed" | "stock_confirmed" => assert_eq!(cancel.unwrap().0, CancelOutcome::Cancelled),
-                "paid" | "in_fulfillment" => assert_eq!(cancel.unwrap().0, CancelOutcome::Requested),
-                "cancelled" | "refunded" => {
-                    let (outcome, transition) = cancel.unwrap();
-                    assert_eq!(outcome, CancelOutcome::Cancelled);
-                    assert!(transition.events.is_empty(), "repeat cancel emits nothing");
-                }
-                _ => assert!(matches!(cancel, Err(OrderError::NotCancellable { .. })), "cancel while {status}"),
-            }
-        }
-    }
-
-    #[test]
-    fn placing_prices_the_lines_and_emits_order_placed() {
-        let transition = Order::place(
-            new_order(vec![line("A", 2, 1000), line("B", 1, 500)]),
-            Authorization::Approved("a".into()),
-            NOW,
-        );
-        assert_eq!(transition.next.total().amount(), 2500);
-        assert_eq!(transition.next.status(), OrderStatus::Placed);
-        assert!(matches!(transition.events[0].event, IntegrationEvent::OrderPlaced { .. }));
-        assert_eq!(transition.events[0].sequence, 1);
-    }
-
-    #[test]
-    fn a_declined_authorization_cancels_without_events() {
-        let transition = Order::place(new_order(vec![line("A", 1, 100)]), Authorization::Declined("no".into()), NOW);
-        assert_eq!(transition.next.status(), OrderStatus::Cancelled { reason: CancelReason::PaymentDeclined });
-        assert!(transition.events.is_empty());
-        assert!(transition.next.is_finished());
-    }
-
-    #[test]
-    fn placing_refuses_bad_line_sets() {
-        // The line rules are checked once, when the order is priced, before anything is authorized.
-        assert_eq!(try_new_order(vec![]).unwrap_err(), OrderError::NoLines);
-        assert!(matches!(try_new_order(vec![line("A", 1, 1), line("A", 2, 1)]), Err(OrderError::DuplicateSku(_))));
-        let many = (0..=ORDER_LINES_MAX).map(|i| line(&format!("S{i}"), 1, 1)).collect();
-        assert_eq!(try_new_order(many).unwrap_err(), OrderError::TooManyLines);
-    }
-
-    #[test]
-    fn an_unavailable_gateway_is_asked_again_then_the_order_is_declined() {
-        let mut placement = Placement::new(new_order(vec![line("A", 1, 100)]));
-        let unavailable = || Err(PaymentError::Unavailable("down".into()));
-        for attempt in 0..AUTHORIZATION_ATTEMPTS_MAX - 1 {
-            assert_eq!(placement.answered(unavailable()), Authorized::Retry { attempt });
-        }
-        assert!(matches!(placement.answered(unavailable()), Authorized::Decided(Authorization::Declined(_))));
-        let mut placement = Placement::new(new_order(vec![line("A", 1, 100)]));
-        assert_eq!(placement.answered(unavailable()), Authorized::Retry { attempt: 0 });
-        assert_eq!(placement.answered(Ok("a".into())), Authorized::Decided(Authorization::Approved("a".into())));
-        assert_eq!(placement.gateway_key(), format!("auth:{}", OrderId::from_raw(7)));
-    }
-
-    #[test]
-    fn stock_reserved_confirms_and_owes_a_capture() {
-        let order = reserved(&placed());
-        assert_eq!(order.status(), OrderStatus::StockConfirmed);
-        assert_eq!(order.pending_payments(), &[PaymentOp::Capture]);
-    }
-
-    #[test]
-    fn capture_success_pays_and_emits_payment_captured() {
-        let order = reserved(&placed());
-        let transition = order.payment_result(&PaymentOp::Capture, Ok(()), NOW);
-        assert_eq!(transition.next.status(), OrderStatus::Paid);
-        assert_eq!(transition.next.payment().captured.amount(), 2500);
-        assert!(matches!(transition.events[0].event, IntegrationEvent::PaymentCaptured { .. }));
-    }
-
-    #[test]
-    fn capture_decline_cancels_voids_and_tells_fulfillment() {
-        let order = reserved(&placed());
-        let transition = order.payment_result(&PaymentOp::Capture, Err(PaymentError::Declined("x".into())), NOW);
-        assert_eq!(transition.next.status(), OrderStatus::Cancelled { reason: CancelReason::PaymentDeclined });
-        assert_eq!(transition.next.pending_payments(), &[PaymentOp::Void]);
-        assert!(matches!(transition.events[0].event, IntegrationEvent::OrderCancelled { .. }));
-    }
-
-    #[test]
-    fn stock_rejected_cancels_out_of_stock_and_voids() {
-        let order = placed();
-        let event = from_fulfillment(&order, 1, IntegrationEvent::StockRejected { missing: vec![] });
-        let next = order.apply(&event, NOW).next;
-        assert_eq!(next.status(), OrderStatus::Cancelled { reason: CancelReason::OutOfStock });
-        assert_eq!(next.pending_payments(), &[PaymentOp::Void]);
-        assert!(next.has_applied(event.event_id));
-        let voided = next.payment_result(&PaymentOp::Void, Ok(()), NOW).next;
-        assert_eq!(voided.payment().status, PaymentStatus::Voided);
-        assert!(voided.is_finished());
-    }
-
-    #[test]
-    fn reservation_expiry_cancels_and_drops_the_pending_capture() {
-        let order = reserved(&placed());
-        let next = order.apply(&from_fulfillment(&order, 2, IntegrationEvent::ReservationExpired), NOW).next;
-        assert_eq!(next.status(), OrderStatus::Cancelled { reason: CancelReason::ReservationExpired });
-        assert_eq!(next.pending_payments(), &[PaymentOp::Void]);
-    }
-
-    #[test]
-    fn a_capture_that_lands_after_cancel_is_refunded() {
-        let order = reserved(&placed());
-        let (_, cancelled) = order.request_cancel(NOW).unwrap();
-        // The capture was in flight: put it back as pending to model the race.
-        let mut racing = cancelled.next.clone();
-        racing.pending_payments.insert(0, PaymentOp::Capture);
-        let next = racing.payment_result(&PaymentOp::Capture, Ok(()), NOW).next;
-        assert!(matches!(next.pending_payments().last(), Some(PaymentOp::Refund { .. })));
-        assert_eq!(next.status(), OrderStatus::Cancelled { reason: CancelReason::CustomerRequest });
-    }
-
-    #[test]
-    fn a_late_capture_after_the_cancel_dropped_it_is_refunded_once() {
-        let cancelled = reserved(&placed()).request_cancel(NOW).unwrap().1.next;
-        assert_eq!(cancelled.pending_payments(), &[PaymentOp::Void]);
-        let next = cancelled.payment_result(&PaymentOp::Capture, Ok(()), NOW).next;
-        assert!(matches!(next.pending_payments(), [PaymentOp::Refund { number: 1, .. }]));
-        let again = next.payment_result(&PaymentOp::Void, Err(PaymentError::AlreadyCaptured), NOW).next;
-        assert_eq!(again.pending_payments().len(), 1, "no second refund");
-    }
-
-    #[test]
-    fn void_of_a_captured_authorization_becomes_a_refund() {
-        let order = reserved(&placed());
-        let cancelled = order.request_cancel(NOW).unwrap().1.next;
-        let next = cancelled.payment_result(&PaymentOp::Void, Err(PaymentError::AlreadyCaptured), NOW).next;
-        assert!(matches!(next.pending_payments(), [PaymentOp::Refund { number: 1, .. }]));
-    }
-
-    #[test]
-    fn cancelling_before_payment_cancels_at_once() {
-        let (outcome, transition) = placed().request_cancel(NOW).unwrap();
-        assert_eq!(outcome, CancelOutcome::Cancelled);
-        assert_eq!(transition.next.status(), OrderStatus::Cancelled { reason: CancelReason::CustomerRequest });
-        assert!(matches!(transition.events[0].event, IntegrationEvent::OrderCancelled { .. }));
-    }
-
-    #[test]
-    fn cancelling_a_paid_order_asks_fulfillment_then_refunds_on_confirmation() {
-        let order = paid();
-        let (outcome, transition) = order.request_cancel(NOW).unwrap();
-        assert_eq!(outcome, CancelOutcome::Requested);
-        assert!(transition.next.cancel_requested());
-        let again = transition.next.request_cancel(NOW).unwrap().1;
-        assert!(again.events.is_empty(), "a repeated request emits nothing");
-        let confirmed = transition.next.apply(
-            &from_fulfillment(&order, 5, IntegrationEvent::CancellationConfirmed { stock: StockOutcome::Released }),
-            NOW,
-        );
-        assert_eq!(confirmed.next.status(), OrderStatus::Refunded { reason: CancelReason::CustomerRequest });
-        assert!(matches!(confirmed.next.pending_payments(), [PaymentOp::Refund { number: 1, .. }]));
-        let refunded = confirmed.next.payment_result(&confirmed.next.pending_payments()[0].clone(), Ok(()), NOW).next;
-        assert_eq!(refunded.payment().status, PaymentStatus::Refunded);
-        assert!(refunded.is_finished());
-    }
-
-    #[test]
-    fn cancelling_a_shipped_order_is_rejected() {
-        let order = dispatched(&paid());
-        assert_eq!(order.status(), OrderStatus::Shipped);
-        assert_eq!(order.request_cancel(NOW).unwrap_err(), OrderError::NotCancellable { status: "shipped" });
-    }
-
-    #[test]
-    fn delivery_of_every_shipment_completes_the_order() {
-        let order = dispatched(&paid());
-        let next = order
-            .apply(
-                &from_fulfillment(
-                    &order,
-                    4,
-                    IntegrationEvent::ShipmentDelivered {
-                        shipment_id: ShipmentId::from_raw(1),
-                        shipments_total: 1,
-                        shipments_delivered: 1,
-                    },
-                ),
-                NOW,
-            )
-            .next;
-        assert_eq!(next.status(), OrderStatus::Delivered);
-        assert!(next.is_finished());
-    }
-
-    #[test]
-    fn partial_dispatch_is_partially_shipped() {
-        let order = paid();
-        let next = order
-            .apply(
-                &from_fulfillment(
-                    &order,
-                    3,
-                    IntegrationEvent::ShipmentDispatched {
-                        shipment_id: ShipmentId::from_raw(1),
-                        warehouse_id: WarehouseId::parse("wh").unwrap(),
-                        tracking_number: "T".into(),
-                        shipments_total: 2,
-                        shipments_dispatched: 1,
-                    },
-                ),
-                NOW,
-            )
-            .next;
-        assert_eq!(next.status(), OrderStatus::PartiallyShipped);
-    }
-
-    #[test]
-    fn short_picks_are_refunded_for_the_missing_units() {
-        let order = paid();
-        let event = from_fulfillment(
-            &order,
-            3,
-            IntegrationEvent::FulfillmentProgressed {
-                stage: FulfillmentStage::Packed,
-                short: vec![SkuUnits { sku: Sku::parse("A").unwrap(), units: 1 }],
-            },
-        );
-        let next = order.apply(&event, NOW).next;
-        assert_eq!(next.status(), OrderStatus::InFulfillment);
-        match next.pending_payments() {
-            [PaymentOp::Refund { amount, .. }] => assert_eq!(amount.amount(), 1000),
-            other => panic!("expected one refund, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn terminal_orders_absorb_late_events() {
-        let order = placed().request_cancel(NOW).unwrap().1.next;
-        let late = from_fulfillment(
-            &order,
-            9,
-            IntegrationEvent::StockReserved {
-                fulfillment_order_id: FulfillmentOrderId::from_raw(7),
-                expires_at: NOW,
-                shipments_planned: 1,
-            },
-        );
-        let next = order.apply(&late, NOW).next;
-        assert_eq!(next.status(), order.status());
-        assert_eq!(next.pending_payments(), order.pending_payments());
-        assert!(next.has_applied(late.event_id));
-    }
-
-    #[test]
-    fn only_an_order_owing_a_payment_operation_needs_an_actor_at_start() {
-        let placed = placed();
-        assert!(!placed.owes_work(), "placed: waits for fulfillment's answer");
-        let reserved = reserved(&placed);
-        assert!(reserved.owes_work(), "reserved: a capture is owed");
-        assert!(!paid().owes_work(), "paid: waits for fulfillment");
-        for order in every_status() {
-            assert_eq!(order.owes_work(), !order.pending_payments().is_empty(), "{:?}", order.status());
-        }
-    }
-}
+mod tests;

@@ -21,6 +21,7 @@ use super::state::{
 use crate::actors::{aggregate, backoff, idle_check_interval, Answer, ChildSpec, Children, Live};
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{BinId, Channel, EventEnvelope, FulfillmentOrderId, IntegrationEvent, OrderId, Sku, SkuUnits};
+use crate::fulfillment::autopilot;
 use crate::fulfillment::bin::{BinError, BinHandle};
 use crate::fulfillment::shipment::state::{NewShipment, ShipmentStage};
 use crate::fulfillment::warehouse::{BinStock, PlannedItem};
@@ -335,7 +336,7 @@ impl FulfillmentOrderActor {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         let now = self.deps.clock.now();
-        let transition = state.get()?.pick_all_and_pack(self.deps.config.short_pick, now)?;
+        let transition = autopilot::pick_all_and_pack(state.get()?, self.deps.config.short_pick, now)?;
         self.save(state, transition)?;
         self.run_pending(myself, state).await
     }
@@ -481,7 +482,7 @@ impl FulfillmentOrderActor {
                 return Ok(());
             }
             Some(order) if self.deps.config.autopilot => {
-                order.apply_on_autopilot(&envelope, self.deps.config.short_pick, now)
+                autopilot::apply(order, &envelope, self.deps.config.short_pick, now)
             }
             Some(order) => order.apply(&envelope, now),
             None => match &envelope.event {
