@@ -154,11 +154,11 @@ fn hot_bin(c: &mut Criterion) {
 }
 
 /// The saga-3 workload end to end on an embedded engine (placement → shipment
-/// created, durable). Each iteration is one run of `orders` orders; the time
-/// counted is the run's order phase (not the engine start or the stocking).
+/// created, durable), run by the `orderdock load` command in a child process.
+/// Each iteration is one run of `orders` orders; the time counted is the
+/// run's order phase as the command reports it (not the process start, the
+/// engine start or the stocking).
 fn saga3(c: &mut Criterion) {
-    use orderdock::load::{self, LoadConfig};
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (orders, sizes): (u64, &[usize]) = if ci() { (200, &[16]) } else { (2_000, &[1, 64, 256]) };
     let mut group = c.benchmark_group("saga3_embedded");
     group.measurement_time(Duration::from_secs(10)).sample_size(10);
@@ -169,10 +169,18 @@ fn saga3(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let report = runtime.block_on(load::run(LoadConfig::saga3(orders, concurrency, false), |_| {}));
-                    let report = report.unwrap();
-                    assert_eq!(report.completed, orders, "{report:?}");
-                    total += Duration::from_secs_f64(report.elapsed_sec);
+                    let data = tempfile::tempdir().unwrap();
+                    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderdock"))
+                        .args(["load", "--workload", "saga-3", "--json", "--data-dir"])
+                        .arg(data.path())
+                        .args(["--orders", &orders.to_string(), "--concurrency", &concurrency.to_string()])
+                        .env("ORDERDOCK_LOG", "warn")
+                        .output()
+                        .unwrap();
+                    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+                    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+                    assert_eq!(report["completed"].as_u64(), Some(orders), "{report}");
+                    total += Duration::from_secs_f64(report["elapsed_sec"].as_f64().unwrap());
                 }
                 total
             })

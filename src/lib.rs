@@ -20,7 +20,7 @@
 //! - [`http`]: the axum API at the edge; [`web`]: the storefront and operations console pages;
 //!   [`config`]: the `serve` configuration file; [`demo`]: the stocked demo shop.
 //! - [`client`]: an HTTP client of an Orderdock server's API; [`process`]: figures about this process.
-//! - [`load`]: the load generator behind `orderdock load` (nothing in production imports it).
+//! - The load generator behind `orderdock load` and `orderdock bench` is part of the binary, not the library.
 //!
 //! # Example
 //! ```no_run
@@ -44,7 +44,6 @@ pub mod engine;
 pub mod events;
 pub mod fulfillment;
 pub mod http;
-pub mod load;
 pub mod node;
 pub mod persistence;
 pub mod process;

@@ -1,5 +1,8 @@
 //! `orderdock`: the command line. Reads configuration, installs tracing,
-//! wires signals; everything else lives in the library.
+//! wires signals; the engine lives in the library. The load generator
+//! (`load`, `bench`) is this binary's own: nothing in the library imports it.
+
+mod load;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -146,7 +149,7 @@ struct LoadArgs {
     #[arg(long)]
     idle_after_ms: Option<u64>,
     /// Stop when orders are in flight and none finishes for this many seconds (a stalled run).
-    #[arg(long, default_value_t = orderdock::load::STALL_AFTER.as_secs())]
+    #[arg(long, default_value_t = load::STALL_AFTER.as_secs())]
     stall_after_secs: u64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
@@ -354,7 +357,7 @@ async fn shutdown_signal() {
 }
 
 async fn load(args: LoadArgs) -> anyhow::Result<()> {
-    use orderdock::load::{self, LoadConfig, Until};
+    use load::{self, LoadConfig, Until};
     let mut config = match args.workload.as_deref() {
         Some("saga-3") => LoadConfig::saga3(args.orders, args.concurrency, false),
         Some("saga-3-lowstock") => LoadConfig::saga3(args.orders, args.concurrency, true),
@@ -489,7 +492,7 @@ fn progress_bar(len: u64, hidden: bool) -> indicatif::ProgressBar {
 }
 
 async fn bench(command: BenchCommand) -> anyhow::Result<()> {
-    use orderdock::load::bench;
+    use load::bench;
     let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     match command {
         BenchCommand::Memory { orders, concurrency, passivate, json } => {

@@ -21,31 +21,31 @@ use serde::Serialize;
 
 use super::embedded::{Embedded, SETTLE_TIMEOUT};
 use super::{place_all, remote, rss_now_bytes, LoadConfig, LoadError, Session, Tracker, Until};
-use crate::{Config, Engine};
+use orderdock::{Config, Engine};
 
 /// What [`memory`] measured.
 #[derive(Debug, Clone, Serialize)]
-pub struct MemoryReport {
+pub(crate) struct MemoryReport {
     /// Orders placed (all open: paid, waiting for a picker).
-    pub orders: u64,
+    pub(crate) orders: u64,
     /// Whether idle actors were allowed to passivate before measuring.
-    pub passivated: bool,
+    pub(crate) passivated: bool,
     /// Order actors live when measured.
-    pub live_orders: usize,
+    pub(crate) live_orders: usize,
     /// Fulfillment-order actors live when measured.
-    pub live_fulfillment_orders: usize,
+    pub(crate) live_fulfillment_orders: usize,
     /// Bin actors live when measured.
-    pub live_bins: usize,
+    pub(crate) live_bins: usize,
     /// Resident memory after setup, before the orders, bytes.
-    pub rss_before_bytes: u64,
+    pub(crate) rss_before_bytes: u64,
     /// Resident memory with the orders open, bytes.
-    pub rss_after_bytes: u64,
+    pub(crate) rss_after_bytes: u64,
     /// (after − before) / orders.
-    pub rss_per_order_bytes: f64,
+    pub(crate) rss_per_order_bytes: f64,
     /// (after − before) / live order and fulfillment-order actors (0 when none are live).
-    pub rss_per_live_actor_bytes: f64,
+    pub(crate) rss_per_live_actor_bytes: f64,
     /// Unfinished sagas in the stores (orders + fulfillment orders).
-    pub open_sagas: usize,
+    pub(crate) open_sagas: usize,
 }
 
 /// Places `orders` orders that stay open and measures resident memory per
@@ -54,7 +54,7 @@ pub struct MemoryReport {
 ///
 /// # Errors
 /// [`LoadError`] when the engine or the setup fails.
-pub async fn memory(
+pub(crate) async fn memory(
     orders: u64,
     concurrency: usize,
     passivate: bool,
@@ -118,81 +118,25 @@ async fn wait_for_passivation(engine: &Engine, idle_after: Duration) {
 
 /// What [`recovery`] measured.
 #[derive(Debug, Clone, Serialize)]
-pub struct RecoveryReport {
+pub(crate) struct RecoveryReport {
     /// Orders the killed server acknowledged.
-    pub orders_acknowledged: u64,
+    pub(crate) orders_acknowledged: u64,
     /// Unfinished sagas found on reopening (orders + fulfillment orders + shipments).
-    pub open_sagas: usize,
+    pub(crate) open_sagas: usize,
     /// Events found undelivered in the outboxes on reopening.
-    pub outbox_pending: usize,
+    pub(crate) outbox_pending: usize,
     /// Opening the stores and respawning every unfinished saga, ms.
-    pub start_ms: f64,
+    pub(crate) start_ms: f64,
     /// From the start until both outboxes were delivered, ms.
-    pub resumed_ms: f64,
+    pub(crate) resumed_ms: f64,
     /// Every acknowledged order is in the reopened store.
-    pub lost_orders: u64,
+    pub(crate) lost_orders: u64,
     /// Stock and money balance after recovery.
-    pub stock_balanced: bool,
+    pub(crate) stock_balanced: bool,
     /// The payment ledger of the reopened engine balances (it is a fresh simulated gateway).
-    pub money_balanced: bool,
+    pub(crate) money_balanced: bool,
     /// Peak resident memory of this process (the reopened engine), bytes.
-    pub rss_peak_bytes: u64,
-}
-
-/// A child `orderdock serve`, killed on drop.
-#[derive(Debug)]
-pub struct Child(pub std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `exe serve` on `data_dir` (a free loopback port, `extra` flags
-/// after) and returns it with its address, read from its log line.
-///
-/// # Errors
-/// [`LoadError::Target`] when it cannot start or exits before listening.
-pub fn spawn_server(exe: &Path, data_dir: &Path, extra: &[&str]) -> Result<(Child, String), LoadError> {
-    spawn_server_on(exe, "127.0.0.1:0", data_dir, extra)
-}
-
-/// As [`spawn_server`], listening on `listen` (to restart a server on the address it had).
-///
-/// # Errors
-/// [`LoadError::Target`] when it cannot start or exits before listening.
-pub fn spawn_server_on(
-    exe: &Path,
-    listen: &str,
-    data_dir: &Path,
-    extra: &[&str],
-) -> Result<(Child, String), LoadError> {
-    use std::io::{BufRead, BufReader};
-    let failed = |e: &dyn std::fmt::Display| LoadError::Target(format!("starting the server: {e}"));
-    let mut child = std::process::Command::new(exe)
-        .args(["serve", "--listen", listen, "--data-dir"])
-        .arg(data_dir)
-        .args(extra)
-        .env("ORDERDOCK_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| failed(&e))?;
-    let stderr = child.stderr.take().ok_or_else(|| failed(&"no stderr"))?;
-    let child = Child(child);
-    let mut lines = BufReader::new(stderr).lines();
-    for line in lines.by_ref() {
-        let line = line.map_err(|e| failed(&e))?;
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            let address = rest.split_whitespace().next().unwrap_or_default().to_owned();
-            // Keep draining its log so it never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            return Ok((child, address));
-        }
-    }
-    Err(failed(&"it exited before listening"))
+    pub(crate) rss_peak_bytes: u64,
 }
 
 /// Kills `orderdock serve` with `SIGKILL` mid-load and times the recovery.
@@ -204,7 +148,7 @@ pub fn spawn_server_on(
 ///
 /// # Errors
 /// [`LoadError`] when the child or the reopened engine fails.
-pub async fn recovery(
+pub(crate) async fn recovery(
     exe: &Path,
     data_dir: &Path,
     orders: u64,
@@ -215,7 +159,8 @@ pub async fn recovery(
     if data_dir.exists() && std::fs::read_dir(data_dir).map_err(|e| setup(&e))?.next().is_some() {
         return Err(LoadError::Setup(format!("{} is not empty", data_dir.display())));
     }
-    let (mut child, address) = spawn_server(exe, data_dir, &[])?;
+    let (mut child, address) =
+        orderdock::process::spawn_server(exe, data_dir, &[]).map_err(|err| LoadError::Target(err.to_string()))?;
     let key = wait_for_key(&data_dir.join("admin.key")).await?;
     let mut config = LoadConfig::saga3(orders, concurrency, false);
     config.until = Until::Placed;
@@ -236,7 +181,8 @@ pub async fn recovery(
     let stores = [engine.ecommerce().store().clone(), engine.fulfillment().store().clone()];
     let (outbox_pending, stored_orders) = tokio::task::spawn_blocking(move || {
         let pending = stores.iter().map(|s| s.outbox().map(|v| v.len()).unwrap_or(0)).sum::<usize>();
-        let orders = stores[0].snapshots(crate::ecommerce::order::snapshot::KIND).map(|v| v.len() as u64).unwrap_or(0);
+        let orders =
+            stores[0].snapshots(orderdock::ecommerce::order::snapshot::KIND).map(|v| v.len() as u64).unwrap_or(0);
         (pending, orders)
     })
     .await

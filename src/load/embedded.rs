@@ -7,20 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{sku_name, Checks, LoadConfig, LoadError, Placed, Placer, Session, Tracker, Until};
-use crate::ecommerce::catalog::Product;
-use crate::ecommerce::order::{OrderStatus, PlaceOrder};
-use crate::events::{Address, BinCode, BinId, Currency, CustomerId, Money, OrderId, Quantity, Sku, WarehouseId};
-use crate::fulfillment::warehouse::Warehouse;
-use crate::{Config, Engine};
+use orderdock::ecommerce::catalog::Product;
+use orderdock::ecommerce::order::{OrderStatus, PlaceOrder};
+use orderdock::events::{Address, BinCode, BinId, Currency, CustomerId, Money, OrderId, Quantity, Sku, WarehouseId};
+use orderdock::fulfillment::warehouse::Warehouse;
+use orderdock::{Config, Engine};
 
 /// How long the end of a run waits for the outboxes to drain before checking the books.
-pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An engine started for the run.
 #[derive(Debug)]
-pub struct Embedded {
+pub(crate) struct Embedded {
     /// The engine under load.
-    pub engine: Arc<Engine>,
+    pub(crate) engine: Arc<Engine>,
     skus: Arc<[Sku]>,
     collector: Option<tokio::task::JoinHandle<()>>,
     _temp: Option<TempDir>,
@@ -35,7 +35,7 @@ impl Embedded {
     ///
     /// # Errors
     /// [`LoadError`] when the engine does not start or the setup fails.
-    pub async fn start(config: &LoadConfig, tracker: Arc<Tracker>) -> Result<Embedded, LoadError> {
+    pub(crate) async fn start(config: &LoadConfig, tracker: Arc<Tracker>) -> Result<Embedded, LoadError> {
         let temp = match &config.data_dir {
             Some(_) => None,
             None => Some(TempDir::new()?),
@@ -101,7 +101,7 @@ async fn stock(engine: &Engine, skus: &[Sku], config: &LoadConfig) -> Result<(),
 }
 
 /// `stock` units spread over `warehouses`, the remainder in the last one.
-pub fn split(stock: u32, warehouses: usize) -> Vec<u32> {
+pub(crate) fn split(stock: u32, warehouses: usize) -> Vec<u32> {
     let warehouses = u32::try_from(warehouses.max(1)).unwrap_or(u32::MAX);
     let each = stock / warehouses;
     (0..warehouses).map(|w| if w + 1 == warehouses { stock - each * (warehouses - 1) } else { each }).collect()
@@ -109,7 +109,7 @@ pub fn split(stock: u32, warehouses: usize) -> Vec<u32> {
 
 /// Places orders through the engine's typed handle.
 #[derive(Debug)]
-pub struct EmbeddedPlacer {
+pub(crate) struct EmbeddedPlacer {
     engine: Arc<Engine>,
     skus: Arc<[Sku]>,
     ship_to: Address,
@@ -176,7 +176,7 @@ struct TempDir(std::path::PathBuf);
 
 impl TempDir {
     fn new() -> Result<TempDir, LoadError> {
-        let suffix = crate::events::ids::random_secret().map_err(setup)? & 0xFFFF_FFFF;
+        let suffix = orderdock::events::ids::random_secret().map_err(setup)? & 0xFFFF_FFFF;
         let dir = std::env::temp_dir().join(format!("orderdock-load-{}-{suffix:08x}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(setup)?;
         Ok(TempDir(dir))

@@ -12,10 +12,10 @@
 //! done when the order's shipment is created. `saga-3-lowstock` sizes stock
 //! so that about 30 % of the orders are rejected and compensate.
 
-pub mod bench;
-pub mod embedded;
+pub(crate) mod bench;
+pub(crate) mod embedded;
 mod pace;
-pub mod remote;
+pub(crate) mod remote;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,11 +27,11 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::events::{ContextName, OrderId};
+use orderdock::events::{ContextName, OrderId};
 use pace::pace;
 
 /// How long one order may take before the run stops waiting for it.
-pub const ORDER_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const ORDER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a run goes on while orders are in flight and none of them
 /// finishes (reaches the milestone, is cancelled, times out or fails) before
@@ -40,12 +40,12 @@ pub const ORDER_TIMEOUT: Duration = Duration::from_secs(60);
 /// (`serve` without `--autopilot`) never packs an order, and a run waiting
 /// for `packed` would otherwise take [`ORDER_TIMEOUT`] for every wave of
 /// `--concurrency` orders.
-pub const STALL_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const STALL_AFTER: Duration = Duration::from_secs(30);
 
 /// When an order counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Until {
+pub(crate) enum Until {
     /// The placement call returned (payment authorized, order durable).
     Placed,
     /// Fulfillment reserved the stock.
@@ -62,7 +62,7 @@ pub enum Until {
 
 impl Until {
     /// Whether an order reaches this milestone only with the carrier's help.
-    pub fn needs_carrier(self) -> bool {
+    pub(crate) fn needs_carrier(self) -> bool {
         matches!(self, Until::Shipped | Until::Delivered)
     }
 
@@ -70,7 +70,7 @@ impl Until {
     ///
     /// # Errors
     /// The text given.
-    pub fn parse(text: &str) -> Result<Until, String> {
+    pub(crate) fn parse(text: &str) -> Result<Until, String> {
         Ok(match text {
             "placed" => Until::Placed,
             "reserved" => Until::Reserved,
@@ -87,7 +87,7 @@ impl Until {
     }
 
     /// Its name as `--until` takes it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Until::Placed => "placed",
             Until::Reserved => "reserved",
@@ -100,7 +100,7 @@ impl Until {
 
     /// The step the e-commerce context records for this milestone (what a
     /// split deployment's e-commerce service streams).
-    pub fn ecommerce_step(self) -> &'static str {
+    pub(crate) fn ecommerce_step(self) -> &'static str {
         match self {
             Until::Placed => "order_placed",
             Until::Reserved => "stock_confirmed",
@@ -112,8 +112,8 @@ impl Until {
     }
 
     /// The saga step that marks it, and the context that takes it.
-    pub fn step(self) -> (&'static str, crate::events::ContextName) {
-        use crate::events::ContextName::{Ecommerce, Fulfillment};
+    pub(crate) fn step(self) -> (&'static str, orderdock::events::ContextName) {
+        use orderdock::events::ContextName::{Ecommerce, Fulfillment};
         match self {
             Until::Placed => ("order_placed", Ecommerce),
             Until::Reserved => ("stock_reserved", Fulfillment),
@@ -127,44 +127,44 @@ impl Until {
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct LoadConfig {
+pub(crate) struct LoadConfig {
     /// Orders to place.
-    pub orders: u64,
+    pub(crate) orders: u64,
     /// Orders in flight at once.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Distinct SKUs (round-robin).
-    pub skus: usize,
+    pub(crate) skus: usize,
     /// Units of each SKU.
-    pub stock: u32,
+    pub(crate) stock: u32,
     /// Warehouses; each SKU's stock is spread over them.
-    pub warehouses: usize,
+    pub(crate) warehouses: usize,
     /// When an order is done.
-    pub until: Until,
+    pub(crate) until: Until,
     /// Stop placing new orders after this long.
-    pub duration: Option<Duration>,
+    pub(crate) duration: Option<Duration>,
     /// Seed (recorded; the workload is deterministic round-robin).
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// The data directory of an embedded run (a temporary one when `None`).
-    pub data_dir: Option<std::path::PathBuf>,
+    pub(crate) data_dir: Option<std::path::PathBuf>,
     /// A running server to drive instead of an embedded engine.
-    pub target: Option<remote::Target>,
+    pub(crate) target: Option<remote::Target>,
     /// In a split deployment: the fulfillment service (stock is set up and
     /// audited there; `target` is then the e-commerce service).
-    pub fulfillment_target: Option<remote::Target>,
+    pub(crate) fulfillment_target: Option<remote::Target>,
     /// Place orders at this many per second (open loop) instead of as fast
     /// as `concurrency` allows; latency counts from each order's due time.
-    pub rate: Option<f64>,
+    pub(crate) rate: Option<f64>,
     /// Embedded: simulated warehouse and carrier advance work by themselves (default on).
-    pub autopilot: bool,
+    pub(crate) autopilot: bool,
     /// Embedded: passivate idle actors after this long (the engine's default when `None`).
-    pub idle_after: Option<Duration>,
+    pub(crate) idle_after: Option<Duration>,
     /// Stop when no order in flight finishes for this long ([`STALL_AFTER`]).
-    pub stall_after: Duration,
+    pub(crate) stall_after: Duration,
 }
 
 impl LoadConfig {
     /// The `saga-3` workload (`lowstock`: ~30 % rejected) at `concurrency`.
-    pub fn saga3(orders: u64, concurrency: usize, lowstock: bool) -> LoadConfig {
+    pub(crate) fn saga3(orders: u64, concurrency: usize, lowstock: bool) -> LoadConfig {
         let skus = 100;
         let stock =
             if lowstock { u32::try_from(orders * 7 / 10 / skus as u64).unwrap_or(u32::MAX).max(1) } else { 1_000_000 };
@@ -190,15 +190,15 @@ impl LoadConfig {
 
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Serialize)]
-pub struct Latency {
+pub(crate) struct Latency {
     /// Median.
-    pub p50_ms: f64,
+    pub(crate) p50_ms: f64,
     /// 90th percentile.
-    pub p90_ms: f64,
+    pub(crate) p90_ms: f64,
     /// 99th percentile.
-    pub p99_ms: f64,
+    pub(crate) p99_ms: f64,
     /// Worst.
-    pub max_ms: f64,
+    pub(crate) max_ms: f64,
 }
 
 impl Latency {
@@ -215,62 +215,62 @@ impl Latency {
 
 /// What a run measured.
 #[derive(Debug, Clone, Serialize)]
-pub struct LoadReport {
+pub(crate) struct LoadReport {
     /// Orders placed.
-    pub orders: u64,
+    pub(crate) orders: u64,
     /// Orders that reached the milestone.
-    pub completed: u64,
+    pub(crate) completed: u64,
     /// Orders cancelled (out of stock, declined) instead.
-    pub cancelled: u64,
+    pub(crate) cancelled: u64,
     /// Orders that did neither within [`ORDER_TIMEOUT`], or were in flight when the run stalled.
-    pub timed_out: u64,
+    pub(crate) timed_out: u64,
     /// Placements that failed (transport errors, 5xx after retries).
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// The run stopped early: no order in flight finished for [`LoadConfig::stall_after`].
-    pub stalled: bool,
+    pub(crate) stalled: bool,
     /// `embedded` or the server's URL.
-    pub target: String,
+    pub(crate) target: String,
     /// Orders in flight.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// The milestone.
-    pub until: Until,
+    pub(crate) until: Until,
     /// Finished orders (completed + cancelled) per second of the run.
-    pub orders_per_sec: f64,
+    pub(crate) orders_per_sec: f64,
     /// Saga latency: placement → milestone (or cancellation). Also flattened below.
-    pub saga: Latency,
+    pub(crate) saga: Latency,
     /// Intake latency: the placement call.
-    pub intake: Latency,
+    pub(crate) intake: Latency,
     /// Saga median, ms.
-    pub p50_ms: f64,
+    pub(crate) p50_ms: f64,
     /// Saga 99th percentile, ms.
-    pub p99_ms: f64,
+    pub(crate) p99_ms: f64,
     /// Saga worst, ms.
-    pub max_ms: f64,
+    pub(crate) max_ms: f64,
     /// Wall time of the run, seconds.
-    pub elapsed_sec: f64,
+    pub(crate) elapsed_sec: f64,
     /// Peak resident memory of the engine's process, bytes (0 where unknown).
-    pub rss_peak_bytes: u64,
+    pub(crate) rss_peak_bytes: u64,
     /// Durable group commits across both stores during the run (embedded only).
-    pub commits: Option<u64>,
+    pub(crate) commits: Option<u64>,
     /// The placement rate asked for, per second (open loop), if any.
-    pub rate: Option<f64>,
+    pub(crate) rate: Option<f64>,
     /// Stock balances per SKU: received = on hand + shipped + written off, held ≤ on hand.
-    pub stock_balanced: bool,
+    pub(crate) stock_balanced: bool,
     /// No authorization captured twice, above its amount, or refunded above its capture.
-    pub money_balanced: bool,
+    pub(crate) money_balanced: bool,
     /// Units sold beyond stock (must be 0).
-    pub oversold_units: u64,
+    pub(crate) oversold_units: u64,
 }
 
-pub use crate::process::{rss_now_bytes, rss_peak_bytes};
+pub(crate) use orderdock::process::{rss_now_bytes, rss_peak_bytes};
 
 /// Why a run failed to start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum LoadError {
+pub(crate) enum LoadError {
     /// The engine did not start.
     #[error(transparent)]
-    Start(#[from] crate::StartError),
+    Start(#[from] orderdock::StartError),
     /// Setting up the catalog or stock failed.
     #[error("setup failed: {0}")]
     Setup(String),
@@ -281,7 +281,7 @@ pub enum LoadError {
 
 /// The result of one placement.
 #[derive(Debug)]
-pub enum Placed {
+pub(crate) enum Placed {
     /// Accepted: the saga runs.
     Accepted(OrderId),
     /// Accepted and already cancelled (e.g. the payment was declined).
@@ -291,26 +291,26 @@ pub enum Placed {
 }
 
 /// Places orders: one per worker (an HTTP connection, or an engine handle).
-pub trait Placer: Send + 'static {
+pub(crate) trait Placer: Send + 'static {
     /// Places order number `n` (its SKU is `n` round-robin).
     fn place(&mut self, n: u64) -> impl Future<Output = Placed> + Send;
 }
 
 /// Balances read at the end of a run.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Checks {
+pub(crate) struct Checks {
     /// Stock conserved, nothing oversold.
-    pub stock_balanced: bool,
+    pub(crate) stock_balanced: bool,
     /// The payment ledger balances.
-    pub money_balanced: bool,
+    pub(crate) money_balanced: bool,
     /// Units oversold.
-    pub oversold_units: u64,
+    pub(crate) oversold_units: u64,
     /// Peak RSS of the engine's process.
-    pub rss_peak_bytes: u64,
+    pub(crate) rss_peak_bytes: u64,
 }
 
 /// One side of a run: an embedded engine or a server.
-pub trait Session: Send + Sync + Sized + 'static {
+pub(crate) trait Session: Send + Sync + Sized + 'static {
     /// Its placer.
     type Placer: Placer;
     /// A new placer for one worker.
@@ -324,7 +324,7 @@ pub trait Session: Send + Sync + Sized + 'static {
 /// Matches milestone steps to the workers waiting for them. A step may
 /// arrive before its placement call returned: it is kept until claimed.
 #[derive(Debug, Default)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     inner: Mutex<TrackerInner>,
 }
 
@@ -335,13 +335,13 @@ struct TrackerInner {
 }
 
 /// Steps by which the e-commerce side gives an order up.
-pub const CANCELLING_STEPS: [&str; 4] =
+pub(crate) const CANCELLING_STEPS: [&str; 4] =
     ["stock_rejected", "payment_declined", "capture_declined", "reservation_expired"];
 
 impl Tracker {
     /// Notes a committed step of `order`; resolves its waiter when it is the
     /// milestone (`true`) or a cancellation (`false`).
-    pub fn step(&self, until: Until, order: OrderId, context: ContextName, name: &str) {
+    pub(crate) fn step(&self, until: Until, order: OrderId, context: ContextName, name: &str) {
         let (milestone, milestone_context) = until.step();
         let done = name == milestone && context == milestone_context;
         let cancelled = context == ContextName::Ecommerce && CANCELLING_STEPS.contains(&name);
@@ -410,7 +410,10 @@ struct WorkerResult {
 ///
 /// # Errors
 /// [`LoadError`] when the engine, the server or the setup fails.
-pub async fn run(config: LoadConfig, progress: impl Fn(u64) + Send + Sync + 'static) -> Result<LoadReport, LoadError> {
+pub(crate) async fn run(
+    config: LoadConfig,
+    progress: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<LoadReport, LoadError> {
     let tracker = Arc::new(Tracker::default());
     match config.target.clone() {
         None => {
@@ -442,21 +445,21 @@ async fn drive<S: Session>(
 
 /// What the workers of a run measured.
 #[derive(Debug)]
-pub struct Placements {
+pub(crate) struct Placements {
     intake: Histogram<u64>,
     saga: Histogram<u64>,
     /// Orders that reached the milestone.
-    pub completed: u64,
+    pub(crate) completed: u64,
     /// Orders cancelled instead.
-    pub cancelled: u64,
+    pub(crate) cancelled: u64,
     /// Orders that did neither in time.
-    pub timed_out: u64,
+    pub(crate) timed_out: u64,
     /// Placements that failed.
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// No order in flight finished for [`LoadConfig::stall_after`]: the run stopped.
-    pub stalled: bool,
+    pub(crate) stalled: bool,
     /// Wall time of the placements.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }
 
 impl Placements {
@@ -495,7 +498,7 @@ impl Placements {
 ///
 /// # Errors
 /// [`LoadError`] when a worker's placer cannot be made.
-pub async fn place_all<S: Session>(
+pub(crate) async fn place_all<S: Session>(
     session: &S,
     config: &LoadConfig,
     tracker: &Arc<Tracker>,
@@ -682,7 +685,7 @@ fn micros(elapsed: Duration) -> u64 {
 }
 
 /// The SKU of order `n` among `skus`: `SKU-0000`, `SKU-0001`, … round-robin.
-pub fn sku_name(n: usize) -> String {
+pub(crate) fn sku_name(n: usize) -> String {
     format!("SKU-{n:04}")
 }
 

@@ -14,22 +14,22 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
 use super::{sku_name, Checks, LoadConfig, LoadError, Placed, Placer, Session, Tracker, Until, CANCELLING_STEPS};
-use crate::client::{Connection, Reply};
-use crate::events::{ContextName, OrderId};
+use orderdock::client::{Connection, Reply};
+use orderdock::events::{ContextName, OrderId};
 
 /// Attempts per placement when the server answers 409 (in flight), 429 or
 /// 503, or the connection drops: the same Idempotency-Key each time.
-pub const PLACE_ATTEMPTS: u32 = 5;
+pub(crate) const PLACE_ATTEMPTS: u32 = 5;
 /// Pause before the first retry; doubled each time.
-pub const RETRY_BACKOFF: Duration = Duration::from_millis(20);
+pub(crate) const RETRY_BACKOFF: Duration = Duration::from_millis(20);
 
 /// A server to drive.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// `http://host:port` (no path).
-    pub url: String,
+    pub(crate) url: String,
     /// An admin API key (for setup, the stream and the audit).
-    pub api_key: String,
+    pub(crate) api_key: String,
 }
 
 impl Target {
@@ -37,7 +37,7 @@ impl Target {
     ///
     /// # Errors
     /// [`LoadError::Target`] naming what is wrong.
-    pub fn new(url: &str, api_key: &str) -> Result<Target, LoadError> {
+    pub(crate) fn new(url: &str, api_key: &str) -> Result<Target, LoadError> {
         let rest = url
             .strip_prefix("http://")
             .ok_or_else(|| LoadError::Target(format!("{url:?}: only http:// targets are supported")))?;
@@ -66,12 +66,14 @@ fn expect(reply: Result<Reply, String>, what: &str, ok: &[StatusCode]) -> Result
 }
 
 fn idempotency_key() -> Result<String, LoadError> {
-    crate::events::ids::random_secret().map(|k| format!("load-{k:032x}")).map_err(|e| LoadError::Setup(e.to_string()))
+    orderdock::events::ids::random_secret()
+        .map(|k| format!("load-{k:032x}"))
+        .map_err(|e| LoadError::Setup(e.to_string()))
 }
 
 /// A server under load.
 #[derive(Debug)]
-pub struct Remote {
+pub(crate) struct Remote {
     target: Target,
     fulfillment: Option<Target>,
     customer_key: Arc<str>,
@@ -87,7 +89,7 @@ impl Remote {
     /// [`LoadError::Target`] when the server is unreachable or refuses.
     /// With `fulfillment` (a split deployment), `target` is the e-commerce
     /// service and the warehouses and stock are created on `fulfillment`.
-    pub async fn start(
+    pub(crate) async fn start(
         target: Target,
         fulfillment: Option<Target>,
         config: &LoadConfig,
@@ -232,7 +234,7 @@ fn on_event(text: &str, until: Until, split: bool, tracker: &Tracker) {
 
 /// Places orders over one connection with the customer's key.
 #[derive(Debug)]
-pub struct RemotePlacer {
+pub(crate) struct RemotePlacer {
     connection: Connection,
     key: Arc<str>,
     skus: Arc<[String]>,
@@ -338,5 +340,18 @@ async fn settled_audit(target: &Target, deadline: tokio::time::Instant) -> Optio
                 return None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_must_be_plain_http_with_a_key() {
+        assert!(Target::new("https://127.0.0.1:1", "k").is_err());
+        assert!(Target::new("http://127.0.0.1:1/v1", "k").is_err());
+        assert!(Target::new("http://127.0.0.1:1", " ").is_err());
+        assert!(Target::new("http://127.0.0.1:1/", "k").is_ok());
     }
 }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use orderdock::load::bench::spawn_server;
+use orderdock::process::spawn_server;
 
 use crate::helpers::TestResult;
 

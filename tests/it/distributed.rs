@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
 use orderdock::client::Connection;
-use orderdock::load::bench::{spawn_server, spawn_server_on, Child};
+use orderdock::process::{spawn_server, spawn_server_on, ServerChild as Child};
 use serde_json::{json, Value};
 
 use crate::helpers::TestResult;
@@ -490,15 +490,21 @@ async fn a_consumer_killed_between_commit_and_ack_applies_the_redelivery_once() 
 /// from the e-commerce step stream (`load --target … --fulfillment-target …`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_tool_drives_a_split_deployment() -> TestResult {
-    use orderdock::load::{self, remote::Target, LoadConfig};
     let split = Split::start().await?;
-    let mut config = LoadConfig::saga3(200, 16, false);
-    config.skus = 10;
-    config.target = Some(Target::new(&format!("http://{}", split.ecommerce_address), &split.ecommerce_admin)?);
-    config.fulfillment_target =
-        Some(Target::new(&format!("http://{}", split.fulfillment_address), &split.fulfillment_admin)?);
-    let report = load::run(config, |_| {}).await?;
-    assert_eq!((report.orders, report.completed, report.cancelled, report.failed), (200, 200, 0, 0), "{report:?}");
-    assert!(report.stock_balanced && report.money_balanced && report.oversold_units == 0, "{report:?}");
+    let mut command = Command::new(exe());
+    command
+        .args(["load", "--json", "--orders", "200", "--concurrency", "16", "--skus", "10"])
+        .args(["--target", &format!("http://{}", split.ecommerce_address), "--api-key", &split.ecommerce_admin])
+        .args(["--fulfillment-target", &format!("http://{}", split.fulfillment_address)])
+        .args(["--fulfillment-api-key", &split.fulfillment_admin])
+        .env("ORDERDOCK_LOG", "warn");
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|err| anyhow::anyhow!("no report ({err}): {}", String::from_utf8_lossy(&output.stderr)))?;
+    let count = |field: &str| report[field].as_u64();
+    let counts = (count("orders"), count("completed"), count("cancelled"), count("failed"));
+    assert_eq!(counts, (Some(200), Some(200), Some(0), Some(0)), "{report}");
+    let balanced = report["stock_balanced"] == true && report["money_balanced"] == true;
+    assert!(balanced && report["oversold_units"] == 0, "{report}");
     Ok(())
 }

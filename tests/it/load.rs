@@ -1,6 +1,7 @@
-//! The load driver: a small saga-3 run completes every order and balances.
+//! The load driver (`orderdock load`, the binary's own): a small saga-3 run
+//! completes every order and balances, embedded and against a server.
 
-use orderdock::load::{self, LoadConfig};
+use serde_json::Value;
 
 use crate::helpers::TestResult;
 
@@ -22,9 +23,9 @@ impl Server {
         Ok(Server { address, stop, task })
     }
 
-    /// The load tool's view of it, with `key`.
-    fn target(&self, key: &str) -> anyhow::Result<load::remote::Target> {
-        Ok(load::remote::Target::new(&format!("http://{}", self.address), key)?)
+    /// The flags that point the load tool at it, with `key`.
+    fn target(&self, key: &str) -> Vec<String> {
+        vec!["--target".to_owned(), format!("http://{}/", self.address), "--api-key".to_owned(), key.to_owned()]
     }
 
     async fn stop(self) -> TestResult {
@@ -34,25 +35,51 @@ impl Server {
     }
 }
 
+/// Runs `orderdock load --json` with `args` (off the runtime's workers: a
+/// server under test may run on them) and returns its report and whether it
+/// exited successfully.
+async fn load(args: &[&str]) -> anyhow::Result<(Value, bool)> {
+    let data = tempfile::tempdir()?;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orderdock"));
+    command.args(["load", "--json"]).args(args).env("ORDERDOCK_LOG", "warn");
+    if !args.contains(&"--target") {
+        command.arg("--data-dir").arg(data.path());
+    }
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .map_err(|err| anyhow::anyhow!("no report ({err}): {}", String::from_utf8_lossy(&output.stderr)))?;
+    Ok((report, output.status.success()))
+}
+
+fn counts(report: &Value, fields: &[&str]) -> Vec<u64> {
+    fields.iter().map(|field| report[*field].as_u64().unwrap_or(u64::MAX)).collect()
+}
+
+fn balanced(report: &Value) -> bool {
+    report["stock_balanced"] == true && report["money_balanced"] == true
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_saga3_run_completes_every_order_and_balances() -> TestResult {
-    let report = load::run(LoadConfig::saga3(200, 16, false), |_| {}).await?;
-    assert_eq!((report.orders, report.completed, report.cancelled, report.timed_out), (200, 200, 0, 0));
-    assert!(report.stock_balanced && report.money_balanced);
-    assert_eq!(report.oversold_units, 0);
-    assert!(report.p50_ms <= report.p99_ms && report.p99_ms <= report.max_ms);
+    let (report, ok) = load(&["--workload", "saga-3", "--orders", "200", "--concurrency", "16"]).await?;
+    assert!(ok, "{report}");
+    assert_eq!(counts(&report, &["orders", "completed", "cancelled", "timed_out"]), [200, 200, 0, 0]);
+    assert!(balanced(&report));
+    assert_eq!(report["oversold_units"], 0);
+    let ms = |field: &str| report[field].as_f64().unwrap_or(f64::NAN);
+    assert!(ms("p50_ms") <= ms("p99_ms") && ms("p99_ms") <= ms("max_ms"));
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lowstock_variant_rejects_about_thirty_percent_and_compensates() -> TestResult {
-    let report = load::run(LoadConfig::saga3(1000, 32, true), |_| {}).await?;
-    assert_eq!(report.orders, 1000);
-    assert_eq!(report.timed_out, 0);
+    let (report, _) = load(&["--workload", "saga-3-lowstock", "--orders", "1000", "--concurrency", "32"]).await?;
+    assert_eq!(report["orders"], 1000);
+    assert_eq!(report["timed_out"], 0);
     // Stock is sized to 70 % of the orders: exactly 700 can be served.
-    assert_eq!(report.completed, 700, "{report:?}");
-    assert_eq!(report.cancelled, 300);
-    assert!(report.stock_balanced && report.money_balanced, "{report:?}");
+    assert_eq!(report["completed"], 700, "{report}");
+    assert_eq!(report["cancelled"], 300);
+    assert!(balanced(&report), "{report}");
     Ok(())
 }
 
@@ -60,22 +87,21 @@ async fn the_lowstock_variant_rejects_about_thirty_percent_and_compensates() -> 
 async fn a_run_against_a_server_over_http_completes_and_balances() -> TestResult {
     let api = crate::api::Api::start(true).await?;
     let server = Server::start(&api).await?;
-    let address = server.address;
-    let mut config = LoadConfig::saga3(300, 16, true);
-    config.skus = 10;
-    config.stock = 21; // 10 SKUs × 21 units: 210 of the 300 orders can be served.
-    config.target = Some(load::remote::Target::new(&format!("http://{address}/"), &api.admin)?);
-    let report = load::run(config, |_| {}).await?;
-    assert_eq!((report.orders, report.failed, report.timed_out), (300, 0, 0), "{report:?}");
-    assert_eq!((report.completed, report.cancelled), (210, 90), "{report:?}");
-    assert!(report.stock_balanced && report.money_balanced, "{report:?}");
-    assert!(report.rss_peak_bytes > 0);
+    let target = server.target(&api.admin);
+    let target: Vec<&str> = target.iter().map(String::as_str).collect();
+    // 10 SKUs × 21 units: 210 of the 300 orders can be served.
+    let mut args = vec!["--orders", "300", "--concurrency", "16", "--skus", "10", "--stock", "21"];
+    args.extend(&target);
+    let (report, _) = load(&args).await?;
+    assert_eq!(counts(&report, &["orders", "failed", "timed_out"]), [300, 0, 0], "{report}");
+    assert_eq!(counts(&report, &["completed", "cancelled"]), [210, 90], "{report}");
+    assert!(balanced(&report), "{report}");
+    assert!(report["rss_peak_bytes"].as_u64() > Some(0));
     // A second run against the same server adds its own stock and customer.
-    let mut again = LoadConfig::saga3(50, 4, false);
-    again.until = load::Until::Placed;
-    again.target = Some(server.target(&api.admin)?);
-    let report = load::run(again, |_| {}).await?;
-    assert_eq!((report.completed, report.failed), (50, 0), "{report:?}");
+    let mut again = vec!["--orders", "50", "--concurrency", "4", "--until", "placed"];
+    again.extend(&target);
+    let (report, _) = load(&again).await?;
+    assert_eq!(counts(&report, &["completed", "failed"]), [50, 0], "{report}");
     server.stop().await
 }
 
@@ -85,17 +111,16 @@ async fn a_run_waiting_for_packing_on_a_server_run_by_hand_stops_as_stalled() ->
     // and paid, and never packed.
     let api = crate::api::Api::start(false).await?;
     let server = Server::start(&api).await?;
-    let mut config = LoadConfig::saga3(500, 8, false);
-    config.stall_after = std::time::Duration::from_secs(1);
-    config.target = Some(server.target(&api.admin)?);
-    let report = load::run(config, |_| {}).await?;
-    assert!(report.stalled, "{report:?}");
-    assert_eq!((report.completed, report.cancelled, report.failed), (0, 0, 0), "{report:?}");
-    assert!(
-        report.orders <= 8 && report.timed_out == report.orders,
-        "at most the eight in flight, none after: {report:?}"
-    );
-    assert!(report.stock_balanced && report.money_balanced, "{report:?}");
+    let target = server.target(&api.admin);
+    let mut args = vec!["--workload", "saga-3", "--orders", "500", "--concurrency", "8", "--stall-after-secs", "1"];
+    args.extend(target.iter().map(String::as_str));
+    let (report, ok) = load(&args).await?;
+    assert!(!ok, "a stalled run exits non-zero");
+    assert_eq!(report["stalled"], true, "{report}");
+    assert_eq!(counts(&report, &["completed", "cancelled", "failed"]), [0, 0, 0], "{report}");
+    let (orders, timed_out) = (report["orders"].as_u64(), report["timed_out"].as_u64());
+    assert!(orders <= Some(8) && timed_out == orders, "at most the eight in flight, none after: {report}");
+    assert!(balanced(&report), "{report}");
     server.stop().await
 }
 
@@ -124,12 +149,4 @@ fn bad_load_arguments_are_refused_before_anything_runs() -> TestResult {
         assert!(named, "{flag} {value}: the error names neither: {stderr}");
     }
     Ok(())
-}
-
-#[test]
-fn a_target_must_be_plain_http_with_a_key() {
-    assert!(load::remote::Target::new("https://127.0.0.1:1", "k").is_err());
-    assert!(load::remote::Target::new("http://127.0.0.1:1/v1", "k").is_err());
-    assert!(load::remote::Target::new("http://127.0.0.1:1", " ").is_err());
-    assert!(load::remote::Target::new("http://127.0.0.1:1/", "k").is_ok());
 }

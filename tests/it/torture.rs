@@ -16,8 +16,8 @@ use axum::http::{Method, StatusCode};
 use orderdock::client::Connection;
 use orderdock::ecommerce::order::{Order, OrderStatus, PaymentStatus};
 use orderdock::ecommerce::payments::SimulatedGateway;
-use orderdock::load::bench::{spawn_server, Child};
 use orderdock::persistence::Store;
+use orderdock::process::{spawn_server, ServerChild as Child};
 use serde_json::{json, Value};
 
 use crate::figures::{self, Rng};
