@@ -204,9 +204,7 @@ impl Contexts<'_> {
                     audit.stock_violations.push(format!("{}: {err}", bin.id()));
                 }
                 for (sku, level) in bin.levels() {
-                    let sold = level.shipped + u64::from(level.picked) + u64::from(level.reserved);
-                    let had = level.received.saturating_sub(u64::try_from(level.adjusted_out.max(0)).unwrap_or(0));
-                    let over = sold.saturating_sub(had);
+                    let over = crate::fulfillment::bin::StockBook::of(level).oversold();
                     if over > 0 {
                         audit.stock_violations.push(format!("{}: {sku} oversold by {over}", bin.id()));
                     }

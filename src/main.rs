@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use orderdock::access::Role;
 use orderdock::config::FileConfig;
+use orderdock::fulfillment::bin::StockBook;
 use orderdock::http::{AppState, HttpConfig};
 use orderdock::node::{Node, Role as NodeRole};
 use orderdock::persistence::Store;
@@ -595,26 +596,20 @@ fn inspect(data_dir: &Path) -> anyhow::Result<()> {
     println!("  fulfillment        {:>8}", fulfillment.outbox()?.len());
 
     println!("\nStock per SKU (received = on hand + shipped + written off):");
-    let mut totals: BTreeMap<String, (u64, u64, u64, u64, u64, i64)> = BTreeMap::new();
+    let mut totals: BTreeMap<String, StockBook> = BTreeMap::new();
     let mut broken = 0;
     for (bin, _) in orderdock::fulfillment::bin::snapshot::load_all(&fulfillment)? {
         for (sku, level) in bin.levels() {
-            let entry = totals.entry(sku.to_string()).or_default();
-            entry.0 += level.received;
-            entry.1 += u64::from(level.on_hand);
-            entry.2 += u64::from(level.reserved + level.picked);
-            entry.3 += u64::from(level.available());
-            entry.4 += level.shipped;
-            entry.5 += level.adjusted_out;
+            totals.entry(sku.to_string()).or_default().add(level);
         }
     }
     println!(
         "  {:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  check",
         "sku", "received", "on_hand", "held", "available", "shipped", "written_off"
     );
-    for (sku, (received, on_hand, held, available, shipped, written_off)) in &totals {
-        let balanced = i128::from(*received) == i128::from(*on_hand) + i128::from(*shipped) + i128::from(*written_off)
-            && held <= on_hand;
+    for (sku, book) in &totals {
+        let StockBook { received, on_hand, held, available, shipped, written_off } = book;
+        let balanced = book.check().is_ok();
         if !balanced {
             broken += 1;
         }

@@ -48,14 +48,15 @@
 //! leave, or a client whose idempotency record it carries.
 
 use crate::events::{EventEnvelope, OrderId, SagaStep};
-use crate::persistence::{codec, Pending, Store, StoreError, Urgency, WriteBatch, WriteOp};
+use crate::persistence::{codec, KeyedRecord, Pending, Store, StoreError, Urgency, WriteBatch, WriteOp};
 
 use super::dispatcher::{outbox_ops, DispatcherHandle};
 use super::saga_log::{self, Progress, Watch};
 
 /// An aggregate as the runtime persists it. Each aggregate's format lives
-/// in its own `snapshot.rs`.
-pub trait Aggregate: Sized + Send + Sync + 'static {
+/// in its own `snapshot.rs`; by default it is one snapshot row, postcard
+/// behind [`Self::VERSION`].
+pub trait Aggregate: serde::Serialize + serde::de::DeserializeOwned + Sized + Send + Sync + 'static {
     /// Record kind of its snapshots.
     const KIND: &'static str;
     /// Version byte of its snapshot row.
@@ -66,16 +67,21 @@ pub trait Aggregate: Sized + Send + Sync + 'static {
 
     /// Its id in text form (the snapshot's key).
     fn key(&self) -> String;
-    /// Adds the rows that store it to `rows`.
+    /// Adds the rows that store it to `rows` (by default its snapshot row).
     ///
     /// # Errors
     /// [`StoreError::Encode`].
-    fn encode(&self, rows: &mut Vec<WriteOp>) -> Result<(), StoreError>;
-    /// Decodes and checks its snapshot row.
+    fn encode(&self, rows: &mut Vec<WriteOp>) -> Result<(), StoreError> {
+        rows.push(snapshot_row(self)?);
+        Ok(())
+    }
+    /// Decodes and checks its snapshot row (the one [`Self::encode`] writes by default).
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] for bad bytes or a broken invariant.
-    fn decode(key: &str, bytes: &[u8]) -> Result<Self, StoreError>;
+    fn decode(key: &str, bytes: &[u8]) -> Result<Self, StoreError> {
+        decode_row(format!("{} {key}", Self::KIND.replace('_', " ")), bytes)
+    }
     /// Checks the invariants a snapshot must keep: before it is written and
     /// after it is read.
     ///
@@ -154,8 +160,8 @@ pub struct Change {
     pub events: Vec<EventEnvelope>,
     /// Steps taken.
     pub steps: Vec<SagaStep>,
-    /// A further write that must commit with the change (an idempotency record).
-    pub extra: Option<WriteOp>,
+    /// The idempotency record of the request that caused the change, to commit with it.
+    pub extra: Option<KeyedRecord>,
 }
 
 impl Change {
@@ -210,8 +216,8 @@ impl Journal {
             batch.push(saga_log::append(order, first.at, &steps)?);
         }
         debug_assert!(steps.is_empty() || order.is_some(), "saga steps need an order");
-        if let Some(op) = extra {
-            batch.push(op);
+        if let Some(record) = extra {
+            batch.push(record.write()?);
         }
         let pending = self.store.enqueue_as(batch, urgency).await?;
         Ok(Queued { pending, order, events, steps, needs_now, urgency })
@@ -286,7 +292,7 @@ pub fn open_mark(kind: &'static str, key: &str, was_finished: Option<bool>, fini
 ///
 /// # Errors
 /// [`StoreError::Encode`].
-pub fn snapshot_row<A: Aggregate + serde::Serialize>(aggregate: &A) -> Result<WriteOp, StoreError> {
+pub fn snapshot_row<A: Aggregate>(aggregate: &A) -> Result<WriteOp, StoreError> {
     Ok(WriteOp::PutSnapshot { kind: A::KIND, id: aggregate.key(), bytes: codec::encode(A::VERSION, aggregate)? })
 }
 
@@ -295,7 +301,7 @@ pub fn snapshot_row<A: Aggregate + serde::Serialize>(aggregate: &A) -> Result<Wr
 ///
 /// # Errors
 /// [`StoreError::Corrupt`] for bad bytes or a broken invariant.
-pub fn decode_row<A: Aggregate + serde::de::DeserializeOwned>(what: String, bytes: &[u8]) -> Result<A, StoreError> {
+pub fn decode_row<A: Aggregate>(what: String, bytes: &[u8]) -> Result<A, StoreError> {
     let aggregate: A = codec::decode(A::VERSION, &what, bytes)?;
     aggregate.check_invariants().map_err(|detail| StoreError::Corrupt { what, detail })?;
     Ok(aggregate)
@@ -318,7 +324,7 @@ struct Decided<A> {
     next: A,
     events: Vec<EventEnvelope>,
     steps: Vec<SagaStep>,
-    extra: Option<WriteOp>,
+    extra: Option<KeyedRecord>,
 }
 
 /// An aggregate actor's state: the aggregate (`None` while vacant), what it
@@ -432,9 +438,9 @@ impl<A: Aggregate, T> Live<A, T> {
         self.join(transition, None)
     }
 
-    /// [`Self::decide`] with a further write to commit with the change (an
-    /// idempotency record). A change carries one: the decisions before it
-    /// are persisted first if they carry one already.
+    /// [`Self::decide`] with the idempotency record of the request that
+    /// caused it, to commit with the change. A change carries one: the
+    /// decisions before it are persisted first if they carry one already.
     ///
     /// # Errors
     /// As [`Self::decide`], or a failed write.
@@ -442,7 +448,7 @@ impl<A: Aggregate, T> Live<A, T> {
         &mut self,
         journal: &Journal,
         transition: Transition<A>,
-        extra: Option<WriteOp>,
+        extra: Option<KeyedRecord>,
     ) -> Result<(), ractor::ActorProcessingErr> {
         if extra.is_some() && self.decided.as_ref().is_some_and(|decided| decided.extra.is_some()) {
             self.persist(journal, Urgency::Lazy).await?;
@@ -450,7 +456,11 @@ impl<A: Aggregate, T> Live<A, T> {
         self.join(transition, extra)
     }
 
-    fn join(&mut self, transition: Transition<A>, extra: Option<WriteOp>) -> Result<(), ractor::ActorProcessingErr> {
+    fn join(
+        &mut self,
+        transition: Transition<A>,
+        extra: Option<KeyedRecord>,
+    ) -> Result<(), ractor::ActorProcessingErr> {
         let Transition { next, events, steps } = transition;
         next.check_invariants()?;
         match self.decided.as_mut() {

@@ -125,7 +125,7 @@ pub async fn create(
         Some(resource) => resource.parse()?,
         None => FulfillmentOrderId::generate(state.now()),
     };
-    let record = claim.record(&id.to_string())?;
+    let record = claim.record(&id.to_string());
     let new = NewFulfillmentOrder { id, order_id: OrderId::from_raw(id.as_raw()), channel, lines, ship_to };
     let order = state.fulfillment()?.orders().create(new, Some(record)).await?;
     let (status, body) = json(StatusCode::CREATED, &response(&state, &order).await?)?;

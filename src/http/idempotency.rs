@@ -18,11 +18,10 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ApiError;
-use crate::persistence::{codec, Store, WriteBatch, WriteOp};
+use crate::persistence::{IdempotencyRecord as Record, KeyedRecord, Store, StoreError};
 
 /// How long idempotency records are kept.
 pub const RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
@@ -30,17 +29,6 @@ pub const RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 pub const KEY_LEN_MAX: usize = 255;
 /// The header carrying the key (as documented; header names match without regard to case).
 pub const HEADER: &str = "Idempotency-Key";
-const RECORD_VERSION: u8 = 1;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Record {
-    fingerprint: String,
-    created_at: u64,
-    /// The resource the request created (an order id, …), once known.
-    resource: Option<String>,
-    /// The response, once sent.
-    response: Option<(u16, Vec<u8>)>,
-}
 
 /// Keys being executed in this process.
 #[derive(Debug, Default, Clone)]
@@ -87,21 +75,14 @@ impl Recorder {
 
     /// The record naming `resource` and, when the change commits with its
     /// answer, the `response` (status and body) a repeat is sent back.
-    ///
-    /// # Errors
-    /// [`crate::persistence::StoreError::Encode`].
-    pub fn write(
-        &self,
-        resource: &str,
-        response: Option<(StatusCode, Vec<u8>)>,
-    ) -> Result<WriteOp, crate::persistence::StoreError> {
+    pub fn write(&self, resource: &str, response: Option<(StatusCode, Vec<u8>)>) -> KeyedRecord {
         let record = Record {
             fingerprint: self.fingerprint.clone(),
             created_at: self.now,
             resource: Some(resource.to_owned()),
             response: response.map(|(status, body)| (status.as_u16(), body)),
         };
-        Ok(WriteOp::PutIdempotency { key: self.key.clone(), bytes: codec::encode(RECORD_VERSION, &record)? })
+        KeyedRecord { key: self.key.clone(), record }
     }
 }
 
@@ -197,11 +178,7 @@ impl InFlight {
 /// one key is a short MVCC read that never waits for the writer, cheaper
 /// than the hop to a blocking thread and back.
 fn read_record(store: &Store, key: &str) -> Result<Option<Record>, ApiError> {
-    let found = store.idempotency(key).map_err(|err| ApiError::Internal(err.to_string()))?;
-    found
-        .map(|bytes| codec::decode(RECORD_VERSION, "idempotency record", &bytes))
-        .transpose()
-        .map_err(|err| ApiError::Internal(err.to_string()))
+    store.idempotency_record(key).map_err(|err| ApiError::Internal(err.to_string()))
 }
 
 /// The resource (an order id, …) a stored idempotency record names, if its
@@ -209,9 +186,8 @@ fn read_record(store: &Store, key: &str) -> Result<Option<Record>, ApiError> {
 ///
 /// # Errors
 /// The bytes are not a record.
-pub fn stored_resource(bytes: &[u8]) -> Result<Option<String>, crate::persistence::StoreError> {
-    let record: Record = codec::decode(RECORD_VERSION, "idempotency record", bytes)?;
-    Ok(record.resource)
+pub fn stored_resource(bytes: &[u8]) -> Result<Option<String>, StoreError> {
+    Ok(Record::decode(bytes)?.resource)
 }
 
 /// The response a stored idempotency record holds (status and body), if its
@@ -219,9 +195,8 @@ pub fn stored_resource(bytes: &[u8]) -> Result<Option<String>, crate::persistenc
 ///
 /// # Errors
 /// The bytes are not a record.
-pub fn stored_response(bytes: &[u8]) -> Result<Option<(u16, Vec<u8>)>, crate::persistence::StoreError> {
-    let record: Record = codec::decode(RECORD_VERSION, "idempotency record", bytes)?;
-    Ok(record.response)
+pub fn stored_response(bytes: &[u8]) -> Result<Option<(u16, Vec<u8>)>, StoreError> {
+    Ok(Record::decode(bytes)?.response)
 }
 
 impl Claim {
@@ -231,11 +206,8 @@ impl Claim {
     }
 
     /// The record to commit with the change that creates `resource`.
-    ///
-    /// # Errors
-    /// [`ApiError::Internal`] if it cannot be encoded.
-    pub fn record(&self, resource: &str) -> Result<WriteOp, ApiError> {
-        self.recorder().write(resource, None).map_err(|err| ApiError::Internal(err.to_string()))
+    pub fn record(&self, resource: &str) -> KeyedRecord {
+        self.recorder().write(resource, None)
     }
 
     /// What writes this request's record, for a change that can name its
@@ -250,90 +222,28 @@ impl Claim {
     /// [`ApiError::Unavailable`] if the record cannot be written (the change is
     /// done; a retry with the key finds it and answers again).
     pub async fn complete(self, resource: &str, status: StatusCode, body: Vec<u8>) -> Result<Response, ApiError> {
-        let record = Record {
-            fingerprint: self.fingerprint.clone(),
-            created_at: self.now,
-            resource: Some(resource.to_owned()),
-            response: Some((status.as_u16(), body.clone())),
-        };
-        let bytes = codec::encode(RECORD_VERSION, &record).map_err(|err| ApiError::Internal(err.to_string()))?;
-        let mut batch = WriteBatch::new();
-        batch.push(WriteOp::PutIdempotency { key: self.key.clone(), bytes });
+        let record = self.recorder().write(resource, Some((status, body.clone())));
         self.store
-            .commit(batch)
+            .put_idempotency(&record)
             .await
             .map_err(|_| ApiError::Unavailable("could not save the response; retry with the same Idempotency-Key"))?;
         Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
     }
 }
 
-/// Most records one pruning commit deletes.
-pub const PRUNE_BATCH_MAX: usize = 10_000;
-
-/// Deletes records older than [`RETENTION`] from `store`, [`PRUNE_BATCH_MAX`]
-/// per commit; returns how many. The records are read and decoded on a
-/// blocking thread, and only the keys of the expired ones are kept: a day of
-/// records is neither held in memory nor decoded on the runtime's workers.
+/// Deletes the records older than [`RETENTION`] from `store` (and
+/// undecodable ones); returns how many.
 ///
 /// # Errors
 /// A storage failure.
-pub async fn prune(store: &Store, now: u64) -> Result<usize, crate::persistence::StoreError> {
+pub async fn prune(store: &Store, now: u64) -> Result<usize, StoreError> {
     let cutoff = now.saturating_sub(u64::try_from(RETENTION.as_millis()).unwrap_or(u64::MAX));
-    let reader = store.clone();
-    let expired = tokio::task::spawn_blocking(move || {
-        let mut expired = Vec::new();
-        reader.each_idempotency_record(|key, bytes| {
-            let record = codec::decode::<Record>(RECORD_VERSION, "idempotency record", bytes);
-            if record.map_or(true, |r| r.created_at < cutoff) {
-                expired.push(key.to_owned());
-            }
-        })?;
-        Ok::<_, crate::persistence::StoreError>(expired)
-    })
-    .await
-    .map_err(|err| crate::persistence::StoreError::Io(err.to_string()))??;
-    let pruned = expired.len();
-    let mut keys = expired.into_iter().peekable();
-    while keys.peek().is_some() {
-        let mut batch = WriteBatch::new();
-        for key in keys.by_ref().take(PRUNE_BATCH_MAX) {
-            batch.push(WriteOp::DeleteIdempotency { key });
-        }
-        store.commit(batch).await?;
-    }
-    Ok(pruned)
+    store.prune_idempotency(cutoff).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn pruning_deletes_the_expired_records_and_keeps_the_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("prune.redb")).unwrap();
-        let day = u64::try_from(RETENTION.as_millis()).unwrap();
-        let now = 10 * day;
-        let record = |created_at| {
-            let record = Record { fingerprint: String::new(), created_at, resource: None, response: None };
-            codec::encode(RECORD_VERSION, &record).unwrap()
-        };
-        let mut batch = WriteBatch::new();
-        for (key, bytes) in [
-            ("old", record(now - day - 1)),
-            ("older", record(1)),
-            ("fresh", record(now - day + 1)),
-            ("garbage", vec![9, 9]),
-        ] {
-            batch.push(WriteOp::PutIdempotency { key: key.to_owned(), bytes });
-        }
-        store.commit(batch).await.unwrap();
-        assert_eq!(prune(&store, now).await.unwrap(), 3, "two expired, one undecodable");
-        let left: Vec<String> = store.idempotency_records().unwrap().into_iter().map(|(key, _)| key).collect();
-        assert_eq!(left, ["fresh"]);
-        assert_eq!(prune(&store, now).await.unwrap(), 0, "nothing more to prune");
-        store.close();
-    }
 
     #[test]
     fn fingerprints_ignore_key_order_and_whitespace() {

@@ -75,7 +75,7 @@ async fn change_stock(
         };
     let (bin, sku, change) = decide(&bytes)?;
     if claim.resource().is_none() {
-        let record = Some(claim.record(&bin.to_string())?);
+        let record = Some(claim.record(&bin.to_string()));
         let bins = state.fulfillment()?.bins();
         match change {
             StockChange::Receive(units) => bins.receive_recorded(&bin, &sku, units, record).await?,

@@ -126,7 +126,7 @@ pub async fn create(
     let recorder = claim.recorder();
     let record = PlacedRecord::new(move |order| {
         let answer = created(order).map_err(|err| StoreError::Encode(err.to_string()))?;
-        recorder.write(&order.id().to_string(), Some(answer))
+        Ok(recorder.write(&order.id().to_string(), Some(answer)))
     });
     let (order, placed_now) = state
         .ecommerce()?

@@ -14,6 +14,7 @@
 //! never wait for the writer); async callers run them on a blocking thread.
 
 pub mod codec;
+pub mod idempotency;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use crossbeam_channel::Sender;
 use redb::{Database, ReadableDatabase, TableDefinition, TableHandle};
 use tokio::sync::oneshot;
 
+pub use idempotency::{IdempotencyRecord, KeyedRecord};
 pub use writer::{WriterStats, LAZY_AWAITED_DELAY, LAZY_WRITE_DELAY};
 
 /// Bytes of page cache redb may use per store. The stores are written far

@@ -227,9 +227,7 @@ async fn the_idempotency_key_contract_holds() -> TestResult {
         panic!("a new key runs");
     };
     let named = orderdock::events::OrderId::generate(orderdock::events::Timestamp::from_millis(1));
-    let mut batch = orderdock::persistence::WriteBatch::new();
-    batch.push(claim.record(&named.to_string())?);
-    store.commit(batch).await?;
+    store.put_idempotency(&claim.record(&named.to_string())).await?;
     let recorder = claim.recorder();
     drop(claim);
     assert_eq!(stored("k-crash")()?, None);

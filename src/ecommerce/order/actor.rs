@@ -23,7 +23,7 @@ use crate::ecommerce::payments::{AuthorizationId, PaymentError};
 use crate::ecommerce::Deps;
 use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{EventEnvelope, OrderId};
-use crate::persistence::{StoreError, Urgency, WriteOp};
+use crate::persistence::{KeyedRecord, StoreError, Urgency};
 
 /// Longest an order waits, while it applies `stock_reserved`, for the
 /// capture it then owes, to write both as one change. A slower gateway
@@ -40,11 +40,11 @@ type PaymentAnswer = (PaymentOp, Result<(), PaymentError>);
 pub struct PlacedRecord(Arc<MakeRecord>);
 
 /// The function inside a [`PlacedRecord`].
-type MakeRecord = dyn Fn(&Order) -> Result<WriteOp, StoreError> + Send + Sync;
+type MakeRecord = dyn Fn(&Order) -> Result<KeyedRecord, StoreError> + Send + Sync;
 
 impl PlacedRecord {
     /// A record made by `make`.
-    pub fn new(make: impl Fn(&Order) -> Result<WriteOp, StoreError> + Send + Sync + 'static) -> Self {
+    pub fn new(make: impl Fn(&Order) -> Result<KeyedRecord, StoreError> + Send + Sync + 'static) -> Self {
         Self(Arc::new(make))
     }
 
@@ -52,7 +52,7 @@ impl PlacedRecord {
     ///
     /// # Errors
     /// What `make` returns (a record that cannot be encoded).
-    pub fn make(&self, order: &Order) -> Result<WriteOp, StoreError> {
+    pub fn make(&self, order: &Order) -> Result<KeyedRecord, StoreError> {
         (self.0)(order)
     }
 }
@@ -169,7 +169,7 @@ impl OrderActor {
         &self,
         state: &mut State,
         transition: Transition,
-        extra: Option<WriteOp>,
+        extra: Option<KeyedRecord>,
         urgency: Urgency,
     ) -> Result<(), ActorProcessingErr> {
         let journal = &self.deps.journal;

@@ -2,10 +2,9 @@
 //! Used by the order actor, the engine's views and audit, and `inspect`.
 
 use super::state::Order;
-use crate::actors::aggregate::{decode_row, snapshot_row};
 use crate::actors::Aggregate;
 use crate::events::OrderId;
-use crate::persistence::{StoreError, WriteOp};
+use crate::persistence::StoreError;
 
 /// Record kind of order snapshots.
 pub const KIND: &str = "order";
@@ -17,7 +16,7 @@ pub const VERSION: u8 = 1;
 /// # Errors
 /// [`StoreError::Corrupt`].
 pub fn decode(id: &str, bytes: &[u8]) -> Result<Order, StoreError> {
-    decode_row(format!("order {id}"), bytes)
+    <Order as Aggregate>::decode(id, bytes)
 }
 
 impl Aggregate for Order {
@@ -26,15 +25,6 @@ impl Aggregate for Order {
 
     fn key(&self) -> String {
         self.id().to_string()
-    }
-
-    fn encode(&self, rows: &mut Vec<WriteOp>) -> Result<(), StoreError> {
-        rows.push(snapshot_row(self)?);
-        Ok(())
-    }
-
-    fn decode(key: &str, bytes: &[u8]) -> Result<Self, StoreError> {
-        decode(key, bytes)
     }
 
     fn check_invariants(&self) -> Result<(), String> {

@@ -19,7 +19,7 @@ use crate::actors::{idle_check_interval, ChildSpec, Children, Live, Transition};
 use crate::events::{BinId, ReservationId, Sku};
 use crate::fulfillment::fulfillment_order::state::BinOp;
 use crate::fulfillment::Deps;
-use crate::persistence::{StoreError, Urgency, WriteOp};
+use crate::persistence::{KeyedRecord, StoreError, Urgency};
 
 /// Messages to a bin.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ pub enum BinMsg {
         /// Units.
         units: u32,
         /// A write to commit with the change (an idempotency record).
-        record: Option<WriteOp>,
+        record: Option<KeyedRecord>,
         /// The bin after the receipt.
         reply: RpcReplyPort<Result<Bin, BinError>>,
     },
@@ -42,7 +42,7 @@ pub enum BinMsg {
         /// Signed units.
         delta: i32,
         /// A write to commit with the change (an idempotency record).
-        record: Option<WriteOp>,
+        record: Option<KeyedRecord>,
         /// The bin after the adjustment.
         reply: RpcReplyPort<Result<Bin, BinError>>,
     },
@@ -177,7 +177,7 @@ impl BinActor {
         &self,
         state: &mut Live<Bin>,
         decided: Result<Bin, BinError>,
-        record: Option<WriteOp>,
+        record: Option<KeyedRecord>,
         reply: RpcReplyPort<Result<Bin, BinError>>,
     ) -> Result<(), ActorProcessingErr> {
         let current = state.get()?;

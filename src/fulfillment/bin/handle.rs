@@ -8,7 +8,7 @@ use crate::actors::{call, CallError, CALL_TIMEOUT};
 use crate::events::{BinId, ReservationId, Sku};
 use crate::fulfillment::fulfillment_order::state::BinOp;
 use crate::fulfillment::{Deps, FulfillmentError};
-use crate::persistence::WriteOp;
+use crate::persistence::KeyedRecord;
 
 /// Talks to bin actors.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ impl BinHandle {
         bin: &BinId,
         sku: &Sku,
         units: u32,
-        record: Option<WriteOp>,
+        record: Option<KeyedRecord>,
     ) -> Result<Bin, FulfillmentError> {
         if !self.deps.directory.has_bin(bin) {
             return Err(FulfillmentError::UnknownBin(bin.clone()));
@@ -82,7 +82,7 @@ impl BinHandle {
         bin: &BinId,
         sku: &Sku,
         delta: i32,
-        record: Option<WriteOp>,
+        record: Option<KeyedRecord>,
     ) -> Result<Bin, FulfillmentError> {
         if !self.deps.directory.has_bin(bin) {
             return Err(FulfillmentError::UnknownBin(bin.clone()));

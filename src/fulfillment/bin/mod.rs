@@ -9,4 +9,4 @@ pub mod snapshot;
 pub mod state;
 
 pub use handle::BinHandle;
-pub use state::{Bin, BinError, Hold, HoldChange, Level, RECEIPT_UNITS_MAX};
+pub use state::{Bin, BinError, Hold, HoldChange, Level, StockBook, RECEIPT_UNITS_MAX};

@@ -26,7 +26,7 @@ use crate::fulfillment::bin::{BinError, BinHandle};
 use crate::fulfillment::shipment::state::{NewShipment, ShipmentStage};
 use crate::fulfillment::warehouse::{BinStock, PlannedItem};
 use crate::fulfillment::Deps;
-use crate::persistence::{StoreError, Urgency, WriteOp};
+use crate::persistence::{KeyedRecord, StoreError, Urgency};
 
 /// Messages to a fulfillment order.
 #[derive(Debug)]
@@ -34,7 +34,7 @@ pub enum FulfillmentOrderMsg {
     /// An integration event from e-commerce.
     Deliver(EventEnvelope, RpcReplyPort<Result<Delivery, DeliveryError>>),
     /// An order from another channel.
-    Create(NewFulfillmentOrder, Option<WriteOp>, RpcReplyPort<Result<FulfillmentOrder, FulfillmentOrderError>>),
+    Create(NewFulfillmentOrder, Option<KeyedRecord>, RpcReplyPort<Result<FulfillmentOrder, FulfillmentOrderError>>),
     /// A picker confirms a task.
     ConfirmPick {
         /// Task number.

@@ -9,7 +9,7 @@ use crate::events::bus::{Delivery, DeliveryError};
 use crate::events::{EventEnvelope, FulfillmentOrderId, PickTaskId, ShipmentId};
 use crate::fulfillment::shipment::state::ShipmentStage;
 use crate::fulfillment::{Deps, FulfillmentError};
-use crate::persistence::WriteOp;
+use crate::persistence::KeyedRecord;
 
 /// Talks to fulfillment order actors.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ impl FulfillmentOrderHandle {
     pub async fn create(
         &self,
         new: NewFulfillmentOrder,
-        record: Option<WriteOp>,
+        record: Option<KeyedRecord>,
     ) -> Result<FulfillmentOrder, FulfillmentError> {
         let id = new.id;
         Ok(self.ask(id, true, |reply| FulfillmentOrderMsg::Create(new.clone(), record.clone(), reply)).await??)

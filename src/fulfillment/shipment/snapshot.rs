@@ -2,10 +2,9 @@
 //! Used by the shipment actor, the engine's views and `inspect`.
 
 use super::state::Shipment;
-use crate::actors::aggregate::{decode_row, snapshot_row};
 use crate::actors::Aggregate;
 use crate::events::OrderId;
-use crate::persistence::{StoreError, WriteOp};
+use crate::persistence::StoreError;
 
 /// Record kind of shipment snapshots.
 pub const KIND: &str = "shipment";
@@ -17,7 +16,7 @@ pub const VERSION: u8 = 1;
 /// # Errors
 /// [`StoreError::Corrupt`].
 pub fn decode(id: &str, bytes: &[u8]) -> Result<Shipment, StoreError> {
-    decode_row(format!("shipment {id}"), bytes)
+    <Shipment as Aggregate>::decode(id, bytes)
 }
 
 impl Aggregate for Shipment {
@@ -26,15 +25,6 @@ impl Aggregate for Shipment {
 
     fn key(&self) -> String {
         self.id().to_string()
-    }
-
-    fn encode(&self, rows: &mut Vec<WriteOp>) -> Result<(), StoreError> {
-        rows.push(snapshot_row(self)?);
-        Ok(())
-    }
-
-    fn decode(key: &str, bytes: &[u8]) -> Result<Self, StoreError> {
-        decode(key, bytes)
     }
 
     /// A shipment's stages are checked as they are reached; a snapshot has no rule of its own.
