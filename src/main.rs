@@ -248,70 +248,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening the gateway journal {}", path.display()))?;
         adapters.gateway = Arc::new(gateway);
     }
-    let broker =
-        orderdock::broker::BrokerConfig { url: args.nats.clone(), abort_before_ack_after: args.fault_abort_before_ack };
-    let node = match args.role {
-        NodeRole::All => {
-            Node::Embedded(Arc::new(Engine::start_with(config.clone(), adapters).await.context("starting the engine")?))
-        }
-        NodeRole::Ecommerce => {
-            let api = match &args.fulfillment_url {
-                Some(url) => {
-                    let path = args
-                        .fulfillment_key_file
-                        .clone()
-                        .context("--fulfillment-url needs --fulfillment-key-file (an operator key of that service)")?;
-                    let key = orderdock::node::read_key(&path).map_err(anyhow::Error::msg)?;
-                    Some(orderdock::node::FulfillmentApi { url: url.clone(), key })
-                }
-                None => None,
-            };
-            Node::start_ecommerce(config.clone(), adapters, &broker, api)
-                .await
-                .context("starting the e-commerce role")?
-        }
-        NodeRole::Fulfillment => {
-            Node::start_fulfillment(config.clone(), adapters, &broker).await.context("starting the fulfillment role")?
-        }
-    };
-    let accounts = node.keys();
-    let admin_key_path = args.data_dir.join("admin.key");
-    if !accounts.has_admin() {
-        let (secret, _) = accounts.issue_key(Role::Admin, None).await?;
-        let _ = std::fs::remove_file(&admin_key_path);
-        write_secret(&admin_key_path, &format!("{secret}\n"))?;
-        eprintln!("Created an admin API key in {} (readable by you only).", admin_key_path.display());
-    } else {
-        eprintln!("Admin API key: {}", admin_key_path.display());
-    }
+    let node = start_node(&args, config.clone(), adapters).await?;
+    ensure_admin_key(&node, &args.data_dir.join("admin.key")).await?;
     if http.carrier_secret.is_empty() {
-        let path = args.data_dir.join("carrier.key");
-        if !path.exists() {
-            let secret = format!(
-                "{:032x}",
-                orderdock::events::ids::random_secret()
-                    .map_err(|err| anyhow::anyhow!("no randomness for the carrier secret: {err}"))?
-            );
-            write_secret(&path, &format!("{secret}\n"))?;
-        }
-        http.carrier_secret = std::fs::read_to_string(&path)?.trim().to_owned();
+        http.carrier_secret = carrier_secret(&args.data_dir.join("carrier.key"))?;
     }
     let node = Arc::new(node);
     if let (true, Some(engine)) = (args.demo, node.engine()) {
-        // The file holds the demo customer's key, then the traffic customer's id.
-        let path = args.data_dir.join("demo-customer.key");
-        if !path.exists() {
-            let shop = orderdock::demo::stock_shop(engine).await?;
-            write_secret(&path, &format!("{}\n{}\n", shop.customer_key, shop.traffic_customer))?;
-            eprintln!("Stocked the demo shop; the demo customer's key is in {}.", path.display());
-        }
-        let text = std::fs::read_to_string(&path)?;
-        let mut lines = text.lines();
-        let customer_key = lines.next().unwrap_or_default().trim().to_owned();
-        let traffic: orderdock::events::CustomerId =
-            lines.next().unwrap_or_default().trim().parse().with_context(|| format!("reading {}", path.display()))?;
-        orderdock::demo::traffic(engine.clone(), traffic);
-        http.demo_customer_key = Some(customer_key);
+        http.demo_customer_key = Some(demo(engine, &args.data_dir.join("demo-customer.key")).await?);
     }
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
@@ -336,6 +280,78 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts what `args.role` serves.
+async fn start_node(args: &ServeArgs, config: Config, adapters: orderdock::Adapters) -> anyhow::Result<Node> {
+    let broker =
+        orderdock::broker::BrokerConfig { url: args.nats.clone(), abort_before_ack_after: args.fault_abort_before_ack };
+    Ok(match args.role {
+        NodeRole::All => {
+            Node::Embedded(Arc::new(Engine::start_with(config.clone(), adapters).await.context("starting the engine")?))
+        }
+        NodeRole::Ecommerce => {
+            let api = match &args.fulfillment_url {
+                Some(url) => {
+                    let path = args
+                        .fulfillment_key_file
+                        .clone()
+                        .context("--fulfillment-url needs --fulfillment-key-file (an operator key of that service)")?;
+                    let key = orderdock::node::read_key(&path).map_err(anyhow::Error::msg)?;
+                    Some(orderdock::node::FulfillmentApi { url: url.clone(), key })
+                }
+                None => None,
+            };
+            Node::start_ecommerce(config.clone(), adapters, &broker, api)
+                .await
+                .context("starting the e-commerce role")?
+        }
+        NodeRole::Fulfillment => {
+            Node::start_fulfillment(config.clone(), adapters, &broker).await.context("starting the fulfillment role")?
+        }
+    })
+}
+
+/// Issues the first admin key into `path` (readable by its owner only) when the node has none.
+async fn ensure_admin_key(node: &Node, path: &Path) -> anyhow::Result<()> {
+    let keys = node.keys();
+    if keys.has_admin() {
+        eprintln!("Admin API key: {}", path.display());
+        return Ok(());
+    }
+    let (secret, _) = keys.issue_key(Role::Admin, None).await?;
+    let _ = std::fs::remove_file(path);
+    write_secret(path, &format!("{secret}\n"))?;
+    eprintln!("Created an admin API key in {} (readable by you only).", path.display());
+    Ok(())
+}
+
+/// The carrier webhook secret kept in `path`, made on first start.
+fn carrier_secret(path: &Path) -> anyhow::Result<String> {
+    if !path.exists() {
+        let random = orderdock::events::ids::random_secret()
+            .map_err(|err| anyhow::anyhow!("no randomness for the carrier secret: {err}"))?;
+        write_secret(path, &format!("{random:032x}\n"))?;
+    }
+    Ok(std::fs::read_to_string(path)?.trim().to_owned())
+}
+
+/// Stocks the demo shop on first start, starts its traffic and returns the
+/// demo customer's key. The file at `path` holds that key, then the traffic
+/// customer's id.
+async fn demo(engine: &Arc<Engine>, path: &Path) -> anyhow::Result<String> {
+    if !path.exists() {
+        let shop = orderdock::demo::stock_shop(engine).await?;
+        write_secret(path, &format!("{}\n{}\n", shop.customer_key, shop.traffic_customer))?;
+        eprintln!("Stocked the demo shop; the demo customer's key is in {}.", path.display());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let mut lines = text.lines();
+    let customer_key = lines.next().unwrap_or_default().trim().to_owned();
+    let traffic: orderdock::events::CustomerId =
+        lines.next().unwrap_or_default().trim().parse().with_context(|| format!("reading {}", path.display()))?;
+    orderdock::demo::traffic(engine.clone(), traffic);
+    Ok(customer_key)
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -358,7 +374,37 @@ async fn shutdown_signal() {
 }
 
 async fn load(args: LoadArgs) -> anyhow::Result<()> {
-    use load::{self, LoadConfig, Until};
+    let config = load_config(&args)?;
+    let bar = progress_bar(config.orders, args.json);
+    let ticker = bar.clone();
+    let report = load::run(config, move |done| ticker.set_position(done)).await?;
+    bar.finish_and_clear();
+    print_report(&report, args.json)?;
+    anyhow::ensure!(
+        report.stock_balanced && report.money_balanced && report.oversold_units == 0,
+        "balance checks failed"
+    );
+    if report.stalled {
+        anyhow::bail!(
+            "the run stalled: no order in flight reached `{}` (or was cancelled) for {} s, so it stopped.{}",
+            report.until.as_str(),
+            args.stall_after_secs,
+            if args.target.is_none() {
+                ""
+            } else {
+                " Against a server: orders are packed, shipped and delivered only when it runs \
+                 with `--autopilot` (its simulated warehouse and carrier); without it they wait \
+                 for people once paid. In a split deployment, both services must be up."
+            }
+        );
+    }
+    anyhow::ensure!(report.failed == 0 && report.timed_out == 0, "some orders failed or timed out");
+    Ok(())
+}
+
+/// The run `args` ask for, checked.
+fn load_config(args: &LoadArgs) -> anyhow::Result<load::LoadConfig> {
+    use load::{LoadConfig, Until};
     let mut config = match args.workload.as_deref() {
         Some("saga-3") => LoadConfig::saga3(args.orders, args.concurrency, false),
         Some("saga-3-lowstock") => LoadConfig::saga3(args.orders, args.concurrency, true),
@@ -418,13 +464,14 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             config.fulfillment_target = Some(load::remote::Target::new(url, &key)?);
         }
     } else {
-        config.data_dir = args.data_dir;
+        config.data_dir = args.data_dir.clone();
     }
-    let bar = progress_bar(config.orders, args.json);
-    let ticker = bar.clone();
-    let report = load::run(config, move |done| ticker.set_position(done)).await?;
-    bar.finish_and_clear();
-    if args.json {
+    Ok(config)
+}
+
+/// Prints a run's report: one JSON object, or a table.
+fn print_report(report: &load::LoadReport, json: bool) -> anyhow::Result<()> {
+    if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
@@ -455,25 +502,6 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             if report.money_balanced { "balanced" } else { "MISMATCH" }
         );
     }
-    anyhow::ensure!(
-        report.stock_balanced && report.money_balanced && report.oversold_units == 0,
-        "balance checks failed"
-    );
-    if report.stalled {
-        anyhow::bail!(
-            "the run stalled: no order in flight reached `{}` (or was cancelled) for {} s, so it stopped.{}",
-            report.until.as_str(),
-            args.stall_after_secs,
-            if args.target.is_none() {
-                ""
-            } else {
-                " Against a server: orders are packed, shipped and delivered only when it runs \
-                 with `--autopilot` (its simulated warehouse and carrier); without it they wait \
-                 for people once paid. In a split deployment, both services must be up."
-            }
-        );
-    }
-    anyhow::ensure!(report.failed == 0 && report.timed_out == 0, "some orders failed or timed out");
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub(crate) mod bench;
 pub(crate) mod embedded;
 mod pace;
 pub(crate) mod remote;
+mod worker;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -29,6 +30,7 @@ use tokio::sync::oneshot;
 
 use orderdock::events::{ContextName, OrderId};
 use pace::pace;
+use worker::{work, Shared};
 
 /// How long one order may take before the run stops waiting for it.
 pub(crate) const ORDER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -504,94 +506,32 @@ pub(crate) async fn place_all<S: Session>(
     tracker: &Arc<Tracker>,
     progress: impl Fn(u64) + Send + Sync + 'static,
 ) -> Result<Placements, LoadError> {
-    let next = Arc::new(AtomicU64::new(0));
-    let flow = Arc::new(Flow::default());
-    let progress = Arc::new(progress);
     let started = Instant::now();
     let (stall_signal, stall) = tokio::sync::watch::channel(false);
     let deadline = config.duration.map(|d| started + d);
-    let latencies = Arc::new(std::sync::Mutex::new(Latencies { intake: histogram()?, saga: histogram()? }));
     let paced = config
         .rate
         .filter(|rate| *rate > 0.0)
-        .map(|rate| Arc::new(tokio::sync::Mutex::new(pace(rate, config.orders, started, deadline))));
+        .map(|rate| tokio::sync::Mutex::new(pace(rate, config.orders, started, deadline)));
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        tracker: tracker.clone(),
+        next: AtomicU64::new(0),
+        flow: Arc::new(Flow::default()),
+        progress: Box::new(progress),
+        latencies: Mutex::new(Latencies { intake: histogram()?, saga: histogram()? }),
+        paced,
+        started,
+        deadline,
+    });
     let mut workers = Vec::new();
     for _ in 0..config.concurrency.max(1) {
-        let mut placer = session.placer().await?;
-        let (tracker, next, flow, progress, config, latencies, paced) = (
-            tracker.clone(),
-            next.clone(),
-            flow.clone(),
-            progress.clone(),
-            config.clone(),
-            latencies.clone(),
-            paced.clone(),
-        );
-        let mut stall = Stall(stall.clone());
-        let finish = {
-            let flow = flow.clone();
-            move || progress(flow.finish(started))
-        };
-        workers.push(tokio::spawn(async move {
-            let mut result = WorkerResult::default();
-            loop {
-                // Open loop: order n is due at n / rate, handed out then by
-                // the pacer; latency counts from the due time, so an order
-                // that waited for a free worker is charged its wait.
-                let (n, due) = match &paced {
-                    Some(paced) => {
-                        let due = tokio::select! {
-                            due = async { paced.lock().await.recv().await } => due,
-                            () = stall.stalled() => None,
-                        };
-                        let Some(due) = due else { break };
-                        due
-                    }
-                    None => (next.fetch_add(1, Ordering::Relaxed), Instant::now()),
-                };
-                if n >= config.orders || deadline.is_some_and(|d| Instant::now() >= d) || stall.is_stalled() {
-                    break;
-                }
-                flow.taken.fetch_add(1, Ordering::Relaxed);
-                let placed = tokio::select! {
-                    placed = placer.place(n) => placed,
-                    () = stall.stalled() => {
-                        // Its fate is unknown: it may have been placed.
-                        result.timed_out += 1;
-                        finish();
-                        break;
-                    }
-                };
-                if let Ok(mut latencies) = latencies.lock() {
-                    let _ = latencies.intake.record(micros(due.elapsed()));
-                }
-                let outcome = match placed {
-                    Placed::Failed(cause) => {
-                        tracing::warn!(%cause, "placement failed");
-                        result.failed += 1;
-                        finish();
-                        continue;
-                    }
-                    Placed::Cancelled => Some(false),
-                    Placed::Accepted(_) if config.until == Until::Placed => Some(true),
-                    Placed::Accepted(id) => tracker.wait(id, ORDER_TIMEOUT, &mut stall).await,
-                };
-                match outcome {
-                    Some(true) => result.completed += 1,
-                    Some(false) => result.cancelled += 1,
-                    None => result.timed_out += 1,
-                }
-                if let Ok(mut latencies) = latencies.lock() {
-                    let _ = latencies.saga.record(micros(due.elapsed()));
-                }
-                finish();
-            }
-            result
-        }));
+        let placer = session.placer().await?;
+        workers.push(tokio::spawn(work(placer, shared.clone(), Stall(stall.clone()))));
     }
     // The quiet spell a stall needs counts from here, once every worker runs.
-    flow.restart_quiet(started);
-    let watch = tokio::spawn(watch_for_stall(flow.clone(), started, config.stall_after, stall_signal));
+    shared.flow.restart_quiet(started);
+    let watch = tokio::spawn(watch_for_stall(shared.flow.clone(), started, config.stall_after, stall_signal));
     let (mut completed, mut cancelled, mut timed_out, mut failed) = (0, 0, 0, 0);
     for worker in workers {
         if let Ok(result) = worker.await {
@@ -605,8 +545,9 @@ pub(crate) async fn place_all<S: Session>(
     watch.abort();
     let stalled = *stall.borrow();
     // Every worker has been awaited: the histograms are ours alone.
-    let Latencies { intake, saga } = Arc::try_unwrap(latencies)
+    let Latencies { intake, saga } = Arc::try_unwrap(shared)
         .map_err(|_| LoadError::Setup("a worker outlived the run".to_owned()))?
+        .latencies
         .into_inner()
         .map_err(|_| LoadError::Setup("a worker panicked".to_owned()))?;
     Ok(Placements { intake, saga, completed, cancelled, timed_out, failed, stalled, elapsed })

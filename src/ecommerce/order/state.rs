@@ -352,13 +352,7 @@ impl Order {
                 IntegrationEvent::ShipmentDelivered { shipment_id, shipments_total, shipments_delivered },
                 OrderStatus::PartiallyShipped | OrderStatus::Shipped,
             ) => {
-                if let Some(link) = next.fulfillment.as_mut() {
-                    link.shipments_total = *shipments_total;
-                    link.shipments_delivered = *shipments_delivered;
-                }
-                if shipments_delivered >= shipments_total && status == OrderStatus::Shipped {
-                    next.status = OrderStatus::Delivered;
-                }
+                next.delivered(*shipments_total, *shipments_delivered);
                 steps.push(step(now, "shipment_delivered", shipment_id.to_string(), false));
             }
             (IntegrationEvent::CancellationConfirmed { stock }, OrderStatus::Paid | OrderStatus::InFulfillment) => {
@@ -396,6 +390,18 @@ impl Order {
             if self.fulfillment.as_ref().is_some_and(|f| f.shipments_total == 0) && stage == FulfillmentStage::Packed {
                 self.status = OrderStatus::Refunded { reason: CancelReason::OutOfStock };
             }
+        }
+    }
+
+    /// A shipment arrived: `delivered` of `total`; the order is delivered
+    /// once every shipment left and arrived.
+    fn delivered(&mut self, total: u16, delivered: u16) {
+        if let Some(link) = self.fulfillment.as_mut() {
+            link.shipments_total = total;
+            link.shipments_delivered = delivered;
+        }
+        if delivered >= total && self.status == OrderStatus::Shipped {
+            self.status = OrderStatus::Delivered;
         }
     }
 
