@@ -97,3 +97,66 @@ fn no_source_file_is_over_700_lines() {
         .collect();
     assert!(long.is_empty(), "{long:#?}");
 }
+
+/// The body lengths of the functions in `text` that are not test code, by
+/// their braces (the source is rustfmt-formatted: a function's closing brace
+/// stands at its signature's indentation).
+fn function_lengths(text: &str) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("#[cfg(test)]") {
+            break;
+        }
+        let signature = trimmed
+            .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub(super) ")
+            .trim_start_matches("pub ")
+            .trim_start_matches("async ");
+        let Some(name) = signature.strip_prefix("fn ") else { continue };
+        let indent = line.len() - trimmed.len();
+        // The body ends at the first `}` at the signature's indentation; a
+        // declaration without a body (in a trait) meets the next item, or
+        // the end of its block, first.
+        let mut closing = None;
+        for (offset, later) in lines[n + 1..].iter().enumerate() {
+            let rest = later.trim_start();
+            let at = later.len() - rest.len();
+            if rest.is_empty() || at > indent {
+                continue;
+            }
+            if at < indent {
+                break;
+            }
+            if rest.starts_with('}') {
+                closing = Some(offset);
+                break;
+            }
+            if !(rest.starts_with(')') || rest.starts_with("where") || rest.starts_with('{')) {
+                break;
+            }
+        }
+        if let Some(end) = closing {
+            let name = name.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or_default();
+            found.push((name.to_owned(), end + 2));
+        }
+    }
+    found
+}
+
+#[test]
+fn no_function_is_over_80_lines() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    let mut long = Vec::new();
+    for file in files.iter().filter(|file| !file.ends_with("tests.rs")) {
+        let text = std::fs::read_to_string(file).expect("utf-8 source");
+        for (name, lines) in function_lengths(&text) {
+            if lines > 80 {
+                long.push(format!("{}: {name} ({lines} lines)", file.display()));
+            }
+        }
+    }
+    assert!(long.is_empty(), "{long:#?}");
+}
