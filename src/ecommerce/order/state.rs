@@ -20,6 +20,7 @@ use crate::events::{
     IntegrationEvent, Money, OrderId, Quantity, SagaStep, Sku, SkuUnits, Timestamp, ValueError, EVENT_SCHEMA_VERSION,
 };
 
+mod events;
 mod placement;
 pub use placement::{Authorization, Authorized, NewOrder, Placement, AUTHORIZATION_ATTEMPTS_MAX};
 
@@ -292,139 +293,6 @@ impl Order {
     /// Whether event `id` has been applied to this order.
     pub fn has_applied(&self, id: EventId) -> bool {
         self.applied.contains(&id)
-    }
-
-    /// Applies an event from fulfillment. Events that no longer matter in the
-    /// current status (a late progress report on a cancelled order) are
-    /// recorded as applied and change nothing else.
-    pub fn apply(&self, envelope: &EventEnvelope, now: Timestamp) -> Transition {
-        let mut next = self.clone();
-        next.applied.push(envelope.event_id);
-        next.updated_at = now;
-        let events = Vec::new();
-        let mut steps = Vec::new();
-        let status = self.status;
-        match (&envelope.event, status) {
-            (
-                IntegrationEvent::StockReserved { fulfillment_order_id, expires_at, shipments_planned },
-                OrderStatus::Placed,
-            ) => {
-                next.status = OrderStatus::StockConfirmed;
-                next.fulfillment = Some(FulfillmentLink {
-                    id: *fulfillment_order_id,
-                    shipments_total: *shipments_planned,
-                    shipments_dispatched: 0,
-                    shipments_delivered: 0,
-                });
-                next.pending_payments.push(PaymentOp::Capture);
-                steps.push(step(now, "stock_confirmed", format!("reserved until {}", expires_at.as_millis()), false));
-            }
-            (IntegrationEvent::StockRejected { missing }, OrderStatus::Placed) => {
-                next.cancel(CancelReason::OutOfStock);
-                let detail =
-                    missing.iter().map(|m| format!("{} short by {}", m.sku, m.units)).collect::<Vec<_>>().join(", ");
-                steps.push(step(now, "stock_rejected", detail, true));
-                steps.push(step(now, "authorization_void_requested", "out of stock".to_owned(), true));
-            }
-            (IntegrationEvent::ReservationExpired, OrderStatus::Placed | OrderStatus::StockConfirmed) => {
-                next.cancel(CancelReason::ReservationExpired);
-                steps.push(step(now, "reservation_expired", "payment not captured in time".to_owned(), true));
-            }
-            (
-                IntegrationEvent::FulfillmentProgressed { stage, short },
-                OrderStatus::Paid | OrderStatus::InFulfillment,
-            ) => next.progressed(*stage, short, now, &mut steps),
-            (
-                IntegrationEvent::ShipmentDispatched {
-                    shipment_id,
-                    tracking_number,
-                    shipments_total,
-                    shipments_dispatched,
-                    ..
-                },
-                OrderStatus::Paid | OrderStatus::InFulfillment | OrderStatus::PartiallyShipped,
-            ) => {
-                next.dispatched(*shipments_total, *shipments_dispatched);
-                let detail = format!("{shipment_id} tracking {tracking_number}");
-                steps.push(step(now, "shipment_dispatched", detail, false));
-            }
-            (
-                IntegrationEvent::ShipmentDelivered { shipment_id, shipments_total, shipments_delivered },
-                OrderStatus::PartiallyShipped | OrderStatus::Shipped,
-            ) => {
-                next.delivered(*shipments_total, *shipments_delivered);
-                steps.push(step(now, "shipment_delivered", shipment_id.to_string(), false));
-            }
-            (IntegrationEvent::CancellationConfirmed { stock }, OrderStatus::Paid | OrderStatus::InFulfillment) => {
-                steps.push(step(now, "cancellation_confirmed", format!("stock {stock:?}"), true));
-                next.cancellation_confirmed(now, &mut steps);
-            }
-            (IntegrationEvent::CancellationRejected, _) => {
-                next.cancel_requested = false;
-                steps.push(step(now, "cancellation_rejected", "already dispatched".to_owned(), false));
-            }
-            (event, _) => {
-                steps.push(step(now, "event_ignored", format!("{} while {}", event.kind(), status.as_str()), false));
-            }
-        }
-        if next.status.is_terminal() {
-            next.pending_payments.retain(|op| !matches!(op, PaymentOp::Capture));
-        }
-        debug_assert!(next.check_invariants().is_ok());
-        Transition { next, events, steps }
-    }
-
-    /// Fulfillment reached `stage`; units it could not pick (`short`) are refunded.
-    fn progressed(&mut self, stage: FulfillmentStage, short: &[SkuUnits], now: Timestamp, steps: &mut Vec<SagaStep>) {
-        self.status = OrderStatus::InFulfillment;
-        let name = match stage {
-            FulfillmentStage::Released => "released_to_warehouse",
-            FulfillmentStage::Picking => "picking",
-            FulfillmentStage::Packed => "packed",
-        };
-        steps.push(step(now, name, String::new(), false));
-        if let Some(amount) = self.short_amount(short) {
-            self.refunds_issued += 1;
-            self.pending_payments.push(PaymentOp::Refund { number: self.refunds_issued, amount });
-            steps.push(step(now, "partial_refund_requested", format!("{amount} for units not picked"), true));
-            if self.fulfillment.as_ref().is_some_and(|f| f.shipments_total == 0) && stage == FulfillmentStage::Packed {
-                self.status = OrderStatus::Refunded { reason: CancelReason::OutOfStock };
-            }
-        }
-    }
-
-    /// A shipment arrived: `delivered` of `total`; the order is delivered
-    /// once every shipment left and arrived.
-    fn delivered(&mut self, total: u16, delivered: u16) {
-        if let Some(link) = self.fulfillment.as_mut() {
-            link.shipments_total = total;
-            link.shipments_delivered = delivered;
-        }
-        if delivered >= total && self.status == OrderStatus::Shipped {
-            self.status = OrderStatus::Delivered;
-        }
-    }
-
-    /// A shipment left: `dispatched` of `total`.
-    fn dispatched(&mut self, total: u16, dispatched: u16) {
-        if let Some(link) = self.fulfillment.as_mut() {
-            link.shipments_total = total;
-            link.shipments_dispatched = dispatched;
-        }
-        self.status = if dispatched >= total { OrderStatus::Shipped } else { OrderStatus::PartiallyShipped };
-        self.cancel_requested = false;
-    }
-
-    /// Fulfillment confirmed the customer's cancellation: what was captured is refunded.
-    fn cancellation_confirmed(&mut self, now: Timestamp, steps: &mut Vec<SagaStep>) {
-        let refund = self.payment.captured.checked_sub(self.payment.refunded).ok().filter(|m| m.amount() > 0);
-        self.status = OrderStatus::Refunded { reason: CancelReason::CustomerRequest };
-        self.cancel_requested = false;
-        if let Some(amount) = refund {
-            self.refunds_issued += 1;
-            self.pending_payments.push(PaymentOp::Refund { number: self.refunds_issued, amount });
-            steps.push(step(now, "refund_requested", amount.to_string(), true));
-        }
     }
 
     /// Moves to `Cancelled{reason}` and settles the payment: a hold is voided.

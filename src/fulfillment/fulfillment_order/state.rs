@@ -86,6 +86,21 @@ impl FulfillmentStatus {
         }
     }
 
+    /// Holding its stock and waiting for the payment.
+    pub fn is_reserved(self) -> bool {
+        match self {
+            FulfillmentStatus::Reserved => true,
+            FulfillmentStatus::Received
+            | FulfillmentStatus::Rejected
+            | FulfillmentStatus::Released
+            | FulfillmentStatus::Picking
+            | FulfillmentStatus::Packed
+            | FulfillmentStatus::Shipped
+            | FulfillmentStatus::Delivered
+            | FulfillmentStatus::Cancelled { .. } => false,
+        }
+    }
+
     /// Whether no further status change can happen.
     pub fn is_terminal(self) -> bool {
         match self {
@@ -351,35 +366,54 @@ impl FulfillmentOrder {
         next.applied.push(envelope.event_id);
         let mut events = Vec::new();
         let mut steps = Vec::new();
-        match (&envelope.event, self.status) {
-            (IntegrationEvent::PaymentCaptured { amount }, FulfillmentStatus::Reserved) => {
-                next.status = FulfillmentStatus::Released;
-                next.expires_at = None;
-                next.tasks = (0..next.plan.len())
-                    .map(|i| PickTask { index: u16::try_from(i).unwrap_or(u16::MAX), picked: None, held: true })
-                    .collect();
-                if announce {
-                    events.extend(next.emit(
-                        now,
-                        IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Released, short: vec![] },
-                    ));
-                }
-                steps.push(step(
-                    now,
-                    "released_to_warehouse",
-                    format!("paid {amount}; {} pick tasks", next.tasks.len()),
-                    false,
-                ));
+        let ignored = |steps: &mut Vec<SagaStep>| {
+            let detail = format!("{} while {}", envelope.event.kind(), self.status.as_str());
+            steps.push(step(now, "event_ignored", detail, false));
+        };
+        match &envelope.event {
+            IntegrationEvent::PaymentCaptured { amount } if self.status.is_reserved() => {
+                next.released(*amount, announce, now, &mut events, &mut steps);
             }
-            (IntegrationEvent::OrderCancelled { reason }, status) => {
-                next.cancel(*reason, status, now, &mut events, &mut steps)
+            IntegrationEvent::PaymentCaptured { .. } => ignored(&mut steps),
+            IntegrationEvent::OrderCancelled { reason } => {
+                next.cancel(*reason, self.status, now, &mut events, &mut steps);
             }
-            (event, status) => {
-                steps.push(step(now, "event_ignored", format!("{} while {}", event.kind(), status.as_str()), false));
-            }
+            // Fulfillment's own events, and the order it was created from, never come back to it.
+            IntegrationEvent::OrderPlaced { .. }
+            | IntegrationEvent::StockReserved { .. }
+            | IntegrationEvent::StockRejected { .. }
+            | IntegrationEvent::ReservationExpired
+            | IntegrationEvent::FulfillmentProgressed { .. }
+            | IntegrationEvent::ShipmentDispatched { .. }
+            | IntegrationEvent::ShipmentDelivered { .. }
+            | IntegrationEvent::CancellationConfirmed { .. }
+            | IntegrationEvent::CancellationRejected => ignored(&mut steps),
         }
         debug_assert!(next.check_invariants().is_ok());
         Transition { next, events, steps }
+    }
+
+    /// The payment was captured: the order goes to the warehouse, one pick
+    /// task per planned item; e-commerce hears of it if `announce`.
+    fn released(
+        &mut self,
+        amount: crate::events::Money,
+        announce: bool,
+        now: Timestamp,
+        events: &mut Vec<EventEnvelope>,
+        steps: &mut Vec<SagaStep>,
+    ) {
+        self.status = FulfillmentStatus::Released;
+        self.expires_at = None;
+        self.tasks = (0..self.plan.len())
+            .map(|i| PickTask { index: u16::try_from(i).unwrap_or(u16::MAX), picked: None, held: true })
+            .collect();
+        if announce {
+            let event = IntegrationEvent::FulfillmentProgressed { stage: FulfillmentStage::Released, short: vec![] };
+            events.extend(self.emit(now, event));
+        }
+        let detail = format!("paid {amount}; {} pick tasks", self.tasks.len());
+        steps.push(step(now, "released_to_warehouse", detail, false));
     }
 
     fn cancel(

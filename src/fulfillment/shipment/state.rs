@@ -65,16 +65,6 @@ impl ShipmentStage {
         (self.has_left() && !from.has_left())
             || matches!(self, ShipmentStage::Delivered | ShipmentStage::Exception | ShipmentStage::Cancelled)
     }
-
-    fn rank(self) -> u8 {
-        match self {
-            ShipmentStage::Created => 0,
-            ShipmentStage::LabelPurchased => 1,
-            ShipmentStage::InTransit | ShipmentStage::Exception => 2,
-            ShipmentStage::OutForDelivery => 3,
-            ShipmentStage::Delivered | ShipmentStage::Cancelled => 4,
-        }
-    }
 }
 
 /// The saga step of `shipment` reaching `stage` when that is neither its
@@ -175,16 +165,39 @@ impl Shipment {
         if stage == self.stage {
             return Ok(());
         }
+        use ShipmentStage::{Cancelled, Created, Delivered, Exception, InTransit, LabelPurchased, OutForDelivery};
         let illegal = ShipmentError::IllegalStage { from: self.stage.as_str(), to: stage.as_str() };
+        // Every pair named: the label first, then forward only (an exception
+        // from anywhere on the way), cancellation until it has left.
         match (self.stage, stage) {
-            (ShipmentStage::Delivered | ShipmentStage::Cancelled, _) => Err(illegal),
-            (_, ShipmentStage::Cancelled) if self.stage.has_left() => Err(ShipmentError::AlreadyLeft),
-            (_, ShipmentStage::Cancelled) => Ok(()),
-            (ShipmentStage::Created, ShipmentStage::LabelPurchased) if labelled => Ok(()),
-            (ShipmentStage::Created, _) => Err(illegal),
-            (_, ShipmentStage::Exception) => Ok(()),
-            (from, to) if to.rank() > from.rank() && to != ShipmentStage::LabelPurchased => Ok(()),
-            (_, _) => Err(illegal),
+            (Created, LabelPurchased) => {
+                if labelled {
+                    Ok(())
+                } else {
+                    Err(illegal)
+                }
+            }
+            (Created | LabelPurchased, Cancelled) => Ok(()),
+            (InTransit | OutForDelivery | Exception, Cancelled) => Err(ShipmentError::AlreadyLeft),
+            (LabelPurchased, InTransit | OutForDelivery | Delivered | Exception)
+            | (InTransit, OutForDelivery | Delivered | Exception)
+            | (OutForDelivery, Delivered | Exception)
+            | (Exception, OutForDelivery | Delivered) => Ok(()),
+            // The same stage again was answered above.
+            (Created, Created)
+            | (LabelPurchased, LabelPurchased)
+            | (InTransit, InTransit)
+            | (OutForDelivery, OutForDelivery)
+            | (Exception, Exception) => Ok(()),
+            (Created, InTransit | OutForDelivery | Delivered | Exception)
+            | (LabelPurchased, Created)
+            | (InTransit, Created | LabelPurchased)
+            | (OutForDelivery, Created | LabelPurchased | InTransit)
+            | (Exception, Created | LabelPurchased | InTransit)
+            | (
+                Delivered | Cancelled,
+                Created | LabelPurchased | InTransit | OutForDelivery | Delivered | Exception | Cancelled,
+            ) => Err(illegal),
         }
     }
 
