@@ -33,12 +33,13 @@
 //!   same store that acts on the answer solely through a write of its own,
 //!   queued later: the writer commits batches in queue order and, after its
 //!   first failed commit, refuses every later batch (fail-stop), so that
-//!   later write is durable only if this one is. An aggregate that answers so
-//!   is loaded only after the writer has settled
-//!   ([`super::ChildSpec::RETURNS_BEFORE_DURABLE`]), so that its successor
-//!   never starts from a snapshot older than an answer it gave. Bins answer
-//!   holds so, shipments their creation, and a fulfillment order a
-//!   shipment's stage.
+//!   later write is durable only if this one is. Bins answer holds so,
+//!   shipments their creation, and a fulfillment order a shipment's stage.
+//!   A successor never starts from a snapshot older than an answer given: a
+//!   bin, which never waits for its writes, is loaded only after the writer
+//!   has settled ([`super::ChildSpec::RETURNS_BEFORE_DURABLE`]); the others
+//!   land what they queued before they passivate, and any aggregate
+//!   restarted after a failure is loaded after the writer settles.
 //!
 //! # Urgency
 //!
