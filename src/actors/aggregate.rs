@@ -15,7 +15,7 @@
 //!    commit path). An actor persists before it asks another actor to act on
 //!    what it decided, so its plan is queued before their writes.
 //! 3. **Swap.** Only then is the decided state the aggregate's state
-//!    ([`Live::persisted`]). Should the write fail, the handler returns the
+//!    (what [`Live::current`] answers between handlers). Should the write fail, the handler returns the
 //!    error, the actor stops and its supervisor restarts it from the last
 //!    durable snapshot.
 //! 4. **Answer**, after durable or after queued (below).
@@ -68,12 +68,12 @@ pub trait Aggregate: serde::Serialize + serde::de::DeserializeOwned + Sized + Se
 
     /// Its id in text form (the snapshot's key).
     fn key(&self) -> String;
-    /// Adds the rows that store it to `rows` (by default its snapshot row).
+    /// Adds the rows that store it to `batch` (by default its snapshot row).
     ///
     /// # Errors
     /// [`StoreError::Encode`].
-    fn encode(&self, rows: &mut Vec<WriteOp>) -> Result<(), StoreError> {
-        rows.push(snapshot_row(self)?);
+    fn encode(&self, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        batch.push(snapshot_row(self)?);
         Ok(())
     }
     /// Decodes and checks its snapshot row (the one [`Self::encode`] writes by default).
@@ -143,15 +143,16 @@ pub struct Journal {
     watch: Watch,
 }
 
-/// One aggregate's change as rows, ready to be queued.
+/// One aggregate's change as rows, ready to be queued: the rows that store
+/// its new state, and what commits with them.
 #[derive(Debug)]
 pub struct Change {
     /// Record kind of the aggregate.
     pub kind: &'static str,
     /// The aggregate's key.
     pub key: String,
-    /// The rows that store its new state.
-    pub rows: Vec<WriteOp>,
+    /// The rows that store its new state (the batch the rest joins).
+    pub rows: WriteBatch,
     /// Its open mark as it must be after the change, and as it was before it
     /// (`None` before: a new aggregate); `None`: it keeps no open mark.
     pub open: Option<(Option<bool>, bool)>,
@@ -166,13 +167,19 @@ pub struct Change {
 }
 
 impl Change {
-    /// Whether someone outside the engine may wait on the change: the
-    /// receivers of its events, or the client whose idempotency record it
-    /// carries. (Applying an event is not enough: its sender is the engine's
-    /// dispatcher, which only deletes the outbox row once answered.)
-    fn needs_now(&self) -> bool {
-        !self.events.is_empty() || self.extra.is_some()
+    /// A change that only rewrites rows of an aggregate that keeps no open
+    /// mark and takes no saga step (a bin's hold).
+    pub fn rows_only(kind: &'static str, key: String, rows: WriteBatch) -> Self {
+        Self { kind, key, rows, open: None, order: None, events: Vec::new(), steps: Vec::new(), extra: None }
     }
+}
+
+/// Whether someone outside the engine may wait on a change that lets
+/// `events` leave (their receivers) or carries `extra` (the client whose
+/// idempotency record it is). Applying an event is not enough: its sender
+/// is the engine's dispatcher, which only deletes the outbox row once answered.
+fn needs_now(events: &[EventEnvelope], extra: Option<&KeyedRecord>) -> bool {
+    !events.is_empty() || extra.is_some()
 }
 
 impl Journal {
@@ -201,16 +208,12 @@ impl Journal {
     /// # Errors
     /// The store is closed, or a record cannot be encoded.
     pub async fn queue(&self, change: Change, urgency: Urgency) -> Result<Queued, StoreError> {
-        let needs_now = change.needs_now();
-        let Change { kind, key, rows, open, order, events, steps, extra } = change;
-        let mut batch = WriteBatch::new();
+        let needs_now = needs_now(&change.events, change.extra.as_ref());
+        let Change { kind, key, rows: mut batch, open, order, events, steps, extra } = change;
         if let Some((was, now)) = open {
             if let Some(op) = open_mark(kind, &key, was, now) {
                 batch.push(op);
             }
-        }
-        for row in rows {
-            batch.push(row);
         }
         outbox_ops(&mut batch, &events)?;
         if let (Some(order), Some(first)) = (order, steps.first()) {
@@ -391,21 +394,11 @@ impl<A, T> Live<A, T> {
         self.current().ok_or_else(|| "aggregate actor without its aggregate".into())
     }
 
-    /// The aggregate as last persisted (queued or durable).
-    pub fn persisted(&self) -> Option<&A> {
-        self.persisted.as_ref()
-    }
-
     /// The persisted aggregate, for a change made in place after its write
     /// was queued (a bin's hold: see `fulfillment::bin`).
     pub fn persisted_mut(&mut self) -> Option<&mut A> {
         debug_assert!(self.decided.is_none(), "an in-place change follows the decisions before it");
         self.persisted.as_mut()
-    }
-
-    /// Whether a change of the actor is queued and not yet known durable.
-    pub fn has_queued(&self) -> bool {
-        !self.queued.is_empty()
     }
 
     /// Keeps `timer` as the actor's one long timer, cancelling the previous one.
@@ -487,7 +480,7 @@ impl<A: Aggregate, T> Live<A, T> {
     pub async fn persist(&mut self, journal: &Journal, urgency: Urgency) -> Result<(), StoreError> {
         let Some(decided) = self.decided.take() else { return Ok(()) };
         let Decided { next, events, steps, extra } = *decided;
-        let mut rows = Vec::with_capacity(1);
+        let mut rows = WriteBatch::new();
         next.encode(&mut rows)?;
         let open = A::RESUMES.then(|| (self.persisted.as_ref().map(A::is_finished), next.is_finished()));
         let change =
@@ -505,8 +498,7 @@ impl<A: Aggregate, T> Live<A, T> {
     /// # Errors
     /// As [`Self::persist`], or the writer failed.
     pub async fn send_off(&mut self, journal: &Journal, urgency: Urgency) -> Result<(), StoreError> {
-        let decided_needs_now =
-            self.decided.as_ref().is_some_and(|decided| !decided.events.is_empty() || decided.extra.is_some());
+        let decided_needs_now = self.decided.as_ref().is_some_and(|d| needs_now(&d.events, d.extra.as_ref()));
         let wanted = urgency == Urgency::Now || decided_needs_now || self.queued.iter().any(|queued| queued.needs_now);
         let urgency = if wanted { Urgency::Now } else { Urgency::Lazy };
         if self.decided.is_some() {

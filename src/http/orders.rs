@@ -3,6 +3,8 @@
 //! Customers see and act on their own orders only (another customer's order
 //! is a 404); admins act on anyone's; operators may read.
 
+use std::sync::{Arc, Mutex};
+
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -14,7 +16,7 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::dto::{self, CancelResponse, OrderList, OrderResponse, PlaceOrderRequest, ProblemResponse};
-use super::idempotency::Admission;
+use super::idempotency::{Admission, Recorder};
 use super::{body, json, parse, respond, ApiError, AppState};
 use crate::access::{Principal, Role};
 use crate::ecommerce::order::{
@@ -123,11 +125,7 @@ pub async fn create(
         Some(resource) => resource.parse()?,
         None => OrderId::generate(state.now()),
     };
-    let recorder = claim.recorder();
-    let record = PlacedRecord::new(move |order| {
-        let answer = created(order).map_err(|err| StoreError::Encode(err.to_string()))?;
-        Ok(recorder.write(&order.id().to_string(), Some(answer)))
-    });
+    let (record, answered) = placed_record(claim.recorder());
     let (order, placed_now) = state
         .ecommerce()?
         .orders()
@@ -139,7 +137,11 @@ pub async fn create(
     state.counters.orders_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if placed_now {
         // Committed with exactly these bytes.
-        return Ok(respond(created(&order)?));
+        let kept = answered.lock().ok().and_then(|mut kept| kept.take());
+        return Ok(respond(match kept {
+            Some(answer) => answer,
+            None => created(&order)?,
+        }));
     }
     if !rerun {
         // An earlier attempt of this very call placed the order (its reply
@@ -151,6 +153,24 @@ pub async fn create(
     }
     let (status, body) = created(&order)?;
     claim.complete(&id.to_string(), status, body).await
+}
+
+/// A new order's response, made once where the order commits
+/// with it (the record `recorder` writes), and kept for the reply.
+type Answered = Arc<Mutex<Option<(StatusCode, Vec<u8>)>>>;
+
+/// The record a new order commits with, and where its answer is kept.
+fn placed_record(recorder: Recorder) -> (PlacedRecord, Answered) {
+    let answered = Answered::default();
+    let keep = answered.clone();
+    let record = PlacedRecord::new(move |order| {
+        let answer = created(order).map_err(|err| StoreError::Encode(err.to_string()))?;
+        if let Ok(mut kept) = keep.lock() {
+            *kept = Some(answer.clone());
+        }
+        Ok(recorder.write(&order.id().to_string(), Some(answer)))
+    });
+    (record, answered)
 }
 
 /// The answer to the request that placed `order`.

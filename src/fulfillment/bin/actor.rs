@@ -19,7 +19,7 @@ use crate::actors::{idle_check_interval, ChildSpec, Children, Live, Transition};
 use crate::events::{BinId, ReservationId, Sku};
 use crate::fulfillment::fulfillment_order::state::BinOp;
 use crate::fulfillment::Deps;
-use crate::persistence::{KeyedRecord, StoreError, Urgency};
+use crate::persistence::{KeyedRecord, StoreError, Urgency, WriteBatch};
 
 /// Messages to a bin.
 #[derive(Debug)]
@@ -145,18 +145,9 @@ impl BinActor {
             Ok(Some(change)) => {
                 change.level.check()?;
                 let bin = state.get()?;
-                let mut rows = Vec::with_capacity(2);
+                let mut rows = WriteBatch::new();
                 snapshot::change_rows(bin, &change, &mut rows)?;
-                let write = Change {
-                    kind: KIND,
-                    key: bin.id().to_string(),
-                    rows,
-                    open: None,
-                    order: None,
-                    events: Vec::new(),
-                    steps: Vec::new(),
-                    extra: None,
-                };
+                let write = Change::rows_only(KIND, bin.id().to_string(), rows);
                 self.deps.journal.queue(write, Urgency::Lazy).await?.leave_to_asker();
                 state.persisted_mut().ok_or("bin actor without a bin")?.apply(change);
                 let _ = reply.send(Ok(()));

@@ -52,18 +52,20 @@ pub fn write_changes(
     let id = bin.id().to_string();
     let counters = CountersRef { id: bin.id(), levels: bin.levels(), expired: bin.expired() };
     for hold in holds {
-        batch.push(match bin.holds().get(&hold) {
-            Some(held) => WriteOp::PutPart {
-                kind: KIND,
-                id: id.clone(),
-                part: hold.as_raw(),
-                bytes: codec::encode(HOLD_VERSION, held)?,
-            },
-            None => WriteOp::DeletePart { kind: KIND, id: id.clone(), part: hold.as_raw() },
-        });
+        batch.push(hold_row(&id, hold, bin.holds().get(&hold))?);
     }
     batch.push(WriteOp::PutSnapshot { kind: KIND, id, bytes: codec::encode(VERSION, &counters)? });
     Ok(())
+}
+
+/// The write that stores reservation `hold` of bin `id` as it now is: its
+/// row, or its row's removal.
+fn hold_row(id: &str, hold: ReservationId, held: Option<&Hold>) -> Result<WriteOp, StoreError> {
+    let (id, part) = (id.to_owned(), hold.as_raw());
+    Ok(match held {
+        Some(held) => WriteOp::PutPart { kind: KIND, id, part, bytes: codec::encode(HOLD_VERSION, held)? },
+        None => WriteOp::DeletePart { kind: KIND, id, part },
+    })
 }
 
 /// The writes that store `bin` whole: its counters and every hold (a
@@ -156,21 +158,17 @@ impl Serialize for LevelsAfter<'_> {
     }
 }
 
-/// Adds to `rows` the writes that store `change` made to `bin` (its
+/// Adds to `batch` the writes that store `change` made to `bin` (its
 /// counters after it, and its hold as it then is), before it is applied.
 ///
 /// # Errors
 /// [`StoreError::Encode`].
-pub fn change_rows(bin: &Bin, change: &HoldChange, rows: &mut Vec<WriteOp>) -> Result<(), StoreError> {
+pub fn change_rows(bin: &Bin, change: &HoldChange, batch: &mut WriteBatch) -> Result<(), StoreError> {
     let id = bin.id().to_string();
-    let part = change.id.as_raw();
-    rows.push(match &change.hold {
-        Some(hold) => WriteOp::PutPart { kind: KIND, id: id.clone(), part, bytes: codec::encode(HOLD_VERSION, hold)? },
-        None => WriteOp::DeletePart { kind: KIND, id: id.clone(), part },
-    });
+    batch.push(hold_row(&id, change.id, change.hold.as_ref())?);
     let levels = LevelsAfter { levels: bin.levels(), sku: &change.sku, level: &change.level };
     let counters = CountersAfter { id: bin.id(), levels, expired: change.expired };
-    rows.push(WriteOp::PutSnapshot { kind: KIND, id, bytes: codec::encode(VERSION, &counters)? });
+    batch.push(WriteOp::PutSnapshot { kind: KIND, id, bytes: codec::encode(VERSION, &counters)? });
     Ok(())
 }
 
@@ -186,9 +184,9 @@ impl Aggregate for Bin {
         self.id().to_string()
     }
 
-    fn encode(&self, rows: &mut Vec<WriteOp>) -> Result<(), StoreError> {
+    fn encode(&self, batch: &mut WriteBatch) -> Result<(), StoreError> {
         let counters = CountersRef { id: self.id(), levels: self.levels(), expired: self.expired() };
-        rows.push(WriteOp::PutSnapshot { kind: KIND, id: self.key(), bytes: codec::encode(VERSION, &counters)? });
+        batch.push(WriteOp::PutSnapshot { kind: KIND, id: self.key(), bytes: codec::encode(VERSION, &counters)? });
         Ok(())
     }
 
@@ -296,13 +294,13 @@ mod tests {
             bin.ship_change(rid(2)).unwrap(),
         ];
         for change in changes {
-            let mut rows = Vec::new();
+            let mut rows = WriteBatch::new();
             change_rows(&bin, &change, &mut rows).unwrap();
             let mut after = bin.clone();
             after.apply(change.clone());
             let mut batch = WriteBatch::new();
             write_changes(&after, [change.id], &mut batch).unwrap();
-            assert_eq!(format!("{rows:?}"), format!("{:?}", batch.ops()), "{change:?}");
+            assert_eq!(format!("{:?}", rows.ops()), format!("{:?}", batch.ops()), "{change:?}");
         }
     }
 
